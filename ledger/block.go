@@ -1,0 +1,219 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ledgerd/ledgerd/crypto"
+)
+
+const (
+	headerVersion = 1
+	blockVersion  = 1
+)
+
+// Timestamp is a time in Unix nanoseconds, written in JSON as RFC 3339.
+// Blocks carry it as an integer so their encoding stays canonical.
+type Timestamp int64
+
+// TimestampOf converts t.
+func TimestampOf(t time.Time) Timestamp { return Timestamp(t.UnixNano()) }
+
+// Time converts the timestamp to a time.Time in UTC.
+func (t Timestamp) Time() time.Time { return time.Unix(0, int64(t)).UTC() }
+
+// MarshalText writes RFC 3339 with nanoseconds.
+func (t Timestamp) MarshalText() ([]byte, error) {
+	return []byte(t.Time().Format(time.RFC3339Nano)), nil
+}
+
+// UnmarshalText parses RFC 3339.
+func (t *Timestamp) UnmarshalText(b []byte) error {
+	v, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	*t = TimestampOf(v)
+	return nil
+}
+
+// Header is a block's header. Its hash identifies the block; the header
+// commits to everything else in the block through the roots it carries.
+type Header struct {
+	ChainID        string         `json:"chain_id"`
+	Height         uint64         `json:"height,string"`
+	Time           Timestamp      `json:"time"`
+	LastBlockHash  crypto.Hash    `json:"last_block_hash"`
+	TxRoot         crypto.Hash    `json:"tx_root"`
+	AppHash        crypto.Hash    `json:"app_hash"` // state after the previous block
+	ValidatorsHash crypto.Hash    `json:"validators_hash"`
+	LastCommitHash crypto.Hash    `json:"last_commit_hash"`
+	EvidenceHash   crypto.Hash    `json:"evidence_hash"`
+	Proposer       crypto.Address `json:"proposer"`
+}
+
+func (h *Header) encodeTo(e *encoder) {
+	e.u8(headerVersion)
+	e.str(h.ChainID)
+	e.u64(h.Height)
+	e.i64(int64(h.Time))
+	e.fixed(h.LastBlockHash[:])
+	e.fixed(h.TxRoot[:])
+	e.fixed(h.AppHash[:])
+	e.fixed(h.ValidatorsHash[:])
+	e.fixed(h.LastCommitHash[:])
+	e.fixed(h.EvidenceHash[:])
+	e.fixed(h.Proposer[:])
+}
+
+// Encode returns the canonical encoding.
+func (h *Header) Encode() []byte {
+	e := encoder{buf: make([]byte, 0, 256)}
+	h.encodeTo(&e)
+	return e.buf
+}
+
+// Hash is SHA-256 of the canonical encoding: the block's identity.
+func (h *Header) Hash() crypto.Hash { return crypto.Sum(h.Encode()) }
+
+func decodeHeaderFrom(d *decoder) Header {
+	var h Header
+	d.version("header", headerVersion)
+	h.ChainID = d.str("chain id", crypto.MaxChainIDLen)
+	h.Height = d.u64()
+	h.Time = Timestamp(d.i64())
+	d.fixed(h.LastBlockHash[:])
+	d.fixed(h.TxRoot[:])
+	d.fixed(h.AppHash[:])
+	d.fixed(h.ValidatorsHash[:])
+	d.fixed(h.LastCommitHash[:])
+	d.fixed(h.EvidenceHash[:])
+	d.fixed(h.Proposer[:])
+	return h
+}
+
+// DecodeHeader decodes a canonical header encoding.
+func DecodeHeader(b []byte) (*Header, error) {
+	d := decoder{b: b}
+	h := decodeHeaderFrom(&d)
+	if err := d.finish("header"); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// Block is a header, the transactions it orders, evidence of misbehaviour,
+// and the commit that decided the previous block (nil at height 1).
+type Block struct {
+	Header     Header      `json:"header"`
+	Txs        []*Tx       `json:"txs"`
+	Evidence   []*Evidence `json:"evidence"`
+	LastCommit *Commit     `json:"last_commit"`
+}
+
+// Hash is the header's hash.
+func (b *Block) Hash() crypto.Hash { return b.Header.Hash() }
+
+// Height is the header's height.
+func (b *Block) Height() uint64 { return b.Header.Height }
+
+// MaxBlockDecodeBytes bounds any block the decoder accepts, whatever the
+// chain's parameters say.
+const MaxBlockDecodeBytes = MaxBlockBytesLimit + 1<<20
+
+// Encode returns the canonical encoding.
+func (b *Block) Encode() []byte {
+	e := encoder{buf: make([]byte, 0, 512+len(b.Txs)*170)}
+	e.u8(blockVersion)
+	b.Header.encodeTo(&e)
+	e.count(len(b.Txs))
+	for _, tx := range b.Txs {
+		tx.encodeBody(&e)
+		e.fixed(tx.Sig[:])
+	}
+	e.count(len(b.Evidence))
+	for _, ev := range b.Evidence {
+		ev.encodeTo(&e)
+	}
+	if b.LastCommit == nil {
+		e.u8(0)
+	} else {
+		e.u8(1)
+		b.LastCommit.encodeTo(&e)
+	}
+	return e.buf
+}
+
+// minTxSize is the smallest possible encoded transaction.
+const minTxSize = 1 + 1 + crypto.PubKeySize + crypto.AddressSize + 24 + crypto.SignatureSize
+
+// DecodeBlock decodes a canonical block encoding.
+func DecodeBlock(buf []byte) (*Block, error) {
+	if len(buf) > MaxBlockDecodeBytes {
+		return nil, fmt.Errorf("decode block: %d bytes, at most %d", len(buf), MaxBlockDecodeBytes)
+	}
+	d := decoder{b: buf}
+	b := new(Block)
+	d.version("block", blockVersion)
+	b.Header = decodeHeaderFrom(&d)
+	n := d.count("txs", MaxBlockTxsLimit, minTxSize)
+	if n > 0 {
+		b.Txs = make([]*Tx, 0, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		b.Txs = append(b.Txs, decodeTxFrom(&d))
+	}
+	n = d.count("evidence", MaxEvidenceLimit, 2*voteSize)
+	for i := 0; i < n && d.err == nil; i++ {
+		b.Evidence = append(b.Evidence, decodeEvidenceFrom(&d))
+	}
+	switch d.u8() {
+	case 0:
+	case 1:
+		b.LastCommit = decodeCommitFrom(&d)
+	default:
+		d.fail(errors.New("last commit: bad presence flag"))
+	}
+	if err := d.finish("block"); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// TxHashes returns the hashes of the block's transactions in order.
+func (b *Block) TxHashes() []crypto.Hash {
+	out := make([]crypto.Hash, len(b.Txs))
+	for i, tx := range b.Txs {
+		out[i] = tx.Hash()
+	}
+	return out
+}
+
+// TxRootOf is the Merkle root over the hashes of txs, the header's TxRoot.
+func TxRootOf(txs []*Tx) crypto.Hash {
+	hs := make([]crypto.Hash, len(txs))
+	for i, tx := range txs {
+		hs[i] = tx.Hash()
+	}
+	return crypto.MerkleRootOfHashes(hs)
+}
+
+// EvidenceRootOf is the Merkle root over the encodings of evs.
+func EvidenceRootOf(evs []*Evidence) crypto.Hash {
+	items := make([][]byte, len(evs))
+	for i, ev := range evs {
+		var e encoder
+		ev.encodeTo(&e)
+		items[i] = e.buf
+	}
+	return crypto.MerkleRoot(items)
+}
+
+// FillHeader sets the header's TxRoot, EvidenceHash and LastCommitHash
+// from the block's contents; proposers call it after filling the block.
+func (b *Block) FillHeader() {
+	b.Header.TxRoot = TxRootOf(b.Txs)
+	b.Header.EvidenceHash = EvidenceRootOf(b.Evidence)
+	b.Header.LastCommitHash = b.LastCommit.Hash()
+}

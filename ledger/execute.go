@@ -1,0 +1,223 @@
+package ledger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/ledgerd/ledgerd/crypto"
+)
+
+// Receipt records how a committed transfer was executed.
+type Receipt struct {
+	TxHash crypto.Hash `json:"tx_hash"`
+	Height uint64      `json:"height,string"`
+	Index  uint32      `json:"index"`
+	Fee    uint64      `json:"fee,string"`
+}
+
+// AccountUpdate is the new value of one account after a block.
+type AccountUpdate struct {
+	Address crypto.Address
+	Account Account
+}
+
+// Result is the deterministic outcome of executing a block on a state.
+type Result struct {
+	// Accounts are the accounts the block changed, sorted by address.
+	Accounts []AccountUpdate
+	// Evidence are the keys of the equivocations the block punished.
+	Evidence []crypto.Hash
+	Receipts []Receipt
+}
+
+// Validate checks that b is a valid next block on s: header links and
+// roots, size limits, the last commit, evidence, and that every transfer
+// is valid in order. It never modifies anything.
+func Validate(s *State, r StateReader, b *Block) error {
+	_, err := Execute(s, r, b)
+	return err
+}
+
+// ValidateHeader checks everything about b that needs no account state
+// and no signatures: identity, links to s, roots and size limits.
+func ValidateHeader(s *State, b *Block) error {
+	h := &b.Header
+	switch {
+	case h.ChainID != s.ChainID:
+		return fmt.Errorf("block: %w: %q, want %q", ErrWrongChain, h.ChainID, s.ChainID)
+	case h.Height != s.Height+1:
+		return fmt.Errorf("block: height %d, want %d", h.Height, s.Height+1)
+	case h.LastBlockHash != s.LastBlockHash:
+		return fmt.Errorf("block %d: last block hash %s, want %s", h.Height, h.LastBlockHash, s.LastBlockHash)
+	case h.AppHash != s.AppHash:
+		return fmt.Errorf("block %d: app hash %s, want %s", h.Height, h.AppHash, s.AppHash)
+	case h.ValidatorsHash != s.Validators.Hash():
+		return fmt.Errorf("block %d: validators hash %s, want %s", h.Height, h.ValidatorsHash, s.Validators.Hash())
+	case h.LastCommitHash != b.LastCommit.Hash():
+		return fmt.Errorf("block %d: last commit hash does not match its last commit", h.Height)
+	case h.TxRoot != TxRootOf(b.Txs):
+		return fmt.Errorf("block %d: tx root does not match its transactions", h.Height)
+	case h.EvidenceHash != EvidenceRootOf(b.Evidence):
+		return fmt.Errorf("block %d: evidence hash does not match its evidence", h.Height)
+	}
+	if s.Height == 0 {
+		if h.Time < s.GenesisTime {
+			return fmt.Errorf("block 1: time %s before genesis time %s", h.Time.Time(), s.GenesisTime.Time())
+		}
+	} else if h.Time <= s.LastBlockTime {
+		return fmt.Errorf("block %d: time %s not after previous block's %s", h.Height, h.Time.Time(), s.LastBlockTime.Time())
+	}
+	if _, ok := s.Validators.ByAddress(h.Proposer); !ok {
+		return fmt.Errorf("block %d: proposer %s is not a validator", h.Height, h.Proposer)
+	}
+	if uint64(len(b.Txs)) > s.Params.MaxBlockTxs {
+		return fmt.Errorf("block %d: %d transactions, at most %d", h.Height, len(b.Txs), s.Params.MaxBlockTxs)
+	}
+	if uint64(len(b.Evidence)) > s.Params.MaxEvidence {
+		return fmt.Errorf("block %d: %d pieces of evidence, at most %d", h.Height, len(b.Evidence), s.Params.MaxEvidence)
+	}
+	if n := uint64(len(b.Encode())); n > s.Params.MaxBlockBytes {
+		return fmt.Errorf("block %d: %d bytes, at most %d", h.Height, n, s.Params.MaxBlockBytes)
+	}
+	return nil
+}
+
+// Execute validates b on s (as Validate) and returns its effect. It is
+// deterministic: the same state and block give the same Result on every
+// machine. Any invalid transfer makes the whole block invalid.
+func Execute(s *State, r StateReader, b *Block) (*Result, error) {
+	if err := ValidateHeader(s, b); err != nil {
+		return nil, err
+	}
+	h := b.Header.Height
+	if h == 1 {
+		if b.LastCommit != nil {
+			return nil, errors.New("block 1: must not carry a last commit")
+		}
+	} else if err := b.LastCommit.Verify(s.ChainID, s.Validators, s.Height, s.LastBlockHash); err != nil {
+		return nil, fmt.Errorf("block %d: last commit: %w", h, err)
+	}
+	if err := verifyTxSigs(b.Txs); err != nil {
+		return nil, fmt.Errorf("block %d: %w", h, err)
+	}
+
+	res := &Result{Receipts: make([]Receipt, len(b.Txs))}
+	seenEv := make(map[crypto.Hash]bool, len(b.Evidence))
+	for i, ev := range b.Evidence {
+		if ev.VoteA.Height >= h {
+			return nil, fmt.Errorf("block %d: evidence %d is for height %d, not an earlier one", h, i, ev.VoteA.Height)
+		}
+		if err := ev.Verify(s.ChainID, s.Validators); err != nil {
+			return nil, fmt.Errorf("block %d: evidence %d: %w", h, i, err)
+		}
+		k := ev.Key()
+		done, err := r.EvidenceCommitted(k)
+		if err != nil {
+			return nil, fmt.Errorf("block %d: read evidence: %w", h, err)
+		}
+		if done || seenEv[k] {
+			return nil, fmt.Errorf("block %d: evidence %d was already committed", h, i)
+		}
+		seenEv[k] = true
+		res.Evidence = append(res.Evidence, k)
+	}
+
+	touched := make(map[crypto.Address]*Account, 2*len(b.Txs)+1)
+	load := func(a crypto.Address) (*Account, error) {
+		if acc, ok := touched[a]; ok {
+			return acc, nil
+		}
+		acc, err := r.Account(a)
+		if err != nil {
+			return nil, fmt.Errorf("read account %s: %w", a, err)
+		}
+		touched[a] = &acc
+		return &acc, nil
+	}
+	proposer := b.Header.Proposer
+	for i, tx := range b.Txs {
+		if err := tx.ValidateBasic(s.ChainID); err != nil {
+			return nil, fmt.Errorf("block %d: tx %d: %w", h, i, err)
+		}
+		from, err := load(tx.Sender())
+		if err != nil {
+			return nil, err
+		}
+		if err := checkSpend(from, tx); err != nil {
+			return nil, fmt.Errorf("block %d: tx %d (%s): %w", h, i, tx.Hash(), err)
+		}
+		to, err := load(tx.To)
+		if err != nil {
+			return nil, err
+		}
+		if addOverflows(to.Balance, tx.Amount) {
+			return nil, fmt.Errorf("block %d: tx %d: %w: recipient %s", h, i, ErrOverflow, tx.To)
+		}
+		from.Balance -= tx.Amount + tx.Fee
+		from.Nonce++
+		to.Balance += tx.Amount
+		if tx.Fee > 0 {
+			prop, err := load(proposer)
+			if err != nil {
+				return nil, err
+			}
+			// Cannot overflow: the fee came out of supply, which fits a uint64.
+			prop.Balance += tx.Fee
+		}
+		res.Receipts[i] = Receipt{TxHash: tx.Hash(), Height: h, Index: uint32(i), Fee: tx.Fee}
+	}
+	res.Accounts = make([]AccountUpdate, 0, len(touched))
+	for a, acc := range touched {
+		res.Accounts = append(res.Accounts, AccountUpdate{Address: a, Account: *acc})
+	}
+	sort.Slice(res.Accounts, func(i, j int) bool {
+		return bytes.Compare(res.Accounts[i].Address[:], res.Accounts[j].Address[:]) < 0
+	})
+	return res, nil
+}
+
+// CheckTx checks tx against the sender's account as the next transfer
+// from it: the same rules a block applies, including the signature.
+func CheckTx(chainID string, acc Account, tx *Tx) error {
+	if err := tx.ValidateBasic(chainID); err != nil {
+		return err
+	}
+	if err := checkSpend(&acc, tx); err != nil {
+		return err
+	}
+	return tx.VerifySig()
+}
+
+func checkSpend(from *Account, tx *Tx) error {
+	switch {
+	case tx.Nonce < from.Nonce:
+		return fmt.Errorf("%w: nonce %d, account is at %d", ErrNonceTooLow, tx.Nonce, from.Nonce)
+	case tx.Nonce > from.Nonce:
+		return fmt.Errorf("%w: nonce %d, account expects %d", ErrNonceGap, tx.Nonce, from.Nonce)
+	case from.Balance < tx.Amount+tx.Fee: // ValidateBasic ruled out overflow
+		return fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientFunds, from.Balance, tx.Amount+tx.Fee)
+	}
+	return nil
+}
+
+// verifyTxSigs batch-verifies every transaction's signature and names
+// the first bad one.
+func verifyTxSigs(txs []*Tx) error {
+	if len(txs) == 0 {
+		return nil
+	}
+	bv := crypto.NewBatchVerifier(len(txs))
+	for _, tx := range txs {
+		bv.Add(tx.From, tx.SignBytes(), tx.Sig)
+	}
+	if ok, valid := bv.Verify(); !ok {
+		for i, good := range valid {
+			if !good {
+				return fmt.Errorf("tx %d (%s): %w", i, txs[i].Hash(), ErrBadSignature)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package ledger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/ledgerd/ledgerd/crypto"
+)
+
+// MaxValidators bounds the validator set.
+const MaxValidators = 1000
+
+// MaxTotalVotingPower bounds the sum of all voting powers, so that tallies
+// (and the 2/3 arithmetic on them) can never overflow.
+const MaxTotalVotingPower = math.MaxInt64 / 8
+
+// MaxValidatorNameLen bounds a validator's display name.
+const MaxValidatorNameLen = 64
+
+// Validator is one member of the validator set.
+type Validator struct {
+	PubKey crypto.PubKey  `json:"pub_key"`
+	Power  uint64         `json:"power,string"`
+	Name   string         `json:"name,omitempty"`
+	addr   crypto.Address // derived from PubKey
+}
+
+// Address is the validator's address, derived from its public key.
+func (v *Validator) Address() crypto.Address {
+	if v.addr.IsZero() {
+		return v.PubKey.Address()
+	}
+	return v.addr
+}
+
+// ValidatorSet is an immutable, canonically ordered (by address) set of
+// validators with positive voting power. Index i of a set always names the
+// same validator, which is how commits refer to signers.
+type ValidatorSet struct {
+	vals  []Validator
+	total uint64
+	index map[crypto.Address]int
+	hash  crypto.Hash
+}
+
+// NewValidatorSet validates vals and returns them as a set sorted by address.
+func NewValidatorSet(vals []Validator) (*ValidatorSet, error) {
+	if len(vals) == 0 {
+		return nil, errors.New("validator set is empty")
+	}
+	if len(vals) > MaxValidators {
+		return nil, fmt.Errorf("validator set has %d members, at most %d", len(vals), MaxValidators)
+	}
+	s := &ValidatorSet{vals: make([]Validator, len(vals)), index: make(map[crypto.Address]int, len(vals))}
+	copy(s.vals, vals)
+	for i := range s.vals {
+		v := &s.vals[i]
+		v.addr = v.PubKey.Address()
+		if v.Power == 0 {
+			return nil, fmt.Errorf("validator %s (%s) has zero voting power", v.addr, v.Name)
+		}
+		if len(v.Name) > MaxValidatorNameLen {
+			return nil, fmt.Errorf("validator %s: name longer than %d bytes", v.addr, MaxValidatorNameLen)
+		}
+		if v.Power > MaxTotalVotingPower || s.total > MaxTotalVotingPower-v.Power {
+			return nil, fmt.Errorf("total voting power exceeds %d", uint64(MaxTotalVotingPower))
+		}
+		s.total += v.Power
+	}
+	sort.Slice(s.vals, func(i, j int) bool { return bytes.Compare(s.vals[i].addr[:], s.vals[j].addr[:]) < 0 })
+	for i := range s.vals {
+		a := s.vals[i].addr
+		if _, dup := s.index[a]; dup {
+			return nil, fmt.Errorf("duplicate validator %s (public key %s)", a, s.vals[i].PubKey)
+		}
+		s.index[a] = i
+	}
+	items := make([][]byte, len(s.vals))
+	for i := range s.vals {
+		var e encoder
+		e.fixed(s.vals[i].PubKey[:])
+		e.u64(s.vals[i].Power)
+		items[i] = e.buf
+	}
+	s.hash = crypto.MerkleRoot(items)
+	return s, nil
+}
+
+// Size is the number of validators.
+func (s *ValidatorSet) Size() int { return len(s.vals) }
+
+// TotalPower is the sum of all voting powers.
+func (s *ValidatorSet) TotalPower() uint64 { return s.total }
+
+// Quorum is the smallest power strictly greater than two thirds of the total.
+func (s *ValidatorSet) Quorum() uint64 { return s.total*2/3 + 1 }
+
+// OneThirdPlus is the smallest power strictly greater than one third (f+1).
+func (s *ValidatorSet) OneThirdPlus() uint64 { return s.total/3 + 1 }
+
+// Get returns the validator at index i.
+func (s *ValidatorSet) Get(i int) *Validator { return &s.vals[i] }
+
+// Validators returns a copy of the members in canonical order.
+func (s *ValidatorSet) Validators() []Validator { return append([]Validator(nil), s.vals...) }
+
+// ByAddress returns the index of the validator with address a.
+func (s *ValidatorSet) ByAddress(a crypto.Address) (int, bool) {
+	i, ok := s.index[a]
+	return i, ok
+}
+
+// Hash is the Merkle root over (public key, power) of every member in order;
+// headers commit to it.
+func (s *ValidatorSet) Hash() crypto.Hash { return s.hash }
