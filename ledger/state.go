@@ -43,9 +43,9 @@ func AccountKey(addr crypto.Address) [32]byte {
 	return crypto.Sum(buf)
 }
 
-// evidenceRecord is the value committed for a punished equivocation: the
-// height of the block that carried its evidence.
-func evidenceRecord(height uint64) []byte {
+// EvidenceRecord is the value committed in the state, under Evidence.Key,
+// for a punished equivocation: the height of the block that carried it.
+func EvidenceRecord(height uint64) []byte {
 	var e encoder
 	e.u8(1)
 	e.u64(height)

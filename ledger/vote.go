@@ -154,6 +154,7 @@ type Proposal struct {
 	Round    uint32           `json:"round"`
 	POLRound int32            `json:"pol_round"`
 	BlockID  crypto.Hash      `json:"block_id"`
+	Parts    PartSetHeader    `json:"parts"`
 	Proposer crypto.Address   `json:"proposer"`
 	Sig      crypto.Signature `json:"signature"`
 }
@@ -165,6 +166,8 @@ func (p *Proposal) signPayload() []byte {
 	e.u32(p.Round)
 	e.u32(uint32(p.POLRound))
 	e.fixed(p.BlockID[:])
+	e.u32(p.Parts.Total)
+	e.fixed(p.Parts.Root[:])
 	return e.buf
 }
 
@@ -192,6 +195,9 @@ func (p *Proposal) ValidateBasic() error {
 	}
 	if p.BlockID.IsZero() {
 		return errors.New("proposal: nil block")
+	}
+	if p.Parts.Total == 0 || p.Parts.Total > MaxBlockParts {
+		return fmt.Errorf("proposal: %d block parts, want 1 to %d", p.Parts.Total, MaxBlockParts)
 	}
 	return nil
 }
@@ -228,6 +234,8 @@ func DecodeProposal(b []byte) (*Proposal, error) {
 	p.Round = d.u32()
 	p.POLRound = int32(d.u32())
 	d.fixed(p.BlockID[:])
+	p.Parts.Total = d.u32()
+	d.fixed(p.Parts.Root[:])
 	d.fixed(p.Proposer[:])
 	d.fixed(p.Sig[:])
 	if err := d.finish("proposal"); err != nil {
