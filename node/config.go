@@ -1,0 +1,274 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration read from TOML as a string such as "1s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Config is a node's configuration: config.toml in the home's config
+// directory, with every option also settable by a flag of `ledgerd start`.
+type Config struct {
+	// Home is the node's home directory; not read from the file.
+	Home string `toml:"-"`
+
+	Moniker   string `toml:"moniker"`
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
+
+	RPC       RPCConfig       `toml:"rpc"`
+	P2P       P2PConfig       `toml:"p2p"`
+	Mempool   MempoolConfig   `toml:"mempool"`
+	Consensus ConsensusConfig `toml:"consensus"`
+}
+
+// RPCConfig configures the JSON-RPC server.
+type RPCConfig struct {
+	ListenAddr         string   `toml:"laddr"`
+	MaxBodyBytes       int64    `toml:"max_body_bytes"`
+	MaxBatchRequests   int      `toml:"max_batch_requests"`
+	MaxSubscriptions   int      `toml:"max_subscriptions_per_client"`
+	MaxConnections     int      `toml:"max_open_connections"`
+	CORSAllowedOrigins []string `toml:"cors_allowed_origins"`
+}
+
+// P2PConfig configures the libp2p host.
+type P2PConfig struct {
+	ListenAddrs     []string `toml:"listen_addrs"`
+	ExternalAddrs   []string `toml:"external_addrs"`
+	PersistentPeers []string `toml:"persistent_peers"`
+	BootstrapPeers  []string `toml:"bootstrap_peers"`
+	MaxPeers        int      `toml:"max_peers"`
+}
+
+// MempoolConfig configures the transaction pool.
+type MempoolConfig struct {
+	MaxTxs       int      `toml:"max_txs"`
+	MaxBytes     int      `toml:"max_bytes"`
+	MaxPerSender int      `toml:"max_per_sender"`
+	TTL          Duration `toml:"ttl"`
+}
+
+// ConsensusConfig configures the node's consensus behaviour (the protocol's
+// timeouts are chain-wide and live in genesis).
+type ConsensusConfig struct {
+	// CreateEmptyBlocks makes the proposer propose even with no
+	// transactions waiting; when false it waits for a transaction (or
+	// EmptyBlocksInterval) before proposing.
+	CreateEmptyBlocks   bool     `toml:"create_empty_blocks"`
+	EmptyBlocksInterval Duration `toml:"create_empty_blocks_interval"`
+}
+
+// DefaultConfig returns the defaults for a node whose home is home.
+func DefaultConfig(home string) *Config {
+	return &Config{
+		Home:      home,
+		Moniker:   hostnameOr("ledgerd"),
+		LogLevel:  "info",
+		LogFormat: "text",
+		RPC: RPCConfig{
+			ListenAddr:         "127.0.0.1:26657",
+			MaxBodyBytes:       1 << 20,
+			MaxBatchRequests:   100,
+			MaxSubscriptions:   16,
+			MaxConnections:     256,
+			CORSAllowedOrigins: []string{},
+		},
+		P2P: P2PConfig{
+			ListenAddrs:     []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26656/quic-v1"},
+			ExternalAddrs:   []string{},
+			PersistentPeers: []string{},
+			BootstrapPeers:  []string{},
+			MaxPeers:        50,
+		},
+		Mempool: MempoolConfig{
+			MaxTxs:       100_000,
+			MaxBytes:     64 << 20,
+			MaxPerSender: 256,
+			TTL:          Duration{10 * time.Minute},
+		},
+		Consensus: ConsensusConfig{
+			CreateEmptyBlocks:   true,
+			EmptyBlocksInterval: Duration{0},
+		},
+	}
+}
+
+func hostnameOr(def string) string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return def
+}
+
+// Paths inside a home directory.
+func (c *Config) ConfigDir() string   { return filepath.Join(c.Home, "config") }
+func (c *Config) DataDir() string     { return filepath.Join(c.Home, "data") }
+func (c *Config) ConfigFile() string  { return filepath.Join(c.ConfigDir(), "config.toml") }
+func (c *Config) GenesisFile() string { return filepath.Join(c.ConfigDir(), "genesis.json") }
+func (c *Config) NodeKeyFile() string { return filepath.Join(c.ConfigDir(), "node_key.json") }
+func (c *Config) ValidatorKeyFile() string {
+	return filepath.Join(c.ConfigDir(), "priv_validator_key.json")
+}
+func (c *Config) ValidatorStateFile() string {
+	return filepath.Join(c.DataDir(), "priv_validator_state.json")
+}
+func (c *Config) LedgerDBDir() string { return filepath.Join(c.DataDir(), "ledger.db") }
+func (c *Config) WALDir() string      { return filepath.Join(c.DataDir(), "cs.wal") }
+
+// LoadConfig reads home/config/config.toml over the defaults. A missing
+// file yields the defaults; unknown keys are an error, so a typo in an
+// option name is reported instead of silently ignored.
+func LoadConfig(home string) (*Config, error) {
+	c := DefaultConfig(home)
+	buf, err := os.ReadFile(c.ConfigFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	md, err := toml.Decode(string(buf), c)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", c.ConfigFile(), err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("%s: unknown option(s) %s", c.ConfigFile(), strings.Join(keys, ", "))
+	}
+	c.Home = home
+	return c, c.Validate()
+}
+
+// Validate checks the configuration for values the node cannot run with.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.RPC.ListenAddr); c.RPC.ListenAddr != "" && err != nil {
+		errs = append(errs, fmt.Errorf("rpc.laddr %q: %w", c.RPC.ListenAddr, err))
+	}
+	if c.RPC.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("rpc.max_body_bytes must be positive"))
+	}
+	if c.RPC.MaxBatchRequests <= 0 {
+		errs = append(errs, errors.New("rpc.max_batch_requests must be positive"))
+	}
+	if c.P2P.MaxPeers <= 0 {
+		errs = append(errs, errors.New("p2p.max_peers must be positive"))
+	}
+	if c.Mempool.MaxTxs <= 0 || c.Mempool.MaxBytes <= 0 || c.Mempool.MaxPerSender <= 0 {
+		errs = append(errs, errors.New("mempool.max_txs, max_bytes and max_per_sender must be positive"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// WriteFile writes the configuration as a documented config.toml.
+func (c *Config) WriteFile(path string) error {
+	var buf bytes.Buffer
+	if err := configTemplate.Execute(&buf, c); err != nil {
+		return fmt.Errorf("render config: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+var configTemplate = template.Must(template.New("config").Funcs(template.FuncMap{
+	"list": func(xs []string) string {
+		q := make([]string, len(xs))
+		for i, x := range xs {
+			q[i] = fmt.Sprintf("%q", x)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	},
+}).Parse(`# ledgerd node configuration. Every option can also be set by a flag of
+# "ledgerd start" (run "ledgerd start --help"); flags win over this file.
+
+# A human-readable name for this node, shown in logs and status.
+moniker = "{{.Moniker}}"
+# debug, info, warn or error.
+log_level = "{{.LogLevel}}"
+# text or json.
+log_format = "{{.LogFormat}}"
+
+[rpc]
+# Address of the JSON-RPC server (HTTP and WebSocket on one port). Loopback
+# by default: expose it deliberately, behind a proxy, if at all.
+laddr = "{{.RPC.ListenAddr}}"
+# Largest request body accepted, in bytes.
+max_body_bytes = {{.RPC.MaxBodyBytes}}
+# Most requests in one JSON-RPC batch.
+max_batch_requests = {{.RPC.MaxBatchRequests}}
+# Most WebSocket subscriptions one connection may hold.
+max_subscriptions_per_client = {{.RPC.MaxSubscriptions}}
+# Most simultaneous HTTP/WebSocket connections.
+max_open_connections = {{.RPC.MaxConnections}}
+# Origins allowed by CORS; empty disables CORS.
+cors_allowed_origins = {{list .RPC.CORSAllowedOrigins}}
+
+[p2p]
+# libp2p listen multiaddrs (TCP and QUIC).
+listen_addrs = {{list .P2P.ListenAddrs}}
+# Addresses to advertise to peers, when different from the listen ones.
+external_addrs = {{list .P2P.ExternalAddrs}}
+# Peers to stay connected to, redialled with backoff: /ip4/HOST/tcp/PORT/p2p/ID
+persistent_peers = {{list .P2P.PersistentPeers}}
+# Peers dialled once at start to join the network.
+bootstrap_peers = {{list .P2P.BootstrapPeers}}
+# Most connected peers.
+max_peers = {{.P2P.MaxPeers}}
+
+[mempool]
+# Most transactions held.
+max_txs = {{.Mempool.MaxTxs}}
+# Most bytes of transactions held.
+max_bytes = {{.Mempool.MaxBytes}}
+# Most pending transactions from one sender.
+max_per_sender = {{.Mempool.MaxPerSender}}
+# How long a transaction may wait before it is dropped.
+ttl = "{{.Mempool.TTL}}"
+
+[consensus]
+# Propose blocks even when no transaction waits.
+create_empty_blocks = {{.Consensus.CreateEmptyBlocks}}
+# With create_empty_blocks = false, still propose an empty block after this
+# long without transactions ("0s" = never).
+create_empty_blocks_interval = "{{.Consensus.EmptyBlocksInterval}}"
+`))
