@@ -1,0 +1,138 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/kv"
+	"github.com/ledgerd/ledgerd/ledger/statetree"
+)
+
+func (s *Store) get(key []byte, what string) ([]byte, error) {
+	v, err := s.db.Get(key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return v, nil
+}
+
+// Block returns the block at height.
+func (s *Store) Block(height uint64) (*ledger.Block, error) {
+	v, err := s.get(append(prefixBlock, heightKey(height)...), fmt.Sprintf("block %d", height))
+	if err != nil {
+		return nil, err
+	}
+	return ledger.DecodeBlock(v)
+}
+
+// BlockBytes returns the encoded block at height, for serving block sync
+// without a decode and re-encode.
+func (s *Store) BlockBytes(height uint64) ([]byte, error) {
+	return s.get(append(prefixBlock, heightKey(height)...), fmt.Sprintf("block %d", height))
+}
+
+// BlockByHash returns the block with hash id.
+func (s *Store) BlockByHash(id crypto.Hash) (*ledger.Block, error) {
+	hk, err := s.get(append(prefixHash, id[:]...), "block "+id.String())
+	if err != nil {
+		return nil, err
+	}
+	return s.Block(binary.BigEndian.Uint64(hk))
+}
+
+// Commit returns the commit that decided the block at height.
+func (s *Store) Commit(height uint64) (*ledger.Commit, error) {
+	v, err := s.get(append(prefixCommit, heightKey(height)...), fmt.Sprintf("commit %d", height))
+	if err != nil {
+		return nil, err
+	}
+	return ledger.DecodeCommit(v)
+}
+
+// TxLocation returns where the committed transaction with hash h sits.
+func (s *Store) TxLocation(h crypto.Hash) (TxLocation, error) {
+	v, err := s.get(append(prefixTx, h[:]...), "tx "+h.String())
+	if err != nil {
+		return TxLocation{}, err
+	}
+	if len(v) != 12 {
+		return TxLocation{}, fmt.Errorf("tx %s: corrupt index entry", h)
+	}
+	return TxLocation{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}, nil
+}
+
+// Tx returns the committed transaction with hash h and its location.
+func (s *Store) Tx(h crypto.Hash) (*ledger.Tx, TxLocation, error) {
+	loc, err := s.TxLocation(h)
+	if err != nil {
+		return nil, loc, err
+	}
+	b, err := s.Block(loc.Height)
+	if err != nil {
+		return nil, loc, err
+	}
+	if int(loc.Index) >= len(b.Txs) {
+		return nil, loc, fmt.Errorf("tx %s: index %d beyond block %d", h, loc.Index, loc.Height)
+	}
+	return b.Txs[loc.Index], loc, nil
+}
+
+// Account returns addr's account in the state after height.
+func (s *Store) Account(height uint64, addr crypto.Address) (ledger.Account, error) {
+	return s.reader(height).Account(addr)
+}
+
+// AccountProof returns addr's account after height (the zero Account when
+// absent) with a proof against the app hash of that state, which is the
+// AppHash in the header of block height+1.
+func (s *Store) AccountProof(height uint64, addr crypto.Address) (ledger.Account, *statetree.Proof, error) {
+	v, p, err := s.tree.Prove(version(height), ledger.AccountKey(addr))
+	if err != nil {
+		return ledger.Account{}, nil, fmt.Errorf("prove account %s at height %d: %w", addr, height, err)
+	}
+	if v == nil {
+		return ledger.Account{}, p, nil
+	}
+	a, err := ledger.DecodeAccount(v)
+	return a, p, err
+}
+
+// AppHash returns the state commitment after height.
+func (s *Store) AppHash(height uint64) (crypto.Hash, error) {
+	r, err := s.tree.Root(version(height))
+	return crypto.Hash(r), err
+}
+
+// Reader returns a ledger.StateReader over the latest committed state.
+func (s *Store) Reader() ledger.StateReader { return s.reader(s.Height()) }
+
+func (s *Store) reader(height uint64) ledger.StateReader {
+	return stateReader{tree: s.tree, version: version(height)}
+}
+
+type stateReader struct {
+	tree    *statetree.Tree
+	version uint64
+}
+
+func (r stateReader) Account(addr crypto.Address) (ledger.Account, error) {
+	v, err := r.tree.Get(r.version, ledger.AccountKey(addr))
+	if err != nil {
+		return ledger.Account{}, err
+	}
+	if v == nil {
+		return ledger.Account{}, nil
+	}
+	return ledger.DecodeAccount(v)
+}
+
+func (r stateReader) EvidenceCommitted(key crypto.Hash) (bool, error) {
+	v, err := r.tree.Get(r.version, key)
+	return v != nil, err
+}

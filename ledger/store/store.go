@@ -1,0 +1,250 @@
+// Package store persists the ledger: blocks by height and hash, the commit
+// of every height, a transaction index, and the account state with its
+// Merkle commitment, all in one kv.DB.
+//
+// A block, its commit, its index entries and the state it produces are
+// written in one synced batch, so after a crash the store holds either the
+// whole height or none of it, and the previous height stays intact.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/kv"
+	"github.com/ledgerd/ledgerd/ledger/statetree"
+)
+
+// Key layout. Heights are 8-byte big-endian so blocks iterate in order.
+var (
+	prefixBlock    = []byte("b/") // height -> block
+	prefixHash     = []byte("h/") // block hash -> height
+	prefixCommit   = []byte("c/") // height -> commit that decided the block
+	prefixTx       = []byte("t/") // tx hash -> height, index
+	prefixTree     = []byte("s/") // state commitment nodes
+	keyState       = []byte("m/state")
+	keyGenesisHash = []byte("m/genesis")
+)
+
+// ErrNotFound is returned for a height, hash or transaction the store does not hold.
+var ErrNotFound = errors.New("not found")
+
+// Store is the ledger's persistent store. Reads are safe concurrently with
+// Apply; a reader sees either the old or the new height, never a mix.
+type Store struct {
+	db   kv.DB
+	tree *statetree.Tree
+
+	mu    sync.RWMutex
+	state *ledger.State // latest committed state, nil before genesis
+}
+
+// TxLocation says where a committed transaction sits.
+type TxLocation struct {
+	Height uint64 `json:"height,string"`
+	Index  uint32 `json:"index"`
+}
+
+// version maps a height to the state commitment's version: the genesis
+// accounts are version 1 and the state after block h is version h+1, so
+// version 0 stays the empty tree.
+func version(height uint64) uint64 { return height + 1 }
+
+// Open returns a store over db. Call Init before anything else.
+func Open(db kv.DB) *Store {
+	return &Store{db: db, tree: statetree.New(db, prefixTree)}
+}
+
+// Init loads the latest committed state, or on an empty store commits the
+// genesis state and accounts as height 0. genesisHash identifies the
+// genesis document; reopening a store made from a different genesis fails.
+// genesis.Validators is used for every height (the validator set is static).
+func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, genesisHash crypto.Hash) (*ledger.State, error) {
+	stored, err := s.db.Get(keyGenesisHash)
+	switch {
+	case err == nil:
+		if string(stored) != string(genesisHash[:]) {
+			return nil, fmt.Errorf("store was initialised from genesis %x, not %s", stored, genesisHash)
+		}
+		st, err := s.loadState(genesis.Validators)
+		if err != nil {
+			return nil, err
+		}
+		s.setState(st)
+		return st.Copy(), nil
+	case !errors.Is(err, kv.ErrNotFound):
+		return nil, fmt.Errorf("read genesis hash: %w", err)
+	}
+
+	st := genesis.Copy()
+	st.Height = 0
+	var supply uint64
+	changes := make([]statetree.Change, 0, len(accounts))
+	for _, a := range accounts {
+		if supply+a.Account.Balance < supply {
+			return nil, errors.New("genesis supply overflows")
+		}
+		supply += a.Account.Balance
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(a.Address), Value: a.Account.Encode()})
+	}
+	st.TotalSupply = supply
+	b := s.db.NewBatch()
+	root, err := s.tree.Commit(b, 0, version(0), changes)
+	if err != nil {
+		return nil, fmt.Errorf("commit genesis accounts: %w", err)
+	}
+	st.AppHash = root
+	if err := putState(b, st); err != nil {
+		return nil, err
+	}
+	b.Put(keyGenesisHash, genesisHash[:])
+	if err := s.db.Write(b, true); err != nil {
+		return nil, fmt.Errorf("write genesis: %w", err)
+	}
+	s.setState(st)
+	return st.Copy(), nil
+}
+
+// State returns a copy of the latest committed state.
+func (s *Store) State() *ledger.State {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.state == nil {
+		return nil
+	}
+	return s.state.Copy()
+}
+
+// Height is the latest committed height (0 before the first block).
+func (s *Store) Height() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.state == nil {
+		return 0
+	}
+	return s.state.Height
+}
+
+func (s *Store) setState(st *ledger.State) {
+	s.mu.Lock()
+	s.state = st
+	s.mu.Unlock()
+}
+
+// Apply validates and executes block b with commit c on the latest state
+// and writes the block, the commit, the transaction index and the new state
+// in one synced batch. It returns the new state and the execution result.
+// On any error nothing is written.
+func (s *Store) Apply(b *ledger.Block, c *ledger.Commit) (*ledger.State, *ledger.Result, error) {
+	s.mu.RLock()
+	cur := s.state
+	s.mu.RUnlock()
+	if cur == nil {
+		return nil, nil, errors.New("store: not initialised")
+	}
+	id := b.Hash()
+	if err := c.Verify(cur.ChainID, cur.Validators, b.Height(), id); err != nil {
+		return nil, nil, fmt.Errorf("block %d: commit: %w", b.Height(), err)
+	}
+	res, err := ledger.Execute(cur, s.reader(cur.Height), b)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := s.write(cur, b, c, id, res)
+	if err != nil {
+		return nil, nil, err
+	}
+	return next, res, nil
+}
+
+// write commits a block whose execution result is res.
+func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id crypto.Hash, res *ledger.Result) (*ledger.State, error) {
+	h := b.Height()
+	changes := make([]statetree.Change, 0, len(res.Accounts)+len(res.Evidence))
+	for _, u := range res.Accounts {
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: u.Account.Encode()})
+	}
+	for _, k := range res.Evidence {
+		changes = append(changes, statetree.Change{Key: k, Value: ledger.EvidenceRecord(h)})
+	}
+	batch := s.db.NewBatch()
+	root, err := s.tree.Commit(batch, version(cur.Height), version(h), changes)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: update state commitment: %w", h, err)
+	}
+	next := cur.Copy()
+	next.Height = h
+	next.LastBlockHash = id
+	next.LastBlockTime = b.Header.Time
+	next.AppHash = root
+
+	hk := heightKey(h)
+	batch.Put(append(prefixBlock, hk...), b.Encode())
+	batch.Put(append(prefixCommit, hk...), c.Encode())
+	batch.Put(append(prefixHash, id[:]...), hk)
+	for _, r := range res.Receipts {
+		loc := make([]byte, 12)
+		binary.BigEndian.PutUint64(loc, h)
+		binary.BigEndian.PutUint32(loc[8:], r.Index)
+		batch.Put(append(prefixTx, r.TxHash[:]...), loc)
+	}
+	if err := putState(batch, next); err != nil {
+		return nil, err
+	}
+	if err := s.db.Write(batch, true); err != nil {
+		return nil, fmt.Errorf("block %d: write: %w", h, err)
+	}
+	s.setState(next)
+	return next.Copy(), nil
+}
+
+func heightKey(h uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, h)
+	return k
+}
+
+// storedState is the persisted part of ledger.State (validators come from genesis).
+type storedState struct {
+	ledger.State
+}
+
+func putState(b kv.Batch, st *ledger.State) error {
+	buf, err := json.Marshal(storedState{*st})
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	b.Put(keyState, buf)
+	return nil
+}
+
+func (s *Store) loadState(vals *ledger.ValidatorSet) (*ledger.State, error) {
+	buf, err := s.db.Get(keyState)
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var ss storedState
+	if err := json.Unmarshal(buf, &ss); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	st := ss.State
+	st.Validators = vals
+	if st.Height > 0 {
+		if _, err := s.db.Get(append(prefixBlock, heightKey(st.Height)...)); err != nil {
+			return nil, fmt.Errorf("state at height %d but its block is unreadable: %w", st.Height, err)
+		}
+	}
+	root, err := s.tree.Root(version(st.Height))
+	if err != nil {
+		return nil, fmt.Errorf("state commitment at height %d: %w", st.Height, err)
+	}
+	if root != st.AppHash {
+		return nil, fmt.Errorf("state commitment at height %d is %s, state says %s", st.Height, crypto.Hash(root), st.AppHash)
+	}
+	return &st, nil
+}
