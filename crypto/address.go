@@ -145,6 +145,13 @@ func bech32Decode(s string) (string, []byte, error) {
 	if len(s) > 90 {
 		return "", nil, errors.New("too long")
 	}
+	// Check bytes, not runes: strings.ToLower would map non-ASCII letters
+	// such as the Kelvin sign onto ASCII ones.
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return "", nil, fmt.Errorf("invalid character at position %d", i)
+		}
+	}
 	if strings.ToLower(s) != s && strings.ToUpper(s) != s {
 		return "", nil, errors.New("mixed case")
 	}
@@ -154,11 +161,6 @@ func bech32Decode(s string) (string, []byte, error) {
 		return "", nil, errors.New("missing separator or checksum")
 	}
 	hrp := s[:pos]
-	for i := 0; i < len(hrp); i++ {
-		if hrp[i] < 33 || hrp[i] > 126 {
-			return "", nil, errors.New("invalid character in prefix")
-		}
-	}
 	data := make([]byte, 0, len(s)-pos-1)
 	for i := pos + 1; i < len(s); i++ {
 		d := strings.IndexByte(bech32Charset, s[i])

@@ -110,10 +110,33 @@ func (s *Store) AppHash(height uint64) (crypto.Hash, error) {
 }
 
 // Reader returns a ledger.StateReader over the latest committed state.
-func (s *Store) Reader() ledger.StateReader { return s.reader(s.Height()) }
+// Its reads are single key lookups in the flat account index.
+func (s *Store) Reader() ledger.StateReader { return s.latest() }
 
+func (s *Store) latest() ledger.StateReader { return flatReader{db: s.db} }
+
+// reader reads the state after height through the versioned commitment.
 func (s *Store) reader(height uint64) ledger.StateReader {
 	return stateReader{tree: s.tree, version: version(height)}
+}
+
+// flatReader reads the latest state from the flat indexes that every
+// commit updates in the same batch as the commitment.
+type flatReader struct{ db kv.Reader }
+
+func (r flatReader) Account(addr crypto.Address) (ledger.Account, error) {
+	v, err := r.db.Get(accountKey(addr))
+	if errors.Is(err, kv.ErrNotFound) {
+		return ledger.Account{}, nil
+	}
+	if err != nil {
+		return ledger.Account{}, err
+	}
+	return ledger.DecodeAccount(v)
+}
+
+func (r flatReader) EvidenceCommitted(key crypto.Hash) (bool, error) {
+	return r.db.Has(append(append([]byte(nil), prefixEvidence...), key[:]...))
 }
 
 type stateReader struct {

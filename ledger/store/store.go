@@ -27,6 +27,8 @@ var (
 	prefixCommit   = []byte("c/") // height -> commit that decided the block
 	prefixTx       = []byte("t/") // tx hash -> height, index
 	prefixTree     = []byte("s/") // state commitment nodes
+	prefixAccount  = []byte("a/") // address -> latest account (flat index for execution)
+	prefixEvidence = []byte("e/") // evidence key -> height committed (flat index)
 	keyState       = []byte("m/state")
 	keyGenesisHash = []byte("m/genesis")
 )
@@ -42,6 +44,15 @@ type Store struct {
 
 	mu    sync.RWMutex
 	state *ledger.State // latest committed state, nil before genesis
+
+	// validated caches the execution of the last block Validate accepted,
+	// so that Apply of the decided block does not execute it a second time.
+	validated struct {
+		sync.Mutex
+		height uint64
+		id     crypto.Hash
+		res    *ledger.Result
+	}
 }
 
 // TxLocation says where a committed transaction sits.
@@ -94,6 +105,9 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, gen
 	}
 	st.TotalSupply = supply
 	b := s.db.NewBatch()
+	for _, a := range accounts {
+		b.Put(accountKey(a.Address), a.Account.Encode())
+	}
 	root, err := s.tree.Commit(b, 0, version(0), changes)
 	if err != nil {
 		return nil, fmt.Errorf("commit genesis accounts: %w", err)
@@ -151,9 +165,12 @@ func (s *Store) Apply(b *ledger.Block, c *ledger.Commit) (*ledger.State, *ledger
 	if err := c.Verify(cur.ChainID, cur.Validators, b.Height(), id); err != nil {
 		return nil, nil, fmt.Errorf("block %d: commit: %w", b.Height(), err)
 	}
-	res, err := ledger.Execute(cur, s.reader(cur.Height), b)
-	if err != nil {
-		return nil, nil, err
+	res := s.takeValidated(cur.Height, id)
+	if res == nil {
+		var err error
+		if res, err = ledger.Execute(cur, s.latest(), b); err != nil {
+			return nil, nil, err
+		}
 	}
 	next, err := s.write(cur, b, c, id, res)
 	if err != nil {
@@ -162,17 +179,54 @@ func (s *Store) Apply(b *ledger.Block, c *ledger.Commit) (*ledger.State, *ledger
 	return next, res, nil
 }
 
+// Validate checks that b is a valid next block on the latest state (see
+// ledger.Validate) and remembers the execution, which Apply reuses when
+// the same block is decided at the same height.
+func (s *Store) Validate(b *ledger.Block) error {
+	s.mu.RLock()
+	cur := s.state
+	s.mu.RUnlock()
+	if cur == nil {
+		return errors.New("store: not initialised")
+	}
+	res, err := ledger.Execute(cur, s.latest(), b)
+	if err != nil {
+		return err
+	}
+	s.validated.Lock()
+	s.validated.height, s.validated.id, s.validated.res = cur.Height, b.Hash(), res
+	s.validated.Unlock()
+	return nil
+}
+
+// takeValidated returns the cached execution of block id on the state at
+// height, if Validate produced it.
+func (s *Store) takeValidated(height uint64, id crypto.Hash) *ledger.Result {
+	s.validated.Lock()
+	defer s.validated.Unlock()
+	if s.validated.res == nil || s.validated.height != height || s.validated.id != id {
+		return nil
+	}
+	res := s.validated.res
+	s.validated.res = nil
+	return res
+}
+
 // write commits a block whose execution result is res.
 func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id crypto.Hash, res *ledger.Result) (*ledger.State, error) {
 	h := b.Height()
 	changes := make([]statetree.Change, 0, len(res.Accounts)+len(res.Evidence))
+	batch := s.db.NewBatch()
 	for _, u := range res.Accounts {
-		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: u.Account.Encode()})
+		enc := u.Account.Encode()
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: enc})
+		batch.Put(accountKey(u.Address), enc)
 	}
 	for _, k := range res.Evidence {
-		changes = append(changes, statetree.Change{Key: k, Value: ledger.EvidenceRecord(h)})
+		rec := ledger.EvidenceRecord(h)
+		changes = append(changes, statetree.Change{Key: k, Value: rec})
+		batch.Put(append(append([]byte(nil), prefixEvidence...), k[:]...), rec)
 	}
-	batch := s.db.NewBatch()
 	root, err := s.tree.Commit(batch, version(cur.Height), version(h), changes)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: update state commitment: %w", h, err)
@@ -201,6 +255,10 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	}
 	s.setState(next)
 	return next.Copy(), nil
+}
+
+func accountKey(a crypto.Address) []byte {
+	return append(append(make([]byte, 0, len(prefixAccount)+len(a)), prefixAccount...), a[:]...)
 }
 
 func heightKey(h uint64) []byte {
