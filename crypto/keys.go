@@ -109,8 +109,8 @@ func (s Signature) MarshalText() ([]byte, error) { return []byte(s.String()), ni
 // UnmarshalText decodes a hex signature.
 func (s *Signature) UnmarshalText(b []byte) error { return decodeHexFixed("signature", b, s[:]) }
 
-// MarshalJSON never reveals the key; private keys are written to disk
-// through the key files of package node or the wallet keystore only.
+// MarshalJSON never reveals the key; private keys reach disk only through
+// the key files of package privval (0600) and the wallet's encrypted keystore.
 func (k PrivKey) MarshalJSON() ([]byte, error) {
 	return nil, errors.New("crypto: refusing to marshal a private key to JSON")
 }

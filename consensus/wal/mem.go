@@ -1,0 +1,128 @@
+package wal
+
+import (
+	"bytes"
+	"sync"
+)
+
+// MemLog is an in-memory Log for the deterministic simulator. It tracks
+// which records were synced, so Crash can model a node killed at any
+// instant: what Append(r, true) returned for is kept, and a prefix of the
+// records appended after it may or may not have reached the disk.
+type MemLog struct {
+	mu     sync.Mutex
+	recs   []Record
+	synced int // recs[:synced] are durable
+	closed bool
+}
+
+// NewMem returns an empty MemLog.
+func NewMem() *MemLog { return &MemLog{} }
+
+// Append adds a copy of r; with sync true it and every earlier record
+// become durable, that is, survive Crash.
+func (m *MemLog) Append(r Record, sync bool) error {
+	if err := checkRecord(r); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	r.Data = bytes.Clone(r.Data)
+	m.recs = append(m.recs, r)
+	if sync {
+		m.synced = len(m.recs)
+	}
+	return nil
+}
+
+// Replay implements Log.Replay over the records held now.
+func (m *MemLog) Replay(height uint64, fn func(Record) error) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	// Copy the selected records so fn may call back into the log.
+	var out []Record
+	start := 0
+	for i := len(m.recs) - 1; i >= 0; i-- {
+		if r := m.recs[i]; r.Kind == KindEndHeight && r.Height < height {
+			start = i + 1
+			break
+		}
+	}
+	for _, r := range m.recs[start:] {
+		if r.Height == height {
+			r.Data = bytes.Clone(r.Data)
+			out = append(out, r)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range out {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close makes every record durable (a clean shutdown flushes) and refuses
+// further use until Crash reopens the log.
+func (m *MemLog) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.synced = len(m.recs)
+	m.closed = true
+	return nil
+}
+
+// Crash simulates a crash and restart: the synced records are kept, plus
+// at most keepUnsynced of the records appended after the last synced one
+// (in order: a write can be lost only with everything after it), and the
+// rest are dropped. The kept records count as durable afterwards, as
+// FileLog makes what it reads durable on Open. The log is open again after
+// Crash, even if it was closed.
+func (m *MemLog) Crash(keepUnsynced int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keep := m.synced + max(0, min(keepUnsynced, len(m.recs)-m.synced))
+	clear(m.recs[keep:])
+	m.recs = m.recs[:keep]
+	m.synced = keep
+	m.closed = false
+}
+
+// Unsynced returns how many records would be at risk in a Crash now.
+func (m *MemLog) Unsynced() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.recs) - m.synced
+}
+
+// Len returns the number of records held.
+func (m *MemLog) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.recs)
+}
+
+// Prune drops the longest prefix of records whose heights are all below
+// belowHeight, bounding the memory a long simulation uses. Like
+// FileLog.Prune, the caller must only prune heights it will never replay.
+func (m *MemLog) Prune(belowHeight uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	n := 0
+	for n < len(m.recs) && m.recs[n].Height < belowHeight {
+		n++
+	}
+	m.recs = append([]Record(nil), m.recs[n:]...)
+	m.synced = max(0, m.synced-n)
+	return nil
+}
