@@ -34,6 +34,10 @@ func (t *Timestamp) UnmarshalText(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("timestamp: %w", err)
 	}
+	// Unix nanoseconds in an int64 cover 1678 to 2262; outside, UnixNano wraps.
+	if v.Year() < 1970 || v.Year() > 2261 {
+		return fmt.Errorf("timestamp %s: year outside 1970-2261", v.Format(time.RFC3339))
+	}
 	*t = TimestampOf(v)
 	return nil
 }
