@@ -110,6 +110,20 @@ func LoadOrGenKeyFile(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return crypto.PrivKey{}, fmt.Errorf("privval: %w", err)
 	}
+	err = WriteKeyFile(path, k)
+	if errors.Is(err, os.ErrExist) {
+		return LoadKeyFile(path)
+	}
+	if err != nil {
+		return crypto.PrivKey{}, err
+	}
+	return k, nil
+}
+
+// WriteKeyFile writes k to a new key file at path (mode 0600), atomically
+// and durably. It never overwrites: if path exists it fails with an error
+// wrapping os.ErrExist.
+func WriteKeyFile(path string, k crypto.PrivKey) error {
 	b, err := json.MarshalIndent(keyFileJSON{
 		Type:    keyType,
 		Address: k.PubKey().Address(),
@@ -117,16 +131,12 @@ func LoadOrGenKeyFile(path string) (crypto.PrivKey, error) {
 		Seed:    hex.EncodeToString(k.Seed()),
 	}, "", "  ")
 	if err != nil {
-		return crypto.PrivKey{}, fmt.Errorf("privval: encode key file: %w", err)
+		return fmt.Errorf("privval: encode key file: %w", err)
 	}
-	err = writeFileExclusive(path, append(b, '\n'))
-	if errors.Is(err, os.ErrExist) {
-		return LoadKeyFile(path)
+	if err := writeFileExclusive(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("privval: write key file %s: %w", path, err)
 	}
-	if err != nil {
-		return crypto.PrivKey{}, fmt.Errorf("privval: write key file: %w", err)
-	}
-	return k, nil
+	return nil
 }
 
 // writeFileExclusive creates path with data (mode 0600) atomically and
