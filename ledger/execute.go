@@ -163,7 +163,11 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			// Cannot overflow: the fee came out of supply, which fits a uint64.
+			// Unreachable while balances sum to a supply that fits a uint64
+			// (genesis guarantees it), but never wrap silently if not.
+			if addOverflows(prop.Balance, tx.Fee) {
+				return nil, fmt.Errorf("block %d: tx %d: %w: proposer %s", h, i, ErrOverflow, proposer)
+			}
 			prop.Balance += tx.Fee
 		}
 		res.Receipts[i] = Receipt{TxHash: tx.Hash(), Height: h, Index: uint32(i), Fee: tx.Fee}

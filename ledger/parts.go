@@ -116,7 +116,11 @@ func (ps *PartSet) Add(p *Part) (bool, error) {
 	if err := p.Proof.Verify(ps.header.Root, p.Bytes); err != nil {
 		return false, fmt.Errorf("part %d: %w", p.Index, err)
 	}
-	ps.parts[p.Index] = p.Bytes
+	b := p.Bytes
+	if b == nil {
+		b = []byte{} // nil marks a missing part; an empty one is present
+	}
+	ps.parts[p.Index] = b
 	ps.have++
 	ps.size += len(p.Bytes)
 	return true, nil
