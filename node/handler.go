@@ -1,0 +1,152 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/store"
+	"github.com/ledgerd/ledgerd/p2p"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// inbound is a consensus message from the network for the driver.
+type inbound struct {
+	proposal *ledger.Proposal
+	part     *ledger.Part
+	height   uint64 // of the part
+	round    uint32 // of the part
+	vote     *ledger.Vote
+}
+
+// handler is the node as the network layer sees it (p2p.Handler). Its
+// methods run on the network's goroutines; they only enqueue, or read
+// what is safe to read concurrently.
+type handler Node
+
+var _ p2p.Handler = (*handler)(nil)
+
+func (h *handler) node() *Node { return (*Node)(h) }
+
+func (h *handler) HandleTx(_ peer.ID, tx *ledger.Tx) {
+	n := h.node()
+	if errs := n.pool.AddVerified([]*ledger.Tx{tx}); errs[0] == nil {
+		n.signalTx()
+	}
+}
+
+func (h *handler) enqueue(in inbound) {
+	select {
+	case h.inbox <- in:
+	default:
+		h.log.Debug("consensus inbox full; dropping a message (catch-up recovers it)")
+	}
+}
+
+func (h *handler) HandleProposal(_ peer.ID, p *ledger.Proposal) { h.enqueue(inbound{proposal: p}) }
+
+func (h *handler) HandleBlockPart(_ peer.ID, height uint64, round uint32, part *ledger.Part) {
+	h.enqueue(inbound{part: part, height: height, round: round})
+}
+
+func (h *handler) HandleVote(_ peer.ID, v *ledger.Vote) { h.enqueue(inbound{vote: v}) }
+
+func (h *handler) HandleEvidence(_ peer.ID, ev *ledger.Evidence) {
+	n := h.node()
+	if done, err := n.store.Reader().EvidenceCommitted(ev.Key()); err == nil && !done {
+		n.evpool.add(ev)
+	}
+}
+
+func (h *handler) ConsensusPosition() (uint64, uint32) {
+	return h.posHeight.Load(), h.posRound.Load()
+}
+
+func (h *handler) RoundMessages(height uint64, round uint32) p2p.RoundMessages {
+	return h.rounds.get(height, round)
+}
+
+func (h *handler) Block(height uint64) ([]byte, error) {
+	b, err := h.store.BlockBytes(height)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("block %d: %w", height, p2p.ErrNotFound)
+	}
+	return b, err
+}
+
+func (h *handler) Commit(height uint64) (*ledger.Commit, error) {
+	c, err := h.store.Commit(height)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("commit %d: %w", height, p2p.ErrNotFound)
+	}
+	return c, err
+}
+
+func (h *handler) LatestHeight() uint64 { return h.store.Height() }
+
+// roundCache holds what this node has seen of the height it is deciding,
+// for answering peers' catch-up requests: accepted proposals with their
+// parts, and accepted votes. The driver writes it; the network reads it.
+type roundCache struct {
+	mu        sync.Mutex
+	height    uint64
+	proposals []cachedProposal
+	votes     []*ledger.Vote
+}
+
+type cachedProposal struct {
+	p     *ledger.Proposal
+	parts []*ledger.Part
+}
+
+// maxCachedVotes bounds the votes kept for catch-up.
+const maxCachedVotes = p2p.MaxCatchupVotes
+
+// maxCachedProposals bounds the proposals kept for catch-up.
+const maxCachedProposals = 64
+
+func (c *roundCache) reset(height uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.height, c.proposals, c.votes = height, nil, nil
+}
+
+func (c *roundCache) addProposal(p *ledger.Proposal, parts []*ledger.Part) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.Height == c.height && len(c.proposals) < maxCachedProposals {
+		c.proposals = append(c.proposals, cachedProposal{p, parts})
+	}
+}
+
+func (c *roundCache) addVote(v *ledger.Vote) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v.Height == c.height && len(c.votes) < maxCachedVotes {
+		c.votes = append(c.votes, v)
+	}
+}
+
+// get returns the latest proposal of height at round or above, with its
+// parts, and the votes of height at rounds >= round.
+func (c *roundCache) get(height uint64, round uint32) p2p.RoundMessages {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var rm p2p.RoundMessages
+	if height != c.height {
+		return rm
+	}
+	for i := len(c.proposals) - 1; i >= 0; i-- {
+		if cp := c.proposals[i]; cp.p.Round >= round {
+			rm.Proposal, rm.Parts = cp.p, cp.parts
+			break
+		}
+	}
+	for _, v := range c.votes {
+		if v.Round >= round {
+			rm.Votes = append(rm.Votes, v)
+		}
+	}
+	return rm
+}

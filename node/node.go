@@ -1,0 +1,362 @@
+// Package node runs a ledgerd node: it wires the ledger store, the mempool,
+// the consensus state machine with its write-ahead log and signer, and the
+// libp2p network, and drives consensus from one goroutine.
+//
+// The driver owns the consensus machine. Per event it steps the machine,
+// writes the event to the WAL (durably before anything leaves the node),
+// then carries out the effects in order; own votes and proposals pass the
+// persisted last-signed guard before they are sent. Readers (RPC) see an
+// atomically swapped Status and never wait on consensus.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ledgerd/ledgerd/consensus/wal"
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/genesis"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/kv"
+	"github.com/ledgerd/ledgerd/ledger/store"
+	"github.com/ledgerd/ledgerd/mempool"
+	"github.com/ledgerd/ledgerd/metrics"
+	"github.com/ledgerd/ledgerd/p2p"
+	"github.com/ledgerd/ledgerd/privval"
+)
+
+// Status is a consistent snapshot of the node for readers.
+type Status struct {
+	ChainID         string           `json:"chain_id"`
+	NodeID          string           `json:"node_id"`
+	Moniker         string           `json:"moniker"`
+	Validator       crypto.Address   `json:"validator_address"`
+	IsValidator     bool             `json:"is_validator"`
+	Height          uint64           `json:"latest_height,string"`
+	Hash            crypto.Hash      `json:"latest_block_hash"`
+	Time            ledger.Timestamp `json:"latest_block_time"`
+	AppHash         crypto.Hash      `json:"latest_app_hash"`
+	CatchingUp      bool             `json:"catching_up"`
+	ConsensusRound  uint32           `json:"consensus_round"`
+	ConsensusHeight uint64           `json:"consensus_height,string"`
+}
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	Logger *slog.Logger
+	Clock  Clock // nil: the wall clock
+}
+
+// Node is a running ledgerd node.
+type Node struct {
+	cfg     *Config
+	log     *slog.Logger
+	clock   Clock
+	doc     *genesis.Doc
+	chainID string
+	vals    *ledger.ValidatorSet
+
+	db     *kv.Level
+	store  *store.Store
+	pool   *mempool.Mempool
+	wal    *wal.FileLog
+	signer *privval.Signer // nil on a node that is not a validator
+	self   crypto.Address
+	net    *p2p.Node
+	evpool  *evidencePool
+	events  *eventHub
+	metrics *metrics.Metrics
+
+	inbox   chan inbound
+	txReady chan struct{}
+	rounds  roundCache
+
+	posHeight atomic.Uint64
+	posRound  atomic.Uint32
+	syncing   atomic.Bool
+	status    atomic.Pointer[Status]
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+	done   chan struct{}
+}
+
+// inboxSize bounds consensus messages waiting for the driver. When it is
+// full, gossip deliveries are dropped: peers re-send (catch-up), and a
+// dropped vote cannot break safety.
+const inboxSize = 16384
+
+// New opens the node's stores and keys. Start runs it.
+func New(cfg *Config, o Options) (*Node, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	clock := o.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	doc, err := genesis.Load(cfg.GenesisFile())
+	if err != nil {
+		return nil, err
+	}
+	gst, accounts, err := doc.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg: cfg, log: log, clock: clock, doc: doc, chainID: doc.ChainID, vals: gst.Validators,
+		evpool:  newEvidencePool(),
+		events:  newEventHub(),
+		metrics: metrics.New(),
+		inbox:   make(chan inbound, inboxSize),
+		txReady: make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeStores()
+		}
+	}()
+
+	if n.db, err = kv.OpenLevel(cfg.LedgerDBDir()); err != nil {
+		return nil, err
+	}
+	n.store = store.Open(n.db)
+	st, err := n.store.Init(gst, accounts, doc.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+
+	mcfg := mempool.DefaultConfig(n.chainID)
+	mcfg.MaxTxs, mcfg.MaxBytes, mcfg.MaxPerSender = cfg.Mempool.MaxTxs, cfg.Mempool.MaxBytes, cfg.Mempool.MaxPerSender
+	mcfg.TTL = cfg.Mempool.TTL.Duration
+	mcfg.Now = clock.Now
+	if n.pool, err = mempool.New(mcfg, n.store.Reader(), st.Height); err != nil {
+		return nil, fmt.Errorf("mempool: %w", err)
+	}
+
+	if n.wal, err = wal.OpenWithOptions(cfg.WALDir(), wal.Options{Logger: log.With("module", "wal")}); err != nil {
+		return nil, err
+	}
+	if cut := n.wal.Repaired(); cut > 0 {
+		log.Warn("write-ahead log had a torn or corrupt tail; cut it", "bytes", cut)
+	}
+
+	valKey, err := privval.LoadKeyFile(cfg.ValidatorKeyFile())
+	switch {
+	case err == nil:
+		if _, isVal := n.vals.ByAddress(valKey.PubKey().Address()); isVal {
+			if n.signer, err = privval.New(valKey, privval.NewFileStateStore(cfg.ValidatorStateFile())); err != nil {
+				return nil, err
+			}
+			n.self = valKey.PubKey().Address()
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return nil, err
+	}
+	n.setStatus(st)
+	n.metrics.Height.Set(float64(st.Height))
+	ok = true
+	return n, nil
+}
+
+// Start connects to the network and starts the consensus driver. It
+// returns once the node is running; Wait blocks until it stops.
+func (n *Node) Start(ctx context.Context) error {
+	key, err := p2p.LoadOrGenNodeKey(n.cfg.NodeKeyFile())
+	if err != nil {
+		return err
+	}
+	ctx, n.cancel = context.WithCancel(ctx)
+	pcfg := p2p.DefaultConfig(n.chainID)
+	pcfg.ListenAddrs = n.cfg.P2P.ListenAddrs
+	pcfg.ExternalAddrs = n.cfg.P2P.ExternalAddrs
+	pcfg.PersistentPeers = n.cfg.P2P.PersistentPeers
+	pcfg.BootstrapPeers = n.cfg.P2P.BootstrapPeers
+	pcfg.MaxPeers = n.cfg.P2P.MaxPeers
+	pcfg.Logger = n.log.With("module", "p2p")
+	if n.net, err = p2p.New(ctx, pcfg, key, (*handler)(n), n.vals); err != nil {
+		n.cancel()
+		return fmt.Errorf("p2p: %w", err)
+	}
+	n.refreshStatus(func(s *Status) { s.NodeID = n.net.ID().String() })
+	n.log.Info("node started", "chain_id", n.chainID, "node_id", n.net.ID(), "height", n.store.Height(),
+		"validator", n.signer != nil, "addrs", n.net.Addrs())
+
+	d := newDriver(n)
+	n.goRun(func() error { return d.run(ctx) })
+	go func() {
+		n.wg.Wait()
+		n.shutdown()
+		close(n.done)
+	}()
+	return nil
+}
+
+// goRun runs f as one of the node's owned goroutines; the first error
+// stops the node.
+func (n *Node) goRun(f func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			n.fail(err)
+		}
+	}()
+}
+
+// fail records the first fatal error and stops the node.
+func (n *Node) fail(err error) {
+	n.errMu.Lock()
+	if n.err == nil {
+		n.err = err
+		n.log.Error("node stopping on error", "err", err)
+	}
+	n.errMu.Unlock()
+	n.cancel()
+}
+
+// Stop stops the node and waits for it.
+func (n *Node) Stop() error {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+	} else {
+		n.closeStores()
+	}
+	return n.Err()
+}
+
+// Wait blocks until the node has stopped and returns the error that
+// stopped it, if any.
+func (n *Node) Wait() error {
+	<-n.done
+	return n.Err()
+}
+
+// Done is closed once the node has stopped.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err is the fatal error that stopped the node, if any.
+func (n *Node) Err() error {
+	n.errMu.Lock()
+	defer n.errMu.Unlock()
+	return n.err
+}
+
+func (n *Node) shutdown() {
+	if n.net != nil {
+		if err := n.net.Close(); err != nil {
+			n.log.Warn("closing p2p", "err", err)
+		}
+	}
+	n.closeStores()
+	n.log.Info("node stopped", "height", n.store.Height())
+}
+
+func (n *Node) closeStores() {
+	if n.wal != nil {
+		n.wal.Close()
+	}
+	if n.db != nil {
+		n.db.Close()
+	}
+}
+
+// Status returns the latest snapshot.
+func (n *Node) Status() Status {
+	s := *n.status.Load()
+	s.CatchingUp = n.syncing.Load()
+	s.ConsensusHeight, s.ConsensusRound = n.posHeight.Load(), n.posRound.Load()
+	return s
+}
+
+func (n *Node) setStatus(st *ledger.State) {
+	n.refreshStatus(func(s *Status) {
+		s.Height, s.Hash, s.Time, s.AppHash = st.Height, st.LastBlockHash, st.LastBlockTime, st.AppHash
+	})
+}
+
+// refreshStatus swaps in a modified copy of the status. Only the driver
+// and Start write it.
+func (n *Node) refreshStatus(f func(*Status)) {
+	var s Status
+	if cur := n.status.Load(); cur != nil {
+		s = *cur
+	} else {
+		s = Status{ChainID: n.chainID, Moniker: n.cfg.Moniker, Validator: n.self, IsValidator: n.signer != nil}
+	}
+	f(&s)
+	n.status.Store(&s)
+}
+
+// Store gives read access to the ledger (blocks, commits, accounts, proofs).
+func (n *Node) Store() *store.Store { return n.store }
+
+// Mempool gives access to the transaction pool.
+func (n *Node) Mempool() *mempool.Mempool { return n.pool }
+
+// Metrics is the node's metric set, served at /metrics.
+func (n *Node) Metrics() *metrics.Metrics { return n.metrics }
+
+// Genesis is the chain's genesis document.
+func (n *Node) Genesis() *genesis.Doc { return n.doc }
+
+// Validators is the chain's validator set.
+func (n *Node) Validators() *ledger.ValidatorSet { return n.vals }
+
+// Peers lists connected peers (empty before Start).
+func (n *Node) Peers() []p2p.PeerInfo {
+	if n.net == nil {
+		return nil
+	}
+	return n.net.Peers()
+}
+
+// P2PAddrs are the node's full libp2p addresses (with /p2p/ID).
+func (n *Node) P2PAddrs() []string {
+	if n.net == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.net.FullAddrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// SubmitTx admits tx to the mempool and gossips it. The error is the
+// mempool's reason for refusing it (a *mempool.RejectError).
+func (n *Node) SubmitTx(ctx context.Context, tx *ledger.Tx) error {
+	if err := n.pool.Add(tx); err != nil {
+		return err
+	}
+	n.signalTx()
+	if n.net != nil {
+		if err := n.net.PublishTx(ctx, tx); err != nil {
+			n.log.Debug("gossip tx", "tx", tx.Hash(), "err", err)
+		}
+	}
+	return nil
+}
+
+// signalTx wakes a driver waiting for transactions before proposing.
+func (n *Node) signalTx() {
+	select {
+	case n.txReady <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe returns a subscription to committed blocks.
+func (n *Node) Subscribe(buffer int) *Subscription { return n.events.subscribe(buffer) }
