@@ -88,6 +88,17 @@ func (m *Mempool) Add(tx *ledger.Tx) error {
 // transaction sees the earlier ones (n, n+1, n+2 in one batch all pass).
 // errs[i] is nil when txs[i] was admitted, else a *RejectError.
 func (m *Mempool) AddBatch(txs []*ledger.Tx) (errs []error) {
+	return m.addBatch(txs, false)
+}
+
+// AddVerified is AddBatch for transactions whose signatures the caller has
+// already verified (the gossip validators do, to penalise senders of bad
+// ones), so that no signature is checked twice on the hot path.
+func (m *Mempool) AddVerified(txs []*ledger.Tx) (errs []error) {
+	return m.addBatch(txs, true)
+}
+
+func (m *Mempool) addBatch(txs []*ledger.Tx, sigsChecked bool) (errs []error) {
 	errs = make([]error, len(txs))
 	cands := make([]*candidate, 0, len(txs))
 	for i, tx := range txs {
@@ -99,7 +110,6 @@ func (m *Mempool) AddBatch(txs []*ledger.Tx) (errs []error) {
 		c.idx = i
 		cands = append(cands, c)
 	}
-	sigsChecked := false
 	for len(cands) > 0 {
 		// Snapshot the height and the accounts the pool already knows.
 		m.mu.RLock()

@@ -159,3 +159,41 @@ func (r stateReader) EvidenceCommitted(key crypto.Hash) (bool, error) {
 	v, err := r.tree.Get(r.version, key)
 	return v != nil, err
 }
+
+// AccountTx is one committed transaction touching an account.
+type AccountTx struct {
+	Hash     crypto.Hash `json:"hash"`
+	Location TxLocation  `json:"location"`
+}
+
+// MaxAccountTxs bounds one AccountTxs answer.
+const MaxAccountTxs = 1000
+
+// AccountTxs returns the committed transactions that addr sent or
+// received, oldest first, starting at height from, at most limit of them
+// (and at most MaxAccountTxs).
+func (s *Store) AccountTxs(addr crypto.Address, from uint64, limit int) ([]AccountTx, error) {
+	limit = min(max(limit, 1), MaxAccountTxs)
+	prefix := append(append([]byte(nil), prefixAcctTx...), addr[:]...)
+	var out []AccountTx
+	var bad error
+	err := s.db.Iterate(prefix, func(k, v []byte) bool {
+		loc := k[len(prefix):]
+		if len(loc) != 12 || len(v) != crypto.HashSize {
+			bad = fmt.Errorf("account tx index: corrupt entry for %s", addr)
+			return false
+		}
+		h := binary.BigEndian.Uint64(loc)
+		if h < from {
+			return true
+		}
+		var hash crypto.Hash
+		copy(hash[:], v)
+		out = append(out, AccountTx{Hash: hash, Location: TxLocation{Height: h, Index: binary.BigEndian.Uint32(loc[8:])}})
+		return len(out) < limit
+	})
+	if err == nil {
+		err = bad
+	}
+	return out, err
+}

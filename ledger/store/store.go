@@ -29,6 +29,7 @@ var (
 	prefixTree     = []byte("s/") // state commitment nodes
 	prefixAccount  = []byte("a/") // address -> latest account (flat index for execution)
 	prefixEvidence = []byte("e/") // evidence key -> height committed (flat index)
+	prefixAcctTx   = []byte("x/") // address, height, index -> tx hash (both sender and recipient)
 	keyState       = []byte("m/state")
 	keyGenesisHash = []byte("m/genesis")
 )
@@ -246,6 +247,9 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 		binary.BigEndian.PutUint64(loc, h)
 		binary.BigEndian.PutUint32(loc[8:], r.Index)
 		batch.Put(append(prefixTx, r.TxHash[:]...), loc)
+		tx := b.Txs[r.Index]
+		batch.Put(acctTxKey(tx.Sender(), loc), r.TxHash[:])
+		batch.Put(acctTxKey(tx.To, loc), r.TxHash[:])
 	}
 	if err := putState(batch, next); err != nil {
 		return nil, err
@@ -255,6 +259,11 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	}
 	s.setState(next)
 	return next.Copy(), nil
+}
+
+func acctTxKey(a crypto.Address, loc []byte) []byte {
+	k := make([]byte, 0, len(prefixAcctTx)+len(a)+len(loc))
+	return append(append(append(k, prefixAcctTx...), a[:]...), loc...)
 }
 
 func accountKey(a crypto.Address) []byte {
