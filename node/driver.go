@@ -30,6 +30,7 @@ type driver struct {
 	// node does not create empty blocks; it starts when one arrives, when a
 	// peer's message for the height arrives, or after the empty-block interval.
 	waitingTxs bool
+	waitHeight uint64
 	waitSince  time.Time
 
 	parts map[partsKey]*partsEntry // proposals whose blocks are being assembled
@@ -211,15 +212,19 @@ func (d *driver) startMachine() error {
 	return nil
 }
 
-// heightDue starts height h, or waits for a transaction first when the
-// node does not create empty blocks.
+// heightDue starts height h (the one after the stored height, which the
+// machine has not started), or waits for a transaction first when the node
+// does not create empty blocks.
 func (d *driver) heightDue(h uint64) {
-	if d.m.Height() != h || d.m.State().Step != consensus.StepNewHeight {
+	if h != d.n.store.Height()+1 {
 		return
+	}
+	if st := d.m.State(); st.Height > h || (st.Height == h && st.Step != consensus.StepNewHeight) {
+		return // already started
 	}
 	if !d.n.cfg.Consensus.CreateEmptyBlocks {
 		if txs, _ := d.n.pool.Size(); txs == 0 {
-			d.waitingTxs, d.waitSince = true, d.n.clock.Now()
+			d.waitingTxs, d.waitHeight, d.waitSince = true, h, d.n.clock.Now()
 			return
 		}
 	}
@@ -237,7 +242,7 @@ func (d *driver) maybeStartWaiting(force bool) {
 	iv := d.n.cfg.Consensus.EmptyBlocksInterval.Duration
 	if force || txs > 0 || (iv > 0 && d.n.clock.Now().Sub(d.waitSince) >= iv) {
 		d.waitingTxs = false
-		d.input(consensus.EventNewHeight{Height: d.m.Height()})
+		d.input(consensus.EventNewHeight{Height: d.waitHeight})
 	}
 }
 
@@ -477,7 +482,7 @@ func (d *driver) applyBlock(b *ledger.Block, c *ledger.Commit) error {
 func (d *driver) receive(in inbound) {
 	switch {
 	case in.vote != nil:
-		if d.waitingTxs && in.vote.Height == d.m.Height() {
+		if d.waitingTxs && in.vote.Height == d.waitHeight {
 			d.maybeStartWaiting(true)
 		}
 		d.input(consensus.EventVote{Vote: in.vote})
@@ -502,7 +507,7 @@ func (d *driver) addProposal(p *ledger.Proposal) {
 		return
 	}
 	d.parts[k] = &partsEntry{proposal: p, set: set}
-	if d.waitingTxs && p.Height == d.m.Height() {
+	if d.waitingTxs && p.Height == d.waitHeight {
 		d.maybeStartWaiting(true)
 	}
 }

@@ -1,0 +1,225 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/privval"
+)
+
+// freeBasePort finds n consecutive-by-two free TCP ports on loopback and
+// returns the first; the ports are released before the nodes bind them.
+func freeBasePort(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if base+2*n > 65000 {
+			continue
+		}
+		ok := true
+		for i := 0; i < 2*n && ok; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+type testNet struct {
+	t        *testing.T
+	tn       *Testnet
+	nodes    []*Node
+	accounts []crypto.PrivKey
+}
+
+// startTestnet writes and starts an n-validator network in this process.
+func startTestnet(t *testing.T, n int, mutate func(*Config)) *testNet {
+	t.Helper()
+	dir := t.TempDir()
+	params := ledger.DefaultConsensusParams()
+	params.TimeoutCommit = ledger.Duration(50 * time.Millisecond)
+	tn, err := WriteTestnet(dir, TestnetOptions{ChainID: "node-test", Validators: n, FundedAccounts: 4,
+		Balance: 1_000_000, BasePort: freeBasePort(t, n), Params: &params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &testNet{t: t, tn: tn}
+	for i := range tn.Accounts {
+		k, err := privval.LoadKeyFile(filepath.Join(dir, "accounts", fmt.Sprintf("account%d.json", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.accounts = append(w.accounts, k)
+	}
+	for i := range tn.Nodes {
+		w.start(i, mutate)
+	}
+	t.Cleanup(func() {
+		for _, nd := range w.nodes {
+			if nd != nil {
+				nd.Stop()
+			}
+		}
+	})
+	return w
+}
+
+func (w *testNet) start(i int, mutate func(*Config)) {
+	w.t.Helper()
+	cfg, err := LoadConfig(w.tn.Nodes[i].Home)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cfg.P2P.ListenAddrs = cfg.P2P.ListenAddrs[:1] // TCP only: faster to start in tests
+	if mutate != nil {
+		mutate(cfg)
+	}
+	var log *slog.Logger
+	if os.Getenv("LEDGERD_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
+	}
+	nd, err := New(cfg, Options{Logger: log})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := nd.Start(context.Background()); err != nil {
+		w.t.Fatal(err)
+	}
+	for len(w.nodes) <= i {
+		w.nodes = append(w.nodes, nil)
+	}
+	w.nodes[i] = nd
+}
+
+// waitHeight waits until every listed node has committed height h.
+func (w *testNet) waitHeight(h uint64, timeout time.Duration, which ...int) {
+	w.t.Helper()
+	if len(which) == 0 {
+		for i := range w.nodes {
+			which = append(which, i)
+		}
+	}
+	deadline := time.After(timeout)
+	for _, i := range which {
+		sub := w.nodes[i].Subscribe(64)
+		for w.nodes[i].Store().Height() < h {
+			select {
+			case _, ok := <-sub.C():
+				if !ok {
+					sub = w.nodes[i].Subscribe(64)
+				}
+			case <-w.nodes[i].Done():
+				w.t.Fatalf("node %d stopped: %v", i, w.nodes[i].Err())
+			case <-deadline:
+				w.t.Fatalf("node %d at height %d, want %d after %s", i, w.nodes[i].Store().Height(), h, timeout)
+			}
+		}
+		sub.Close()
+	}
+}
+
+// checkSameChain compares every node's blocks and app hashes up to the
+// lowest common height.
+func (w *testNet) checkSameChain(which ...int) uint64 {
+	w.t.Helper()
+	if len(which) == 0 {
+		for i := range w.nodes {
+			which = append(which, i)
+		}
+	}
+	top := w.nodes[which[0]].Store().Height()
+	for _, i := range which {
+		top = min(top, w.nodes[i].Store().Height())
+	}
+	for h := uint64(1); h <= top; h++ {
+		ref, err := w.nodes[which[0]].Store().Block(h)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		refApp, _ := w.nodes[which[0]].Store().AppHash(h)
+		for _, i := range which[1:] {
+			b, err := w.nodes[i].Store().Block(h)
+			if err != nil {
+				w.t.Fatalf("node %d block %d: %v", i, h, err)
+			}
+			if b.Hash() != ref.Hash() {
+				w.t.Fatalf("fork at height %d: node %d has %s, node %d has %s", h, which[0], ref.Hash(), i, b.Hash())
+			}
+			if app, _ := w.nodes[i].Store().AppHash(h); app != refApp {
+				w.t.Fatalf("height %d: node %d app hash %s, node %d %s", h, which[0], refApp, i, app)
+			}
+		}
+	}
+	return top
+}
+
+func TestFourValidatorsCommitTheSameChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four nodes")
+	}
+	w := startTestnet(t, 4, nil)
+	w.waitHeight(2, 60*time.Second)
+
+	// Transfers from each account, submitted to different nodes.
+	to := ledgerAddr("recipient")
+	var txs []*ledger.Tx
+	for i, k := range w.accounts {
+		for nonce := uint64(0); nonce < 5; nonce++ {
+			tx := &ledger.Tx{ChainID: "node-test", To: to, Amount: 10 + uint64(i), Fee: 1, Nonce: nonce}
+			tx.Sign(k)
+			if err := w.nodes[(i+int(nonce))%4].SubmitTx(context.Background(), tx); err != nil {
+				t.Fatalf("submit: %v", err)
+			}
+			txs = append(txs, tx)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, tx := range txs {
+		for {
+			if _, _, err := w.nodes[0].Store().Tx(tx.Hash()); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tx %s not committed", tx.Hash())
+			}
+			w.waitHeight(w.nodes[0].Store().Height()+1, 30*time.Second, 0)
+		}
+	}
+	h := w.nodes[0].Store().Height()
+	w.waitHeight(h, 30*time.Second)
+	w.checkSameChain()
+	for i, nd := range w.nodes {
+		acc, err := nd.Store().Account(h, to)
+		if err != nil || acc.Balance != 5*(10+11+12+13) {
+			t.Fatalf("node %d: recipient balance %d (%v), want %d", i, acc.Balance, err, 5*(10+11+12+13))
+		}
+	}
+}
+
+func ledgerAddr(s string) crypto.Address {
+	h := crypto.Sum([]byte(s))
+	var a crypto.Address
+	copy(a[:], h[:])
+	return a
+}
