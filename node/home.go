@@ -23,7 +23,9 @@ const DevChainID = "ledgerd-dev"
 const DevBalance = 1_000_000_000_000
 
 // DevAccountKeyFile is where `ledgerd dev` keeps the funded account's key.
-func (c *Config) DevAccountKeyFile() string { return filepath.Join(c.ConfigDir(), "dev_account_key.json") }
+func (c *Config) DevAccountKeyFile() string {
+	return filepath.Join(c.ConfigDir(), "dev_account_key.json")
+}
 
 // InitOptions shape a new home made by InitHome.
 type InitOptions struct {

@@ -61,13 +61,13 @@ type Node struct {
 	chainID string
 	vals    *ledger.ValidatorSet
 
-	db     *kv.Level
-	store  *store.Store
-	pool   *mempool.Mempool
-	wal    *wal.FileLog
-	signer *privval.Signer // nil on a node that is not a validator
-	self   crypto.Address
-	net    *p2p.Node
+	db      *kv.Level
+	store   *store.Store
+	pool    *mempool.Mempool
+	wal     *wal.FileLog
+	signer  *privval.Signer // nil on a node that is not a validator
+	self    crypto.Address
+	net     *p2p.Node
 	evpool  *evidencePool
 	events  *eventHub
 	metrics *metrics.Metrics
