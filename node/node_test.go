@@ -223,3 +223,61 @@ func ledgerAddr(s string) crypto.Address {
 	copy(a[:], h[:])
 	return a
 }
+
+// TestLateNodeCatchesUpByBlockSync starts a full node after its validator
+// has committed over a thousand heights: it must catch up by block sync
+// and hold the same chain.
+func TestLateNodeCatchesUpByBlockSync(t *testing.T) {
+	if testing.Short() {
+		t.Skip("commits a thousand heights")
+	}
+	dir := t.TempDir()
+	params := ledger.DefaultConsensusParams()
+	params.TimeoutCommit = 0
+	tn, err := WriteTestnet(dir, TestnetOptions{ChainID: "sync-test", Validators: 1, FullNodes: 1,
+		BasePort: freeBasePort(t, 2), Params: &params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &testNet{t: t, tn: tn}
+	t.Cleanup(func() {
+		for _, nd := range w.nodes {
+			if nd != nil {
+				nd.Stop()
+			}
+		}
+	})
+	w.start(0, nil)
+	const target = 1050
+	w.waitHeight(target, 120*time.Second, 0)
+
+	synced := make(chan struct{})
+	w.start(1, nil)
+	go func() {
+		defer close(synced)
+		sub := w.nodes[1].Subscribe(4096)
+		defer sub.Close()
+		for range sub.C() {
+			if w.nodes[1].Store().Height() >= target {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	for done := false; !done; {
+		select {
+		case <-synced:
+			done = true
+		case <-time.After(120 * time.Second):
+			t.Fatalf("late node at height %d after 120s", w.nodes[1].Store().Height())
+		case <-w.nodes[1].Done():
+			t.Fatalf("late node stopped: %v", w.nodes[1].Err())
+		}
+	}
+	el := time.Since(start)
+	t.Logf("late node reached height %d in %s (%.0f blocks/s)", target, el, float64(target)/el.Seconds())
+	w.checkSameChain()
+	if synced := blocksSynced(w.nodes[1]); synced < target/2 {
+		t.Fatalf("only %d blocks arrived by block sync; the rest came through consensus", synced)
+	}
+}
