@@ -1,0 +1,244 @@
+package statetree
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ledgerd/ledgerd/ledger/kv"
+)
+
+// seedFlag replays a randomised test: go test ./ledger/statetree/ -run TestX -seed N.
+// LEDGERD_TEST_SEED=N does the same without the flag.
+var seedFlag = flag.Uint64("seed", 0, "seed for randomised tests (0: LEDGERD_TEST_SEED, else the clock)")
+
+// testRand returns a generator for a randomised test and logs its seed, so
+// a failure prints the exact command that replays it.
+func testRand(t testing.TB) (*rand.Rand, uint64) {
+	t.Helper()
+	seed := *seedFlag
+	if seed == 0 {
+		if s := os.Getenv("LEDGERD_TEST_SEED"); s != "" {
+			v, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				t.Fatalf("LEDGERD_TEST_SEED=%q: %v", s, err)
+			}
+			seed = v
+		}
+	}
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay: go test ./ledger/statetree/ -run '%s' -seed %d)", seed, t.Name(), seed)
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed
+}
+
+// stores are the kv implementations every storage test runs on.
+var stores = []struct {
+	name string
+	open func(t testing.TB) kv.DB
+}{
+	{"mem", func(t testing.TB) kv.DB { return kv.NewMem() }},
+	{"level", func(t testing.TB) kv.DB {
+		db, err := kv.OpenLevel(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}},
+}
+
+// model is the reference the tree is checked against: a plain map.
+type model map[[32]byte][]byte
+
+func (m model) clone() model {
+	c := make(model, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func (m model) apply(changes []Change) {
+	for _, c := range changes {
+		if c.Value == nil {
+			delete(m, c.Key)
+		} else {
+			m[c.Key] = slices.Clone(c.Value)
+		}
+	}
+}
+
+func (m model) sortedKeys() [][32]byte {
+	keys := make([][32]byte, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	return keys
+}
+
+// changes lists m as insertions, sorted.
+func (m model) changes() []Change {
+	var cs []Change
+	for _, k := range m.sortedKeys() {
+		cs = append(cs, Change{Key: k, Value: m[k]})
+	}
+	return cs
+}
+
+// referenceRoot computes the root of m straight from the specification in
+// the package comment, with no code from the package: the canonical compact
+// tree, empty = 32 zero bytes, leaf = H(0 || key || H(value)),
+// inner = H(1 || left || right).
+func referenceRoot(m model) [32]byte {
+	return refSubtree(m, m.sortedKeys(), 0)
+}
+
+func refSubtree(m model, keys [][32]byte, depth int) [32]byte {
+	switch len(keys) {
+	case 0:
+		return [32]byte{}
+	case 1:
+		vh := sha256.Sum256(m[keys[0]])
+		return sha256.Sum256(slices.Concat([]byte{0}, keys[0][:], vh[:]))
+	}
+	var left, right [][32]byte
+	for _, k := range keys {
+		if k[depth/8]&(0x80>>(depth%8)) == 0 {
+			left = append(left, k)
+		} else {
+			right = append(right, k)
+		}
+	}
+	l, r := refSubtree(m, left, depth+1), refSubtree(m, right, depth+1)
+	return sha256.Sum256(slices.Concat([]byte{1}, l[:], r[:]))
+}
+
+// keyGen makes keys that often share long prefixes with earlier ones, so
+// deep paths, compression and re-compression all get exercised.
+type keyGen struct {
+	r    *rand.Rand
+	seen [][32]byte
+}
+
+func (g *keyGen) next() [32]byte {
+	var k [32]byte
+	if len(g.seen) == 0 || g.r.IntN(2) == 0 {
+		for i := range k {
+			k[i] = byte(g.r.Uint32())
+		}
+	} else {
+		k = g.seen[g.r.IntN(len(g.seen))]
+		// Mostly a near neighbour in the top levels; sometimes one that
+		// shares a long prefix (up to all 255 bits), which builds a long
+		// chain of one-sided inner nodes.
+		b := g.r.IntN(16)
+		if g.r.IntN(8) == 0 {
+			b = g.r.IntN(KeyBits)
+		}
+		k[b/8] ^= 0x80 >> (b % 8)
+	}
+	g.seen = append(g.seen, k)
+	return k
+}
+
+// existing returns a key that has been generated before (maybe deleted).
+func (g *keyGen) existing() [32]byte {
+	if len(g.seen) == 0 {
+		return g.next()
+	}
+	return g.seen[g.r.IntN(len(g.seen))]
+}
+
+func randValue(r *rand.Rand) []byte {
+	v := make([]byte, 1+r.IntN(40))
+	for i := range v {
+		v[i] = byte(r.Uint32())
+	}
+	return v
+}
+
+// randChanges returns up to max changes mixing inserts of new keys, updates
+// and deletes of known keys, deletes of unknown keys, and repeated keys.
+func randChanges(r *rand.Rand, g *keyGen, max int) []Change {
+	n := 1 + r.IntN(max)
+	cs := make([]Change, 0, n)
+	for range n {
+		switch x := r.IntN(10); {
+		case x < 4:
+			cs = append(cs, Change{Key: g.next(), Value: randValue(r)})
+		case x < 6:
+			cs = append(cs, Change{Key: g.existing(), Value: randValue(r)})
+		case x < 9:
+			cs = append(cs, Change{Key: g.existing()})
+		default:
+			cs = append(cs, Change{Key: g.next()})
+		}
+		if len(cs) > 1 && r.IntN(20) == 0 {
+			cs = append(cs, Change{Key: cs[r.IntN(len(cs))].Key, Value: randValue(r)})
+		}
+	}
+	return cs
+}
+
+// commit commits changes from base to next and writes the batch.
+func commit(t testing.TB, db kv.DB, tr *Tree, base, next uint64, changes []Change) [32]byte {
+	t.Helper()
+	b := db.NewBatch()
+	root, err := tr.Commit(b, base, next, changes)
+	if err != nil {
+		t.Fatalf("commit %d -> %d: %v", base, next, err)
+	}
+	if err := db.Write(b, false); err != nil {
+		t.Fatalf("write version %d: %v", next, err)
+	}
+	return root
+}
+
+// rebuildRoot commits m from scratch into a fresh store and returns the root.
+func rebuildRoot(t testing.TB, m model) [32]byte {
+	t.Helper()
+	db := kv.NewMem()
+	return commit(t, db, New(db, []byte("x/")), 0, 1, m.changes())
+}
+
+// checkVersion checks that version v of tr holds exactly m: Get for every
+// key of m and for the given absent candidates.
+func checkVersion(t testing.TB, tr *Tree, v uint64, m model, absent [][32]byte, seed uint64) {
+	t.Helper()
+	for k, want := range m {
+		got, err := tr.Get(v, k)
+		if err != nil {
+			t.Fatalf("seed %d version %d: Get(%x): %v", seed, v, k, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("seed %d version %d: Get(%x) = %x, want %x", seed, v, k, got, want)
+		}
+	}
+	for _, k := range absent {
+		if _, ok := m[k]; ok {
+			continue
+		}
+		got, err := tr.Get(v, k)
+		if err != nil || got != nil {
+			t.Fatalf("seed %d version %d: Get(absent %x) = %x, %v; want nil, nil", seed, v, k, got, err)
+		}
+	}
+}
+
+// countingBatch is a kv.Batch that records its operations, for tests that
+// inspect what a commit writes without a store.
+type countingBatch struct{ puts, dels int }
+
+func (b *countingBatch) Put(key, value []byte) { b.puts++ }
+func (b *countingBatch) Delete(key []byte)     { b.dels++ }
+func (b *countingBatch) Len() int              { return b.puts + b.dels }
+func (b *countingBatch) Reset()                { b.puts, b.dels = 0, 0 }
