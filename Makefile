@@ -29,3 +29,24 @@ lint: ## gofmt and go vet
 
 clean: ## remove build output
 	rm -rf $(BIN)
+
+.PHONY: localnet-start localnet-stop localnet-status localnet-logs localnet-clean docker-up docker-down docker-status docker-logs
+
+localnet-start: ## start a 4-validator network of processes on loopback (build/localnet)
+	bash scripts/localnet.sh start 4
+localnet-stop: ## stop the process network
+	bash scripts/localnet.sh stop
+localnet-status: ## show each node's state and height
+	bash scripts/localnet.sh status
+localnet-logs: ## follow the process network's logs
+	bash scripts/localnet.sh logs
+localnet-clean: ## stop and delete the process network
+	bash scripts/localnet.sh clean
+docker-up: ## start a 4-validator network under Docker Compose
+	bash scripts/docker-localnet.sh up 4
+docker-down: ## stop and remove the Docker network
+	bash scripts/docker-localnet.sh down
+docker-status: ## list the Docker network's containers
+	bash scripts/docker-localnet.sh status
+docker-logs: ## follow the Docker network's logs
+	bash scripts/docker-localnet.sh logs
