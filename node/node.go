@@ -190,6 +190,11 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("p2p: %w", err)
 	}
 	n.refreshStatus(func(s *Status) { s.NodeID = n.net.ID().String() })
+	if err := n.startRPC(ctx); err != nil {
+		n.cancel()
+		n.net.Close()
+		return err
+	}
 	n.log.Info("node started", "chain_id", n.chainID, "node_id", n.net.ID(), "height", n.store.Height(),
 		"validator", n.signer != nil, "addrs", n.net.Addrs())
 

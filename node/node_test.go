@@ -17,7 +17,9 @@ import (
 
 // freeBasePort finds n consecutive-by-two free TCP ports on loopback and
 // returns the first; the ports are released before the nodes bind them.
-func freeBasePort(t *testing.T, n int) int {
+func freeBasePort(t *testing.T, n int) int { return freePorts(t, n) }
+
+func freePorts(t testing.TB, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,11 +97,7 @@ func (w *testNet) start(i int, mutate func(*Config)) {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	var log *slog.Logger
-	if os.Getenv("LEDGERD_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
-	}
-	nd, err := New(cfg, Options{Logger: log})
+	nd, err := New(cfg, Options{Logger: testLogger(i)})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -215,6 +213,15 @@ func TestFourValidatorsCommitTheSameChain(t *testing.T) {
 			t.Fatalf("node %d: recipient balance %d (%v), want %d", i, acc.Balance, err, 5*(10+11+12+13))
 		}
 	}
+}
+
+// testLogger logs node i's debug output to stderr when LEDGERD_TEST_LOG is
+// set, and discards it otherwise.
+func testLogger(i int) *slog.Logger {
+	if os.Getenv("LEDGERD_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", i)
 }
 
 func ledgerAddr(s string) crypto.Address {

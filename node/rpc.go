@@ -1,0 +1,134 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/ledgerd/ledgerd/genesis"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/store"
+	"github.com/ledgerd/ledgerd/mempool"
+	"github.com/ledgerd/ledgerd/rpc"
+	"github.com/ledgerd/ledgerd/rpc/api"
+)
+
+// startRPC starts the JSON-RPC server (HTTP, WebSocket, /health, /metrics)
+// on cfg.RPC.ListenAddr, unless that is empty. The server is one of the
+// node's owned goroutines: it stops when ctx ends, and the node's shutdown
+// waits for it (and for every connection it serves) before closing the
+// stores. A port of 0 is replaced in the configuration by the one bound,
+// which RPCAddr reports.
+func (n *Node) startRPC(ctx context.Context) error {
+	c := n.cfg.RPC
+	if c.ListenAddr == "" {
+		n.log.Info("rpc disabled (rpc.laddr is empty)")
+		return nil
+	}
+	srv, err := rpc.New(rpcBackend{n}, rpc.Config{
+		MaxBodyBytes:       c.MaxBodyBytes,
+		MaxBatchRequests:   c.MaxBatchRequests,
+		MaxSubscriptions:   c.MaxSubscriptions,
+		MaxConnections:     c.MaxConnections,
+		CORSAllowedOrigins: c.CORSAllowedOrigins,
+		Logger:             n.log.With("module", "rpc"),
+		Metrics:            n.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("rpc: listen on %s: %w", c.ListenAddr, err)
+	}
+	n.cfg.RPC.ListenAddr = ln.Addr().String()
+	n.log.Info("rpc listening", "addr", n.cfg.RPC.ListenAddr)
+	n.goRun(func() error { return srv.Serve(ctx, ln) })
+	return nil
+}
+
+// RPCAddr is the HOST:PORT the JSON-RPC server listens on once Start has
+// returned (with the port the system chose when the configuration said
+// 0), or "" when RPC is disabled.
+func (n *Node) RPCAddr() string { return n.cfg.RPC.ListenAddr }
+
+// rpcBackend serves the RPC from the node's lock-free reads.
+type rpcBackend struct{ n *Node }
+
+var _ rpc.Backend = rpcBackend{}
+
+func (b rpcBackend) Store() *store.Store              { return b.n.store }
+func (b rpcBackend) Mempool() *mempool.Mempool        { return b.n.pool }
+func (b rpcBackend) Genesis() *genesis.Doc            { return b.n.doc }
+func (b rpcBackend) Validators() *ledger.ValidatorSet { return b.n.vals }
+
+func (b rpcBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error { return b.n.SubmitTx(ctx, tx) }
+
+func (b rpcBackend) Status() rpc.NodeStatus {
+	s := b.n.Status()
+	return rpc.NodeStatus{
+		ChainID: s.ChainID, NodeID: s.NodeID, Moniker: s.Moniker, Validator: s.Validator, IsValidator: s.IsValidator,
+		Height: s.Height, Hash: s.Hash, Time: s.Time, AppHash: s.AppHash, CatchingUp: s.CatchingUp,
+		ConsensusHeight: s.ConsensusHeight, ConsensusRound: s.ConsensusRound,
+	}
+}
+
+func (b rpcBackend) Peers() []api.Peer {
+	ps := b.n.Peers()
+	out := make([]api.Peer, len(ps))
+	for i, p := range ps {
+		addrs := make([]string, len(p.Addrs))
+		for j, a := range p.Addrs {
+			addrs[j] = a.String()
+		}
+		out[i] = api.Peer{ID: p.ID.String(), Addrs: addrs, Inbound: p.Inbound, Persistent: p.Persistent,
+			Height: api.Uint64(p.Height), Score: p.Score}
+	}
+	return out
+}
+
+func (b rpcBackend) Subscribe(buffer int) (rpc.EventFeed, error) {
+	blocks := b.n.Subscribe(buffer)
+	if blocks == nil {
+		return nil, errors.New("node serves too many subscriptions")
+	}
+	return &rpcFeed{blocks: blocks, pool: b.n.pool.Subscribe(buffer, mempool.EventRemoved)}, nil
+}
+
+// rpcFeed merges committed blocks and mempool removals. Removals of
+// committed transactions are left out: the block says more.
+type rpcFeed struct {
+	blocks *Subscription
+	pool   *mempool.Subscription
+}
+
+func (f *rpcFeed) Next(ctx context.Context) (rpc.Event, error) {
+	for {
+		select {
+		case ev, ok := <-f.blocks.C():
+			if !ok {
+				if f.blocks.Dropped() {
+					return rpc.Event{}, rpc.ErrFeedLost
+				}
+				return rpc.Event{}, errors.New("node block subscription closed")
+			}
+			return rpc.Event{Block: ev.Block}, nil
+		case ev, ok := <-f.pool.C():
+			if !ok {
+				return rpc.Event{}, errors.New("mempool subscription closed")
+			}
+			if ev.Reason == mempool.Committed {
+				continue
+			}
+			return rpc.Event{Removed: &rpc.RemovedTx{Hash: ev.Hash, Reason: ev.Reason}}, nil
+		case <-ctx.Done():
+			return rpc.Event{}, ctx.Err()
+		}
+	}
+}
+
+func (f *rpcFeed) Close() {
+	f.blocks.Close()
+	f.pool.Close()
+}
