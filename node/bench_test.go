@@ -85,4 +85,3 @@ func BenchmarkNetworkThroughput(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tx/s")
 }
-
