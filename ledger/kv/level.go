@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
@@ -21,6 +22,9 @@ func OpenLevel(dir string) (*Level, error) {
 	db, err := leveldb.OpenFile(dir, &opt.Options{
 		BlockCacheCapacity: 32 * opt.MiB,
 		WriteBuffer:        16 * opt.MiB,
+		// State-tree nodes are keyed by hash, so most point reads miss
+		// most tables; a bloom filter skips those tables without a read.
+		Filter: filter.NewBloomFilter(10),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open leveldb %s: %w", dir, err)

@@ -13,7 +13,8 @@ import (
 // rewritten by every block; an LRU keyed by hash sees each new node only
 // once before evicting it, and so keeps no more than the top dozen levels.
 // Slots keep exactly the nodes the next commit and the next proof read, and
-// their number bounds their memory.
+// their number bounds their memory. (Reading an old version puts its nodes
+// in the slots; the next commit then reads the current ones back once.)
 //
 // Everything else (deeper nodes, leaves with large values, nodes of unknown
 // position) goes into a two-generation cache keyed by hash: new and

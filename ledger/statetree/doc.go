@@ -31,8 +31,17 @@
 //
 // Commit only adds operations to the caller's batch and never writes to the
 // store, so the tree's writes land atomically with everything else in the
-// batch, and a batch that is never written leaves no trace. Versions are not
-// pruned: a node can be shared by many versions (a value set back to an old
-// value recreates the same node), so deleting nodes safely would need
-// reference counts, which the ledger does not need yet.
+// batch, and a batch that is never written leaves no trace. Version 0 is
+// the empty tree; every other version exists once its batch is written.
+// Versions are not pruned: a node can be shared by many versions (a value
+// set back to an old value recreates the same node), so deleting nodes
+// safely would need reference counts, which the ledger does not need yet.
+//
+// # Cache
+//
+// A Tree keeps a byte-bounded cache of nodes (DefaultCacheBytes, or
+// WithCacheBytes): the top levels of the tree by position, which every
+// commit and proof passes through, and recently used nodes by hash. Cached
+// nodes are immutable and found by hash, so the cache never changes an
+// answer, only how many store reads it takes.
 package statetree
