@@ -43,6 +43,10 @@ func Validate(s *State, r StateReader, b *Block) error {
 // ValidateHeader checks everything about b that needs no account state
 // and no signatures: identity, links to s, roots and size limits.
 func ValidateHeader(s *State, b *Block) error {
+	return validateHeader(s, b, b.TxHashes())
+}
+
+func validateHeader(s *State, b *Block, txHashes []crypto.Hash) error {
 	h := &b.Header
 	switch {
 	case h.ChainID != s.ChainID:
@@ -57,7 +61,7 @@ func ValidateHeader(s *State, b *Block) error {
 		return fmt.Errorf("block %d: validators hash %s, want %s", h.Height, h.ValidatorsHash, s.Validators.Hash())
 	case h.LastCommitHash != b.LastCommit.Hash():
 		return fmt.Errorf("block %d: last commit hash does not match its last commit", h.Height)
-	case h.TxRoot != TxRootOf(b.Txs):
+	case h.TxRoot != crypto.MerkleRootOfHashes(txHashes):
 		return fmt.Errorf("block %d: tx root does not match its transactions", h.Height)
 	case h.EvidenceHash != EvidenceRootOf(b.Evidence):
 		return fmt.Errorf("block %d: evidence hash does not match its evidence", h.Height)
@@ -88,7 +92,8 @@ func ValidateHeader(s *State, b *Block) error {
 // deterministic: the same state and block give the same Result on every
 // machine. Any invalid transfer makes the whole block invalid.
 func Execute(s *State, r StateReader, b *Block) (*Result, error) {
-	if err := ValidateHeader(s, b); err != nil {
+	hashes := b.TxHashes()
+	if err := validateHeader(s, b, hashes); err != nil {
 		return nil, err
 	}
 	h := b.Header.Height
@@ -99,7 +104,11 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 	} else if err := b.LastCommit.Verify(s.ChainID, s.Validators, s.Height, s.LastBlockHash); err != nil {
 		return nil, fmt.Errorf("block %d: last commit: %w", h, err)
 	}
-	if err := verifyTxSigs(b.Txs); err != nil {
+	var known func(crypto.Hash) bool
+	if v, ok := r.(VerifiedTxs); ok {
+		known = v.SignatureVerified
+	}
+	if err := verifyTxSigs(b.Txs, hashes, known); err != nil {
 		return nil, fmt.Errorf("block %d: %w", h, err)
 	}
 
@@ -146,7 +155,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 			return nil, err
 		}
 		if err := checkSpend(from, tx); err != nil {
-			return nil, fmt.Errorf("block %d: tx %d (%s): %w", h, i, tx.Hash(), err)
+			return nil, fmt.Errorf("block %d: tx %d (%s): %w", h, i, hashes[i], err)
 		}
 		to, err := load(tx.To)
 		if err != nil {
@@ -170,7 +179,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 			}
 			prop.Balance += tx.Fee
 		}
-		res.Receipts[i] = Receipt{TxHash: tx.Hash(), Height: h, Index: uint32(i), Fee: tx.Fee}
+		res.Receipts[i] = Receipt{TxHash: hashes[i], Height: h, Index: uint32(i), Fee: tx.Fee}
 	}
 	res.Accounts = make([]AccountUpdate, 0, len(touched))
 	for a, acc := range touched {
@@ -206,22 +215,38 @@ func checkSpend(from *Account, tx *Tx) error {
 	return nil
 }
 
-// verifyTxSigs batch-verifies every transaction's signature and names
-// the first bad one.
-func verifyTxSigs(txs []*Tx) error {
-	if len(txs) == 0 {
+// VerifiedTxs is an optional interface of a StateReader. SignatureVerified
+// reports that this node has already verified the signature of the
+// transaction with hash h (it holds it in its mempool), so execution need
+// not verify it again. The hash covers the signature, so a hit means the
+// very same bytes were verified: the outcome of Execute is unchanged.
+type VerifiedTxs interface {
+	SignatureVerified(h crypto.Hash) bool
+}
+
+// verifyTxSigs batch-verifies the signatures of the transactions that known
+// (if set) does not vouch for, and names the first bad one.
+func verifyTxSigs(txs []*Tx, hashes []crypto.Hash, known func(crypto.Hash) bool) error {
+	bv := crypto.NewBatchVerifier(len(txs))
+	idx := make([]int, 0, len(txs))
+	for i, tx := range txs {
+		if known != nil && known(hashes[i]) {
+			continue
+		}
+		bv.Add(tx.From, tx.SignBytes(), tx.Sig)
+		idx = append(idx, i)
+	}
+	if bv.Len() == 0 {
 		return nil
 	}
-	bv := crypto.NewBatchVerifier(len(txs))
-	for _, tx := range txs {
-		bv.Add(tx.From, tx.SignBytes(), tx.Sig)
-	}
 	if ok, valid := bv.Verify(); !ok {
-		for i, good := range valid {
+		for j, good := range valid {
 			if !good {
-				return fmt.Errorf("tx %d (%s): %w", i, txs[i].Hash(), ErrBadSignature)
+				i := idx[j]
+				return fmt.Errorf("tx %d (%s): %w", i, hashes[i], ErrBadSignature)
 			}
 		}
+		return fmt.Errorf("transactions: %w", ErrBadSignature)
 	}
 	return nil
 }

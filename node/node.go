@@ -143,6 +143,9 @@ func New(cfg *Config, o Options) (*Node, error) {
 	if n.pool, err = mempool.New(mcfg, n.store.Reader(), st.Height); err != nil {
 		return nil, fmt.Errorf("mempool: %w", err)
 	}
+	// The mempool admits only transactions whose signatures were verified
+	// (by itself or by the gossip validators); blocks need not repeat that.
+	n.store.SetVerifiedTxs(n.pool.Has)
 
 	if n.wal, err = wal.OpenWithOptions(cfg.WALDir(), wal.Options{Logger: log.With("module", "wal")}); err != nil {
 		return nil, err

@@ -113,7 +113,20 @@ func (s *Store) AppHash(height uint64) (crypto.Hash, error) {
 // Its reads are single key lookups in the flat account index.
 func (s *Store) Reader() ledger.StateReader { return s.latest() }
 
-func (s *Store) latest() ledger.StateReader { return flatReader{db: s.db} }
+func (s *Store) latest() ledger.StateReader {
+	if s.verified != nil {
+		return vouchingReader{flatReader{db: s.db}, s.verified}
+	}
+	return flatReader{db: s.db}
+}
+
+// vouchingReader adds ledger.VerifiedTxs to the flat reader.
+type vouchingReader struct {
+	flatReader
+	verified func(crypto.Hash) bool
+}
+
+func (r vouchingReader) SignatureVerified(h crypto.Hash) bool { return r.verified(h) }
 
 // reader reads the state after height through the versioned commitment.
 func (s *Store) reader(height uint64) ledger.StateReader {

@@ -46,6 +46,10 @@ type Store struct {
 	mu    sync.RWMutex
 	state *ledger.State // latest committed state, nil before genesis
 
+	// verified, when set, reports transactions whose signatures the node
+	// already checked (see ledger.VerifiedTxs).
+	verified func(crypto.Hash) bool
+
 	// validated caches the execution of the last block Validate accepted,
 	// so that Apply of the decided block does not execute it a second time.
 	validated struct {
@@ -179,6 +183,11 @@ func (s *Store) Apply(b *ledger.Block, c *ledger.Commit) (*ledger.State, *ledger
 	}
 	return next, res, nil
 }
+
+// SetVerifiedTxs installs f as the source of ledger.VerifiedTxs for block
+// execution: transactions it vouches for are not verified again. Call it
+// before the store is used concurrently.
+func (s *Store) SetVerifiedTxs(f func(crypto.Hash) bool) { s.verified = f }
 
 // Validate checks that b is a valid next block on the latest state (see
 // ledger.Validate) and remembers the execution, which Apply reuses when
