@@ -440,7 +440,7 @@ func (d *driver) commit(e consensus.EffectDecide) {
 	if err := n.wal.Prune(e.Height); err != nil {
 		n.log.Warn("prune WAL", "err", err)
 	}
-	n.rounds.reset(e.Height + 1)
+	n.rounds.decided(e.Block.Hash(), e.Commit, n.vals)
 	for k := range d.parts {
 		if k.height <= e.Height {
 			delete(d.parts, k)

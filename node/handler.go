@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/store"
 	"github.com/ledgerd/ledgerd/p2p"
@@ -93,6 +94,13 @@ type roundCache struct {
 	height    uint64
 	proposals []cachedProposal
 	votes     []*ledger.Vote
+	// prev is the height decided last: its decided proposal and the
+	// commit's precommits, enough for a peer stuck on it to decide (L49).
+	prev struct {
+		height   uint64
+		proposal cachedProposal
+		votes    []*ledger.Vote
+	}
 }
 
 type cachedProposal struct {
@@ -110,6 +118,26 @@ func (c *roundCache) reset(height uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.height, c.proposals, c.votes = height, nil, nil
+}
+
+// decided moves on from the decided height to the next one, keeping what a
+// peer still deciding it needs: the proposal that carried the block and
+// the commit's precommits.
+func (c *roundCache) decided(id crypto.Hash, commit *ledger.Commit, vals *ledger.ValidatorSet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prev.height, c.prev.proposal, c.prev.votes = commit.Height, cachedProposal{}, nil
+	if c.height == commit.Height {
+		for _, cp := range c.proposals {
+			if cp.p.BlockID == id && len(cp.parts) > 0 {
+				c.prev.proposal = cp
+			}
+		}
+	}
+	for _, v := range commit.Votes(vals) {
+		c.prev.votes = append(c.prev.votes, &v)
+	}
+	c.height, c.proposals, c.votes = commit.Height+1, nil, nil
 }
 
 func (c *roundCache) addProposal(p *ledger.Proposal, parts []*ledger.Part) {
@@ -134,6 +162,10 @@ func (c *roundCache) get(height uint64, round uint32) p2p.RoundMessages {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var rm p2p.RoundMessages
+	if height == c.prev.height && height != 0 {
+		rm.Proposal, rm.Parts, rm.Votes = c.prev.proposal.p, c.prev.proposal.parts, c.prev.votes
+		return rm
+	}
 	if height != c.height {
 		return rm
 	}

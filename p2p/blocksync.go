@@ -1,0 +1,192 @@
+package p2p
+
+import (
+	"bufio"
+	"fmt"
+	"time"
+
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/libp2p/go-libp2p/core/network"
+)
+
+// The block-sync protocol. The requester writes one frame
+//
+//	version (1) | from height (8) | count (4, 1..MaxSyncBatch)
+//
+// and closes its side. The responder writes, in height order from `from`,
+// one block frame per height it holds,
+//
+//	version (1) | kind 1 (1) | height (8) | block (uvarint length + canonical block) | commit (uvarint length + canonical commit)
+//
+// stopping early at its latest height or once it has sent
+// syncResponseSoftBytes, and then one end frame,
+//
+//	version (1) | kind 2 (1) | latest height (8)
+//
+// so every answer also tells the requester how far the responder is.
+const (
+	syncProtocol = "blocksync"
+	syncVersion  = 1
+
+	syncKindBlock = 1
+	syncKindEnd   = 2
+
+	// MaxSyncBatch bounds the heights one request may ask for.
+	MaxSyncBatch = 64
+
+	syncRequestBytes = 1 + 8 + 4
+	syncEndBytes     = 1 + 1 + 8
+	// syncResponseSoftBytes: a responder stops adding blocks to an answer
+	// once it has written this much (it always sends at least one).
+	syncResponseSoftBytes = 8 << 20
+	maxSyncServers        = 8
+	syncServeTimeout      = time.Minute
+)
+
+// maxCommitBytes is the largest canonical commit: every validator signing.
+const maxCommitBytes = 1 + 8 + 4 + crypto.HashSize + 3 + ledger.MaxValidators*(4+crypto.SignatureSize)
+
+// maxSyncFrameBytes bounds one block frame: the largest block the ledger
+// decodes plus the largest commit. This is the deliberate cap of the
+// stream protocol; block frames are read incrementally, so a peer that
+// announces a large frame and stalls costs no memory.
+const maxSyncFrameBytes = 2 + 8 + 5 + ledger.MaxBlockDecodeBytes + 3 + maxCommitBytes
+
+type syncRequest struct {
+	from  uint64
+	count uint32
+}
+
+func (r syncRequest) encode() []byte {
+	w := wireWriter{buf: make([]byte, 0, syncRequestBytes)}
+	w.u8(syncVersion)
+	w.u64(r.from)
+	w.u32(r.count)
+	return w.buf
+}
+
+func decodeSyncRequest(b []byte) (syncRequest, error) {
+	r := wireReader{b: b}
+	if v := r.u8(); r.err == nil && v != syncVersion {
+		return syncRequest{}, fmt.Errorf("decode sync request: unknown version %d", v)
+	}
+	req := syncRequest{from: r.u64(), count: r.u32()}
+	if err := r.finish("sync request"); err != nil {
+		return syncRequest{}, err
+	}
+	if req.from == 0 || req.count == 0 || req.count > MaxSyncBatch || req.from+uint64(req.count) < req.from {
+		return syncRequest{}, fmt.Errorf("decode sync request: from %d count %d out of range", req.from, req.count)
+	}
+	return req, nil
+}
+
+// syncFrame is one decoded response frame: a block (end false) or the end.
+type syncFrame struct {
+	end    bool
+	height uint64 // block height, or the responder's latest height at the end
+	block  []byte // canonical block, aliasing the frame
+	commit []byte // canonical commit, aliasing the frame
+}
+
+func encodeSyncBlock(height uint64, block, commit []byte) []byte {
+	w := wireWriter{buf: make([]byte, 0, 2+8+10+len(block)+len(commit))}
+	w.u8(syncVersion)
+	w.u8(syncKindBlock)
+	w.u64(height)
+	w.bytes(block)
+	w.bytes(commit)
+	return w.buf
+}
+
+func encodeSyncEnd(latest uint64) []byte {
+	w := wireWriter{buf: make([]byte, 0, syncEndBytes)}
+	w.u8(syncVersion)
+	w.u8(syncKindEnd)
+	w.u64(latest)
+	return w.buf
+}
+
+func decodeSyncFrame(b []byte) (syncFrame, error) {
+	if len(b) > maxSyncFrameBytes {
+		return syncFrame{}, fmt.Errorf("decode sync frame: %d bytes, at most %d", len(b), maxSyncFrameBytes)
+	}
+	r := wireReader{b: b}
+	if v := r.u8(); r.err == nil && v != syncVersion {
+		return syncFrame{}, fmt.Errorf("decode sync frame: unknown version %d", v)
+	}
+	var f syncFrame
+	switch k := r.u8(); {
+	case r.err != nil:
+	case k == syncKindBlock:
+		f.height = r.u64()
+		f.block = r.bytes("block", ledger.MaxBlockDecodeBytes)
+		f.commit = r.bytes("commit", maxCommitBytes)
+	case k == syncKindEnd:
+		f.end = true
+		f.height = r.u64()
+	default:
+		return syncFrame{}, fmt.Errorf("decode sync frame: unknown kind %d", k)
+	}
+	if err := r.finish("sync frame"); err != nil {
+		return syncFrame{}, err
+	}
+	return f, nil
+}
+
+// serveSync answers a block-sync request from the Handler's block store.
+func (n *Node) serveSync(s network.Stream) {
+	if !n.track() {
+		s.Reset()
+		return
+	}
+	defer n.wg.Done()
+	p := s.Conn().RemotePeer()
+	if !n.syncLimit.acquire(p) {
+		s.Reset() // busy: the requester retries another peer
+		return
+	}
+	defer n.syncLimit.release(p)
+	_ = s.SetDeadline(time.Now().Add(syncServeTimeout))
+	if err := n.writeBlocks(s); err != nil {
+		n.log.Debug("block sync: serve", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+func (n *Node) writeBlocks(s network.Stream) error {
+	frame, err := readFrame(bufio.NewReaderSize(s, 32), syncRequestBytes)
+	if err != nil {
+		return err
+	}
+	req, err := decodeSyncRequest(frame)
+	if err != nil {
+		return err
+	}
+	latest := n.handler.LatestHeight()
+	bw := bufio.NewWriterSize(s, 64<<10)
+	sent := 0
+	for h := req.from; h < req.from+uint64(req.count) && h <= latest && sent < syncResponseSoftBytes; h++ {
+		block, err := n.handler.Block(h)
+		if err != nil {
+			n.log.Debug("block sync: no block", "height", h, "err", err)
+			break
+		}
+		commit, err := n.handler.Commit(h)
+		if err != nil || commit == nil {
+			n.log.Debug("block sync: no commit", "height", h, "err", err)
+			break
+		}
+		f := encodeSyncBlock(h, block, commit.Encode())
+		if err := writeFrame(bw, f); err != nil {
+			return err
+		}
+		sent += len(f)
+	}
+	if err := writeFrame(bw, encodeSyncEnd(latest)); err != nil {
+		return err
+	}
+	return bw.Flush()
+}

@@ -1,0 +1,241 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The catch-up protocol recovers the messages of the current round that
+// gossip failed to deliver. The requester writes
+//
+//	version (1) | height (8) | round (4)
+//
+// and closes its side; the responder writes what Handler.RoundMessages
+// returns as a sequence of frames, each one gossip envelope (the proposal,
+// its parts, then the votes), and closes. Every frame passes the same
+// checks as a gossip message; one rejected frame gets the responder banned.
+const (
+	catchupProtocol     = "catchup"
+	catchupVersion      = 1
+	catchupRequestBytes = 1 + 8 + 4
+	maxCatchupServers   = 4
+	catchupTimeout      = 30 * time.Second
+	catchupPeers        = 2
+)
+
+// MaxCatchupVotes bounds the votes in one catch-up answer: both kinds of
+// vote from every validator in four rounds.
+const MaxCatchupVotes = 8 * ledger.MaxValidators
+
+// maxCatchupFrames and maxCatchupBytes bound one catch-up answer.
+var (
+	maxCatchupFrames = 1 + ledger.MaxBlockParts + MaxCatchupVotes
+	maxCatchupBytes  = int64(envelopeHeaderBytes+proposalBytes+4) +
+		int64(ledger.MaxBlockParts)*int64(maxEnvelopeBytes+4) +
+		int64(MaxCatchupVotes)*int64(envelopeHeaderBytes+voteBytes+2)
+)
+
+var catchupKinds = kinds(kindProposal, kindPart, kindVote)
+
+func encodeCatchupRequest(height uint64, round uint32) []byte {
+	w := wireWriter{buf: make([]byte, 0, catchupRequestBytes)}
+	w.u8(catchupVersion)
+	w.u64(height)
+	w.u32(round)
+	return w.buf
+}
+
+func decodeCatchupRequest(b []byte) (height uint64, round uint32, err error) {
+	r := wireReader{b: b}
+	if v := r.u8(); r.err == nil && v != catchupVersion {
+		return 0, 0, fmt.Errorf("decode catch-up request: unknown version %d", v)
+	}
+	height = r.u64()
+	round = r.u32()
+	if err := r.finish("catch-up request"); err != nil {
+		return 0, 0, err
+	}
+	if height == 0 || round > ledger.MaxRound {
+		return 0, 0, fmt.Errorf("decode catch-up request: height %d round %d out of range", height, round)
+	}
+	return height, round, nil
+}
+
+// CatchUp asks up to two peers that have reached height for the proposal,
+// block parts and votes they hold for height from round on, and hands what
+// passes the gossip checks to the Handler. It returns when the peers have
+// answered or ctx ends. The node calls it by itself when the consensus
+// position stays put for Config.CatchupInterval; the driver may call it
+// too (for example when a propose timeout fires).
+func (n *Node) CatchUp(ctx context.Context, height uint64, round uint32) error {
+	peers := n.catchupPeers(height)
+	if len(peers) == 0 {
+		return errors.New("catch-up: no peers")
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchupTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(peers))
+	for i, p := range peers {
+		wg.Go(func() { errs[i] = n.fetchRound(ctx, p, height, round) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// catchupPeers picks up to catchupPeers connected peers, preferring those
+// known to have committed height-1 or more (they have seen this height's
+// messages), then those whose height is unknown, then the rest.
+func (n *Node) catchupPeers(height uint64) []peer.ID {
+	heights := n.PeerHeights()
+	var at, unknown, behind []peer.ID
+	for _, p := range n.host.Network().Peers() {
+		switch h, ok := heights[p]; {
+		case ok && h+1 >= height:
+			at = append(at, p)
+		case !ok:
+			unknown = append(unknown, p)
+		default:
+			behind = append(behind, p)
+		}
+	}
+	var out []peer.ID
+	for _, group := range [][]peer.ID{at, unknown, behind} {
+		rand.Shuffle(len(group), func(i, j int) { group[i], group[j] = group[j], group[i] })
+		out = append(out, group[:min(len(group), catchupPeers-len(out))]...)
+	}
+	return out
+}
+
+// fetchRound runs one catch-up request to p.
+func (n *Node) fetchRound(ctx context.Context, p peer.ID, height uint64, round uint32) error {
+	s, err := n.host.NewStream(ctx, p, n.protocol(catchupProtocol))
+	if err != nil {
+		return fmt.Errorf("catch-up from %s: %w", p, err)
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(d)
+	}
+	err = n.readRound(s, p, height, round)
+	if err != nil {
+		s.Reset()
+		return fmt.Errorf("catch-up from %s: %w", p, err)
+	}
+	return s.Close()
+}
+
+func (n *Node) readRound(s network.Stream, p peer.ID, height uint64, round uint32) error {
+	if err := writeFrame(s, encodeCatchupRequest(height, round)); err != nil {
+		return err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return err
+	}
+	br := bufio.NewReader(io.LimitReader(s, maxCatchupBytes))
+	got := 0
+	for range maxCatchupFrames {
+		frame, err := readFrame(br, maxEnvelopeBytes)
+		if errors.Is(err, io.EOF) {
+			n.log.Debug("caught up", "peer", p, "height", height, "round", round, "messages", got)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, m, err := n.check.check(catchupKinds, frame, false)
+		switch v {
+		case reject:
+			n.requestBan(p, "catch-up answer: "+err.Error())
+			return err
+		case ignore:
+			continue
+		}
+		got++
+		n.deliver(p, m, false)
+	}
+	return fmt.Errorf("more than %d frames", maxCatchupFrames)
+}
+
+// serveCatchup answers a catch-up request from Handler.RoundMessages.
+func (n *Node) serveCatchup(s network.Stream) {
+	if !n.track() {
+		s.Reset()
+		return
+	}
+	defer n.wg.Done()
+	p := s.Conn().RemotePeer()
+	if !n.catchLimit.acquire(p) {
+		s.Reset() // busy; the requester asks another peer
+		return
+	}
+	defer n.catchLimit.release(p)
+	_ = s.SetDeadline(time.Now().Add(catchupTimeout))
+	if err := n.writeRound(s); err != nil {
+		n.log.Debug("catch-up: serve", "peer", p, "err", err)
+		s.Reset()
+		return
+	}
+	_ = s.Close()
+}
+
+func (n *Node) writeRound(s network.Stream) error {
+	frame, err := readFrame(bufio.NewReaderSize(s, 32), catchupRequestBytes)
+	if err != nil {
+		return err
+	}
+	height, round, err := decodeCatchupRequest(frame)
+	if err != nil {
+		return err
+	}
+	rm := n.handler.RoundMessages(height, round)
+	bw := bufio.NewWriterSize(s, 64<<10)
+	if rm.Proposal != nil {
+		if err := writeFrame(bw, encodeProposal(rm.Proposal)); err != nil {
+			return err
+		}
+		for _, part := range rm.Parts[:min(len(rm.Parts), ledger.MaxBlockParts)] {
+			if err := writeFrame(bw, encodePart(rm.Proposal, part)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, v := range rm.Votes[:min(len(rm.Votes), MaxCatchupVotes)] {
+		if err := writeFrame(bw, encodeVote(v)); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// catchupLoop asks peers for the current round's messages whenever the
+// consensus position has not moved for a whole CatchupInterval.
+func (n *Node) catchupLoop() {
+	t := time.NewTicker(n.cfg.CatchupInterval)
+	defer t.Stop()
+	var lastH uint64
+	var lastR uint32
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h, r := n.handler.ConsensusPosition()
+		if h == lastH && r == lastR && h > 0 && len(n.host.Network().Peers()) > 0 {
+			if err := n.CatchUp(n.ctx, h, r); err != nil && n.ctx.Err() == nil {
+				n.log.Debug("catch-up failed", "height", h, "round", r, "err", err)
+			}
+		}
+		lastH, lastR = h, r
+	}
+}

@@ -1,0 +1,101 @@
+// Package p2p connects a ledgerd node to its peers: a libp2p host, gossipsub
+// topics for transactions, proposals (with block parts), votes and evidence,
+// and request/response stream protocols for status, block sync and round
+// catch-up.
+//
+// # Host
+//
+// The host listens on TCP (Noise security, yamux streams) and QUIC v1 (TLS 1.3
+// built into QUIC). Its identity is an ed25519 key kept in the node's home
+// (LoadOrGenNodeKey). Persistent peers are redialled with exponential backoff
+// for as long as the node runs and are protected from connection trimming;
+// bootstrap peers are dialled once at start. A connection manager trims
+// connections above Config.MaxPeers and the connection gater refuses inbound
+// peers beyond it (persistent peers always get in) and every banned peer.
+//
+// # Gossip
+//
+// Topics carry the chain ID (/ledgerd/<chain>/<kind>/1), so a node of another
+// chain never joins them. Every message is a version byte, a kind byte and
+// canonical ledger encodings (envelope.go has the layout). A proposal is one
+// message; its block travels as part messages on the same topic, each at most
+// ledger.BlockPartSize bytes plus its Merkle proof and the signed proposal, so
+// every part can be checked on its own the moment it arrives. The pubsub
+// message size limit (Config.MaxMessageBytes, 256 KiB by default) leaves room
+// for one part message and pubsub's own framing.
+//
+// Each topic has a validator that decodes once, checks the message's basic
+// fields, chain and signature against the validator set, and answers:
+//   - reject for garbage, a wrong chain, a bad signature, a non-validator
+//     signer, or a message of the wrong kind for the topic;
+//   - ignore for a message that is honest but of no use now: a height below
+//     the consensus position, or too far above it (the node is behind and block
+//     sync, not gossip, will bring it forward);
+//   - accept otherwise, attaching the decoded value, which a per-topic loop
+//     hands to the Handler.
+//
+// Signatures are verified here, in the validator, for every kind including
+// transactions: only the network layer can penalise the peer that sent a bad
+// signature, and doing it before forwarding keeps forged messages from
+// spreading. A Handler may therefore trust that every value it receives is
+// well-formed, signed by the right key for this chain and, for consensus
+// messages, signed by a member of the validator set.
+//
+// Rejected messages weigh heavily in gossipsub's peer score
+// (InvalidMessageDeliveriesWeight); a peer whose score falls below the
+// graylist threshold, or that sends Config.RejectLimit rejected messages
+// within Config.RejectWindow, is disconnected and banned by the connection
+// gater for Config.BanDuration.
+//
+// # Recovering missed messages
+//
+// Gossip may lose messages. When the consensus position (height, round) has
+// not moved for Config.CatchupInterval, the node asks up to two peers at its
+// height, over /ledgerd/<chain>/catchup/1, for the proposal, block parts and
+// votes they hold for that height from that round on (Handler.RoundMessages).
+// The answers pass the same checks as gossip and reach the same Handler
+// methods. The driver may also call CatchUp itself, for example when a
+// propose timeout fires. A node behind by whole heights uses block sync.
+//
+// # Block sync
+//
+// Peers exchange their latest height over /ledgerd/<chain>/status/1 when they
+// connect and every Config.StatusInterval; a verified vote or proposal also
+// tells us its author has reached the height before it. WaitBehind returns when
+// peers are ahead by more than Config.SyncLag heights, or ahead at all for
+// longer than Config.SyncStall; the driver then pauses consensus and runs a
+// Syncer, which fetches blocks and commits from several peers in parallel over
+// /ledgerd/<chain>/blocksync/1, verifies every commit against the validator
+// set and every block's body against its header, and applies them in height
+// order. A peer that serves a bad block or commit is banned and its heights
+// are fetched from another.
+//
+// # Driving it
+//
+// The node driver implements Handler, publishes its own messages with the
+// Publish methods, and owns one loop that returns to block sync whenever the
+// node falls behind:
+//
+//	n, err := p2p.New(ctx, cfg, key, handler, vals)
+//	...
+//	defer n.Close()
+//	for {
+//		if _, err := n.WaitBehind(ctx); err != nil {
+//			return err
+//		}
+//		// pause consensus (through its goroutine), then:
+//		h, err := n.NewSyncer().Sync(ctx, store.Height()+1, verifyExecuteAndStore)
+//		// on success, restart consensus at height h+1
+//	}
+//
+// WaitMesh lets it wait for the gossip mesh before proposing the first block.
+//
+// # Handler contract
+//
+// Handler methods are called from several goroutines at once and must be safe
+// for that. They should return quickly: a slow handler stalls its topic's
+// delivery loop, and pubsub then drops that topic's messages for this node
+// (counted and logged) rather than blocking the network. The same value may
+// be delivered more than once (gossip and catch-up overlap). The node never
+// delivers the messages it published itself.
+package p2p
