@@ -30,10 +30,13 @@ var _ p2p.Handler = (*handler)(nil)
 
 func (h *handler) node() *Node { return (*Node)(h) }
 
-func (h *handler) HandleTx(_ peer.ID, tx *ledger.Tx) {
+func (h *handler) HandleTxs(_ peer.ID, txs []*ledger.Tx) {
 	n := h.node()
-	if errs := n.pool.AddVerified([]*ledger.Tx{tx}); errs[0] == nil {
-		n.signalTx()
+	for _, err := range n.pool.AddVerified(txs) {
+		if err == nil {
+			n.signalTx()
+			return
+		}
 	}
 }
 

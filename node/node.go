@@ -17,6 +17,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
@@ -74,6 +75,7 @@ type Node struct {
 
 	inbox   chan inbound
 	txReady chan struct{}
+	gossip  chan *ledger.Tx // admitted local transactions waiting to be gossiped
 	rounds  roundCache
 
 	posHeight atomic.Uint64
@@ -118,6 +120,7 @@ func New(cfg *Config, o Options) (*Node, error) {
 		metrics: metrics.New(),
 		inbox:   make(chan inbound, inboxSize),
 		txReady: make(chan struct{}, 1),
+		gossip:  make(chan *ledger.Tx, gossipQueue),
 		done:    make(chan struct{}),
 	}
 	ok := false
@@ -203,6 +206,7 @@ func (n *Node) Start(ctx context.Context) error {
 
 	d := newDriver(n)
 	n.goRun(func() error { return d.run(ctx) })
+	n.goRun(func() error { return n.gossipTxs(ctx) })
 	go func() {
 		n.wg.Wait()
 		n.shutdown()
@@ -350,12 +354,55 @@ func (n *Node) SubmitTx(ctx context.Context, tx *ledger.Tx) error {
 		return err
 	}
 	n.signalTx()
-	if n.net != nil {
-		if err := n.net.PublishTx(ctx, tx); err != nil {
-			n.log.Debug("gossip tx", "tx", tx.Hash(), "err", err)
-		}
+	select {
+	case n.gossip <- tx:
+	default:
+		// The gossip queue is full; the transaction is in our mempool and
+		// reaches the chain when this node proposes.
+		n.log.Debug("gossip queue full", "tx", tx.Hash())
 	}
 	return nil
+}
+
+// gossipQueue bounds admitted transactions waiting to be gossiped.
+const gossipQueue = 1 << 16
+
+// gossipLinger is how long the first transaction of a batch waits for
+// others before the batch is gossiped.
+const gossipLinger = 5 * time.Millisecond
+
+// gossipTxs publishes admitted local transactions in batches of up to
+// p2p.MaxTxsPerMessage, each batch leaving at most gossipLinger after its
+// first transaction arrived.
+func (n *Node) gossipTxs(ctx context.Context) error {
+	batch := make([]*ledger.Tx, 0, p2p.MaxTxsPerMessage)
+	flush := func() {
+		if len(batch) > 0 {
+			if err := n.net.PublishTxs(ctx, batch); err != nil && ctx.Err() == nil {
+				n.log.Debug("gossip txs", "count", len(batch), "err", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	t := n.clock.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case tx := <-n.gossip:
+			if len(batch) == 0 {
+				t.Reset(gossipLinger)
+			}
+			batch = append(batch, tx)
+			if len(batch) == p2p.MaxTxsPerMessage {
+				t.Stop()
+				flush()
+			}
+		case <-t.C():
+			flush()
+		}
+	}
 }
 
 // signalTx wakes a driver waiting for transactions before proposing.

@@ -93,7 +93,7 @@ var minMessageBytes = maxEnvelopeBytes + 2<<10
 // message sets both proposal and part.
 type message struct {
 	kind     msgKind
-	tx       *ledger.Tx
+	txs      []*ledger.Tx
 	proposal *ledger.Proposal
 	part     *ledger.Part
 	vote     *ledger.Vote
@@ -107,11 +107,23 @@ func envelope(k msgKind, sizeHint int) wireWriter {
 	return w
 }
 
-func encodeTx(tx *ledger.Tx) []byte {
-	w := envelope(kindTx, 180)
-	w.raw(tx.Encode())
+// MaxTxsPerMessage bounds the transactions gossiped in one message.
+// Batching amortises the pubsub message signature and lets receivers
+// batch-verify the transactions' signatures.
+const MaxTxsPerMessage = 256
+
+// encodeTxs encodes a batch of 1 to MaxTxsPerMessage transactions: a count,
+// then each transaction's canonical encoding, length-prefixed.
+func encodeTxs(txs []*ledger.Tx) []byte {
+	w := envelope(kindTx, 4+len(txs)*(ledger.MaxTxBytes/4))
+	w.u32(uint32(len(txs)))
+	for _, tx := range txs {
+		w.bytes(tx.Encode())
+	}
 	return w.buf
 }
+
+func encodeTx(tx *ledger.Tx) []byte { return encodeTxs([]*ledger.Tx{tx}) }
 
 func encodeProposal(p *ledger.Proposal) []byte {
 	w := envelope(kindProposal, proposalBytes)
@@ -143,7 +155,7 @@ func encodeEvidence(ev *ledger.Evidence) []byte {
 func (m *message) encode() []byte {
 	switch m.kind {
 	case kindTx:
-		return encodeTx(m.tx)
+		return encodeTxs(m.txs)
 	case kindProposal:
 		return encodeProposal(m.proposal)
 	case kindPart:
@@ -175,7 +187,22 @@ func decodeMessage(b []byte) (*message, error) {
 	var err error
 	switch m.kind {
 	case kindTx:
-		m.tx, err = ledger.DecodeTx(r.rest())
+		n := r.u32()
+		if r.err == nil && (n == 0 || n > MaxTxsPerMessage) {
+			return nil, fmt.Errorf("decode tx message: %d transactions, want 1 to %d", n, MaxTxsPerMessage)
+		}
+		for i := uint32(0); i < n && r.err == nil && err == nil; i++ {
+			var tx *ledger.Tx
+			if tx, err = ledger.DecodeTx(r.bytes("tx", ledger.MaxTxBytes)); err == nil {
+				m.txs = append(m.txs, tx)
+			}
+		}
+		if r.err == nil && err == nil && len(r.rest()) != 0 {
+			err = errors.New("trailing bytes after the transactions")
+		}
+		if r.err != nil && err == nil {
+			err = r.err
+		}
 	case kindProposal:
 		m.proposal, err = ledger.DecodeProposal(r.rest())
 	case kindPart:

@@ -13,10 +13,10 @@ import (
 // methods are called concurrently, must return quickly, and may see the same
 // value twice.
 type Handler interface {
-	// HandleTx receives a transaction whose chain ID, basic fields and
+	// HandleTxs receives transactions whose chain ID, basic fields and
 	// signature were checked (the mempool need not verify it again; it
 	// still checks nonce and balance against its state).
-	HandleTx(from peer.ID, tx *ledger.Tx)
+	HandleTxs(from peer.ID, txs []*ledger.Tx)
 	// HandleProposal receives a proposal signed by a member of the
 	// validator set, within the height and round window. Whether the signer
 	// is the round's proposer is for consensus to judge.

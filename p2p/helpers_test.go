@@ -138,7 +138,11 @@ func put[T any](ch chan T, v T) {
 	}
 }
 
-func (h *testHandler) HandleTx(_ peer.ID, tx *ledger.Tx)             { put(h.txs, tx) }
+func (h *testHandler) HandleTxs(_ peer.ID, txs []*ledger.Tx) {
+	for _, tx := range txs {
+		put(h.txs, tx)
+	}
+}
 func (h *testHandler) HandleProposal(_ peer.ID, p *ledger.Proposal)  { put(h.proposals, p) }
 func (h *testHandler) HandleVote(_ peer.ID, v *ledger.Vote)          { put(h.votes, v) }
 func (h *testHandler) HandleEvidence(_ peer.ID, ev *ledger.Evidence) { put(h.evidence, ev) }

@@ -406,7 +406,19 @@ func (n *Node) WaitMesh(ctx context.Context, min int) error {
 
 // PublishTx gossips a transaction.
 func (n *Node) PublishTx(ctx context.Context, tx *ledger.Tx) error {
-	return n.publish(ctx, topicTx, encodeTx(tx))
+	return n.PublishTxs(ctx, []*ledger.Tx{tx})
+}
+
+// PublishTxs gossips transactions, MaxTxsPerMessage to a message.
+func (n *Node) PublishTxs(ctx context.Context, txs []*ledger.Tx) error {
+	for len(txs) > 0 {
+		k := min(len(txs), MaxTxsPerMessage)
+		if err := n.publish(ctx, topicTx, encodeTxs(txs[:k])); err != nil {
+			return err
+		}
+		txs = txs[k:]
+	}
+	return nil
 }
 
 // PublishProposal gossips a signed proposal and then every part of its
@@ -490,7 +502,7 @@ func (n *Node) deliver(from peer.ID, m *message, dedup bool) {
 	h := n.handler
 	switch m.kind {
 	case kindTx:
-		h.HandleTx(from, m.tx)
+		h.HandleTxs(from, m.txs)
 	case kindProposal:
 		n.delivered.add(crypto.Sum(m.proposal.Encode()))
 		h.HandleProposal(from, m.proposal)

@@ -78,11 +78,16 @@ func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *mes
 	}
 	switch m.kind {
 	case kindTx:
-		if err := m.tx.ValidateBasic(c.chainID); err != nil {
-			return reject, nil, err
+		for _, tx := range m.txs {
+			if err := tx.ValidateBasic(c.chainID); err != nil {
+				return reject, nil, err
+			}
 		}
-		if err := m.tx.VerifySig(); err != nil {
-			return reject, nil, fmt.Errorf("tx: %w", err)
+		// The node's own batches come from its mempool, which verified them.
+		if !local {
+			if err := verifyTxBatch(m.txs); err != nil {
+				return reject, nil, err
+			}
 		}
 		return accept, m, nil
 	case kindVote:
@@ -120,6 +125,24 @@ func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *mes
 		return accept, m, nil
 	}
 	return reject, nil, fmt.Errorf("%s: %w", m.kind, errWrongKind)
+}
+
+// verifyTxBatch batch-verifies the signatures of txs.
+func verifyTxBatch(txs []*ledger.Tx) error {
+	if len(txs) == 1 {
+		if err := txs[0].VerifySig(); err != nil {
+			return fmt.Errorf("tx: %w", err)
+		}
+		return nil
+	}
+	bv := crypto.NewBatchVerifier(len(txs))
+	for _, tx := range txs {
+		bv.Add(tx.From, tx.SignBytes(), tx.Sig)
+	}
+	if ok, _ := bv.Verify(); !ok {
+		return fmt.Errorf("tx batch: %w", ledger.ErrBadSignature)
+	}
+	return nil
 }
 
 // window checks (height, round) against the consensus position; below
