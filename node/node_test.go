@@ -4,48 +4,27 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/internal/netports"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
-// freeBasePort finds n consecutive-by-two free TCP ports on loopback and
-// returns the first; the ports are released before the nodes bind them.
 func freeBasePort(t *testing.T, n int) int { return freePorts(t, n) }
 
+// freePorts returns a base port for n nodes (two ports each).
 func freePorts(t testing.TB, n int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+2*n > 65000 {
-			continue
-		}
-		ok := true
-		for i := 0; i < 2*n && ok; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := netports.Range(2 * n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port range")
-	return 0
+	return base
 }
 
 type testNet struct {
