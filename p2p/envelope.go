@@ -228,3 +228,27 @@ func decodeMessage(b []byte) (*message, error) {
 
 // errWrongKind is returned for a message of a kind its topic does not carry.
 var errWrongKind = errors.New("message kind not carried on this topic")
+
+// Wire encodings of gossip messages, for tools and tests that speak the
+// protocol directly (a peer not built on this package).
+
+// EncodeTxsMessage is the tx-topic message carrying txs.
+func EncodeTxsMessage(txs []*ledger.Tx) []byte { return encodeTxs(txs) }
+
+// EncodeVoteMessage is the vote-topic message carrying v.
+func EncodeVoteMessage(v *ledger.Vote) []byte { return encodeVote(v) }
+
+// EncodeProposalMessage is the proposal-topic message carrying p.
+func EncodeProposalMessage(p *ledger.Proposal) []byte { return encodeProposal(p) }
+
+// EncodeEvidenceMessage is the evidence-topic message carrying ev.
+func EncodeEvidenceMessage(ev *ledger.Evidence) []byte { return encodeEvidence(ev) }
+
+// TopicNames are the gossipsub topics of chainID, by kind.
+func TopicNames(chainID string) map[string]string {
+	out := make(map[string]string, len(topicSpecs))
+	for _, spec := range topicSpecs {
+		out[spec.name] = topicName(chainID, spec.name)
+	}
+	return out
+}
