@@ -220,7 +220,7 @@ func TestLateNodeCatchesUpByBlockSync(t *testing.T) {
 	dir := t.TempDir()
 	params := ledger.DefaultConsensusParams()
 	params.TimeoutCommit = 0
-	tn, err := WriteTestnet(dir, TestnetOptions{ChainID: "sync-test", Validators: 1, FullNodes: 1,
+	tn, err := WriteTestnet(dir, TestnetOptions{ChainID: "sync-test", Validators: 1, FullNodes: 1, FundedAccounts: 4,
 		BasePort: freeBasePort(t, 2), Params: &params})
 	if err != nil {
 		t.Fatal(err)
@@ -233,9 +233,36 @@ func TestLateNodeCatchesUpByBlockSync(t *testing.T) {
 			}
 		}
 	})
+	for i := 0; i < 4; i++ {
+		k, err := privval.LoadKeyFile(filepath.Join(dir, "accounts", fmt.Sprintf("account%d.json", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.accounts = append(w.accounts, k)
+	}
 	w.start(0, nil)
+	// Keep transfers flowing while the chain grows, so blocks carry them.
+	ctx, stopLoad := context.WithCancel(context.Background())
+	loadDone := make(chan int)
+	go func() {
+		sent := 0
+		defer func() { loadDone <- sent }()
+		to := ledgerAddr("sink")
+		for nonce := uint64(0); ctx.Err() == nil && sent < 50_000; nonce++ {
+			for _, k := range w.accounts {
+				tx := &ledger.Tx{ChainID: "sync-test", To: to, Amount: 1, Fee: 1, Nonce: nonce}
+				tx.Sign(k)
+				for w.nodes[0].SubmitTx(ctx, tx) != nil && ctx.Err() == nil {
+					w.waitHeight(w.nodes[0].Store().Height()+1, 30*time.Second, 0) // pool full for this sender: let a block drain it
+				}
+				sent++
+			}
+		}
+	}()
 	const target = 1050
 	w.waitHeight(target, 120*time.Second, 0)
+	stopLoad()
+	t.Logf("%d transfers submitted while the validator built %d heights", <-loadDone, target)
 
 	synced := make(chan struct{})
 	w.start(1, nil)

@@ -58,13 +58,22 @@ type rpcBackend struct{ n *Node }
 
 var _ rpc.Backend = rpcBackend{}
 
-func (b rpcBackend) Store() *store.Store              { return b.n.store }
-func (b rpcBackend) Mempool() *mempool.Mempool        { return b.n.pool }
-func (b rpcBackend) Genesis() *genesis.Doc            { return b.n.doc }
+// Store implements rpc.Backend.
+func (b rpcBackend) Store() *store.Store { return b.n.store }
+
+// Mempool implements rpc.Backend.
+func (b rpcBackend) Mempool() *mempool.Mempool { return b.n.pool }
+
+// Genesis implements rpc.Backend.
+func (b rpcBackend) Genesis() *genesis.Doc { return b.n.doc }
+
+// Validators implements rpc.Backend.
 func (b rpcBackend) Validators() *ledger.ValidatorSet { return b.n.vals }
 
+// SubmitTx implements rpc.Backend.
 func (b rpcBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error { return b.n.SubmitTx(ctx, tx) }
 
+// Status implements rpc.Backend.
 func (b rpcBackend) Status() rpc.NodeStatus {
 	s := b.n.Status()
 	return rpc.NodeStatus{
@@ -74,6 +83,7 @@ func (b rpcBackend) Status() rpc.NodeStatus {
 	}
 }
 
+// Peers implements rpc.Backend.
 func (b rpcBackend) Peers() []api.Peer {
 	ps := b.n.Peers()
 	out := make([]api.Peer, len(ps))
@@ -88,6 +98,7 @@ func (b rpcBackend) Peers() []api.Peer {
 	return out
 }
 
+// Subscribe implements rpc.Backend: committed blocks and mempool removals.
 func (b rpcBackend) Subscribe(buffer int) (rpc.EventFeed, error) {
 	blocks := b.n.Subscribe(buffer)
 	if blocks == nil {
@@ -103,6 +114,7 @@ type rpcFeed struct {
 	pool   *mempool.Subscription
 }
 
+// Next implements rpc.EventFeed.
 func (f *rpcFeed) Next(ctx context.Context) (rpc.Event, error) {
 	for {
 		select {
@@ -128,6 +140,7 @@ func (f *rpcFeed) Next(ctx context.Context) (rpc.Event, error) {
 	}
 }
 
+// Close implements rpc.EventFeed.
 func (f *rpcFeed) Close() {
 	f.blocks.Close()
 	f.pool.Close()
