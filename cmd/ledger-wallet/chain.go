@@ -1,0 +1,300 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/rpc/api"
+	"github.com/ledgerd/ledgerd/wallet"
+)
+
+type balanceOut struct {
+	Address      crypto.Address `json:"address"`
+	Balance      api.Uint64     `json:"balance"`
+	Nonce        api.Uint64     `json:"nonce"`
+	PendingNonce *api.Uint64    `json:"pending_nonce,omitempty"`
+	Height       api.Uint64     `json:"height"`
+	Verified     bool           `json:"verified"`
+	AppHash      *crypto.Hash   `json:"app_hash,omitempty"`
+}
+
+func runBalance(e *env, args []string) error {
+	fs := e.flags("balance")
+	verify := fs.Bool("verify", false, "prove the balance against the app hash of a header whose commit is verified against the trusted genesis validators")
+	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--verify]")
+	if err != nil {
+		return err
+	}
+	addr, err := e.address(pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var out balanceOut
+	if *verify {
+		t, err := e.trust(c)
+		if err != nil {
+			return err
+		}
+		va, err := c.VerifiedAccount(e.ctx, t, addr)
+		if err != nil {
+			return err
+		}
+		ah := va.AppHash
+		out = balanceOut{Address: addr, Balance: api.Uint64(va.Account.Balance), Nonce: api.Uint64(va.Account.Nonce),
+			Height: api.Uint64(va.Height), Verified: true, AppHash: &ah}
+	} else {
+		acc, err := c.Account(e.ctx, addr)
+		if err != nil {
+			return err
+		}
+		out = balanceOut{Address: addr, Balance: acc.Balance, Nonce: acc.Nonce, PendingNonce: acc.PendingNonce, Height: acc.Height}
+	}
+	return e.print(out, func(w io.Writer) {
+		fmt.Fprintf(w, "address:  %s\nbalance:  %d\nnonce:    %d\n", out.Address, out.Balance, out.Nonce)
+		if out.PendingNonce != nil {
+			fmt.Fprintf(w, "pending nonce: %d\n", *out.PendingNonce)
+		}
+		if out.Verified {
+			fmt.Fprintf(w, "verified: yes: state after height %d, app hash %s, in header %d signed by +2/3 of the trusted validators\n",
+				out.Height, *out.AppHash, out.Height+1)
+		} else {
+			fmt.Fprintf(w, "height:   %d (unverified; use --verify to check it)\n", out.Height)
+		}
+	})
+}
+
+type sentOut struct {
+	Hash   crypto.Hash  `json:"hash"`
+	Nonce  api.Uint64   `json:"nonce"`
+	Status api.TxStatus `json:"status"`
+	Height *api.Uint64  `json:"height,omitempty"`
+	Index  *uint32      `json:"index,omitempty"`
+}
+
+func runSend(e *env, args []string) error {
+	fs := e.flags("send")
+	from := fs.String("from", "", "name of the sending key")
+	to := fs.String("to", "", "recipient address (or key name)")
+	amountS := fs.String("amount", "", "amount to send")
+	feeS := fs.String("fee", "", "fee (default: the node's suggestion)")
+	wait := fs.Bool("wait", false, "wait until the transfer commits")
+	count := fs.Int("count", 1, "send this many transfers of --amount in a row")
+	waitTimeout := fs.Duration("wait-timeout", 0, "longest wait for each commit with --wait (default: the node's)")
+	if _, err := e.parse(fs, args, 0, 0, "--from NAME --to ADDRESS --amount N [--fee N] [--wait] [--count K]"); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" || *amountS == "" {
+		return errors.New("send needs --from NAME, --to ADDRESS and --amount N")
+	}
+	if *count < 1 || *count > 10000 {
+		return fmt.Errorf("--count %d: want 1 to 10000", *count)
+	}
+	amount, err := strconv.ParseUint(*amountS, 10, 64)
+	if err != nil || amount == 0 {
+		return fmt.Errorf("--amount %q: want a positive whole number", *amountS)
+	}
+	toAddr, err := e.address(*to)
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	ks, err := e.keystore()
+	if err != nil {
+		return err
+	}
+	if _, err := ks.Info(*from); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var fee uint64
+	if *feeS != "" {
+		if fee, err = strconv.ParseUint(*feeS, 10, 64); err != nil {
+			return fmt.Errorf("--fee %q: want a whole number", *feeS)
+		}
+	} else {
+		sf, err := c.SuggestFee(e.ctx)
+		if err != nil {
+			return fmt.Errorf("fee suggestion: %w", err)
+		}
+		fee = uint64(sf.Fee)
+	}
+	st, err := c.Status(e.ctx)
+	if err != nil {
+		return err
+	}
+	pass, err := e.passphrase(fmt.Sprintf("Passphrase of %s: ", *from), false)
+	if err != nil {
+		return err
+	}
+	key, err := ks.Key(*from, pass)
+	if err != nil {
+		return err
+	}
+	s := wallet.NewSender(c, key, st.ChainID)
+	var outs []sentOut
+	var txs []*ledger.Tx
+	for i := 0; i < *count; i++ {
+		tx, err := s.Send(e.ctx, toAddr, amount, fee)
+		if err != nil {
+			e.printSent(outs)
+			return fmt.Errorf("transfer %d of %d: %w", i+1, *count, err)
+		}
+		txs = append(txs, tx)
+		outs = append(outs, sentOut{Hash: tx.Hash(), Nonce: api.Uint64(tx.Nonce), Status: api.TxPending})
+	}
+	if *wait {
+		for i, tx := range txs {
+			r, err := wallet.Wait(e.ctx, c, tx, *waitTimeout)
+			if err != nil {
+				e.printSent(outs)
+				return fmt.Errorf("waiting for %s: %w", tx.Hash(), err)
+			}
+			outs[i].Status, outs[i].Height, outs[i].Index = r.Status, r.Height, r.Index
+		}
+	}
+	return e.printSent(outs)
+}
+
+func (e *env) printSent(outs []sentOut) error {
+	if outs == nil {
+		outs = []sentOut{}
+	}
+	var v any = outs
+	if len(outs) == 1 {
+		v = outs[0]
+	}
+	return e.print(v, func(w io.Writer) {
+		for _, o := range outs {
+			fmt.Fprintf(w, "%s  nonce %d  %s", o.Hash, o.Nonce, o.Status)
+			if o.Height != nil {
+				fmt.Fprintf(w, " at height %d", *o.Height)
+				if o.Index != nil {
+					fmt.Fprintf(w, " index %d", *o.Index)
+				}
+			}
+			fmt.Fprintln(w)
+		}
+	})
+}
+
+func runTx(e *env, args []string) error {
+	fs := e.flags("tx")
+	verify := fs.Bool("verify", false, "prove the transaction's inclusion against a verified header")
+	pos, err := e.parse(fs, args, 1, 1, "HASH [--verify]")
+	if err != nil {
+		return err
+	}
+	h, err := crypto.HashFromHex(pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	var t *api.Transaction
+	if *verify {
+		trust, err := e.trust(c)
+		if err != nil {
+			return err
+		}
+		if t, err = c.VerifiedTx(e.ctx, trust, h); err != nil {
+			return err
+		}
+	} else if t, err = c.Tx(e.ctx, h, true); err != nil {
+		return err
+	}
+	out := struct {
+		*api.Transaction
+		Verified bool `json:"verified"`
+	}{t, *verify}
+	return e.print(out, func(w io.Writer) {
+		fmt.Fprintf(w, "hash:    %s\nstatus:  %s\n", t.Hash, t.Status)
+		if t.Tx != nil {
+			fmt.Fprintf(w, "from:    %s\nto:      %s\namount:  %d\nfee:     %d\nnonce:   %d\n",
+				t.Tx.Sender(), t.Tx.To, t.Tx.Amount, t.Tx.Fee, t.Tx.Nonce)
+		}
+		if t.Height != nil {
+			fmt.Fprintf(w, "height:  %d\nindex:   %d\nblock:   %s\n", *t.Height, *t.Index, *t.BlockHash)
+		}
+		if *verify {
+			fmt.Fprintln(w, "verified: yes: its inclusion proof leads to the tx root of a header signed by +2/3 of the trusted validators")
+		}
+	})
+}
+
+func runHistory(e *env, args []string) error {
+	fs := e.flags("history")
+	fromH := fs.Uint64("from-height", 0, "first height to list")
+	limit := fs.Int("limit", 100, "most transactions to list (1-1000)")
+	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--from-height H] [--limit N]")
+	if err != nil {
+		return err
+	}
+	addr, err := e.address(pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	page, err := c.AccountTxs(e.ctx, addr, *fromH, *limit)
+	if err != nil {
+		return err
+	}
+	return e.print(page, func(w io.Writer) {
+		if len(page.Txs) == 0 {
+			fmt.Fprintf(w, "no committed transactions of %s from height %d\n", addr, *fromH)
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HEIGHT\tINDEX\tDIRECTION\tCOUNTERPARTY\tAMOUNT\tFEE\tNONCE\tHASH")
+		for _, t := range page.Txs {
+			dir, other := "sent", t.To
+			if t.From != addr {
+				dir, other = "received", t.From
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", t.Height, t.Index, dir, other, t.Amount, t.Fee, t.Nonce, t.Hash)
+		}
+		tw.Flush()
+		if page.NextFromHeight != nil {
+			fmt.Fprintf(w, "more: run again with --from-height %d\n", *page.NextFromHeight)
+		}
+	})
+}
+
+func runStatus(e *env, args []string) error {
+	fs := e.flags("status")
+	if _, err := e.parse(fs, args, 0, 0, ""); err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(e.ctx)
+	if err != nil {
+		return err
+	}
+	return e.print(st, func(w io.Writer) {
+		fmt.Fprintf(w, "chain:        %s (genesis %s)\nnode:         %s (%s)\nheight:       %d\nblock:        %s\ntime:         %s\ncatching up:  %v\npeers:        %d\n",
+			st.ChainID, st.GenesisHash, st.NodeID, st.Moniker, st.LatestHeight, st.LatestBlockHash,
+			st.LatestBlockTime.Time().Format(time.RFC3339), st.CatchingUp, st.Peers)
+		if st.ValidatorAddress != nil {
+			fmt.Fprintf(w, "validator:    %s\n", *st.ValidatorAddress)
+		}
+	})
+}

@@ -1,0 +1,103 @@
+// Command ledger-wallet keeps keys in an encrypted keystore and talks to
+// ledgerd nodes over JSON-RPC.
+//
+//	ledger-wallet keys new|list|show|import|export|delete
+//	ledger-wallet balance ADDRESS [--verify]
+//	ledger-wallet send --from NAME --to ADDRESS --amount N [--fee N] [--wait] [--count K]
+//	ledger-wallet tx HASH [--verify]
+//	ledger-wallet history ADDRESS
+//	ledger-wallet status
+//
+// Global flags (anywhere on the line): --home DIR (default
+// $LEDGER_WALLET_HOME, else ~/.ledger-wallet), --rpc URL[,URL...]
+// (default $LEDGER_WALLET_RPC, else http://127.0.0.1:26657; later ones
+// are failovers), --output text|json, --passphrase-file FILE (else
+// $LEDGER_WALLET_PASSPHRASE, else a prompt), --genesis FILE and
+// --genesis-hash HASH (what --verify trusts), --timeout D.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+type command struct {
+	summary string
+	run     func(e *env, args []string) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"keys":    {"manage keys: new, list, show, import, export, delete", runKeys},
+		"balance": {"show an account's balance (--verify: prove it against a verified header)", runBalance},
+		"send":    {"send a transfer (or --count of them in a row)", runSend},
+		"tx":      {"show a transaction (--verify: prove its inclusion)", runTx},
+		"history": {"list an account's committed transactions", runHistory},
+		"status":  {"show the node's status", runStatus},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "ledger-wallet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return nil
+	}
+	cmds := commands()
+	c, ok := cmds[args[0]]
+	if !ok {
+		usage(stderr)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	defer func() {
+		if e.cancel != nil {
+			e.cancel()
+		}
+	}()
+	return c.run(e, args[1:])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: ledger-wallet COMMAND [args] [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, `
+global flags (anywhere on the line):
+  --home DIR              wallet home (default $LEDGER_WALLET_HOME, else ~/.ledger-wallet)
+  --rpc URL[,URL...]      node endpoints, later ones are failovers (default $LEDGER_WALLET_RPC, else http://127.0.0.1:26657)
+  --output text|json      output format
+  --passphrase-file FILE  read the passphrase from FILE (else $LEDGER_WALLET_PASSPHRASE, else a prompt)
+  --genesis FILE          genesis file --verify trusts (pinned in the home on first use)
+  --genesis-hash HASH     genesis hash --verify trusts; the node's genesis is fetched and pinned if it matches
+  --timeout D             time limit of the whole command (default 2m)
+
+Run 'ledger-wallet COMMAND --help' for a command's flags.`)
+}

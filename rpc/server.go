@@ -1,0 +1,530 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/netutil"
+
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/metrics"
+	"github.com/ledgerd/ledgerd/rpc/api"
+)
+
+// Config bounds and shapes the server. Zero fields take DefaultConfig's values.
+type Config struct {
+	// MaxBodyBytes caps a request body and a WebSocket message.
+	MaxBodyBytes int64
+	// MaxBatchRequests caps the calls in one batch.
+	MaxBatchRequests int
+	// MaxSubscriptions caps the subscriptions one WebSocket connection holds.
+	MaxSubscriptions int
+	// MaxConnections caps simultaneous connections (HTTP and WebSocket).
+	MaxConnections int
+	// CORSAllowedOrigins lists the browser origins allowed to call the
+	// API ("*" for any). Empty disables CORS and cross-origin WebSockets.
+	CORSAllowedOrigins []string
+	// DefaultWait and MaxWait are the default and the largest timeout of
+	// ledger_sendTransactionAndWait.
+	DefaultWait time.Duration
+	MaxWait     time.Duration
+	// NotifyQueue is how many messages may wait to be written to one
+	// WebSocket client; a client that lets more pile up is dropped.
+	NotifyQueue int
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Metrics receives the RPC metrics; nil makes a private set.
+	Metrics *metrics.Metrics
+}
+
+// DefaultConfig returns the defaults, which match node's config.toml.
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:     1 << 20,
+		MaxBatchRequests: 100,
+		MaxSubscriptions: 16,
+		MaxConnections:   256,
+		DefaultWait:      30 * time.Second,
+		MaxWait:          120 * time.Second,
+		NotifyQueue:      256,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxBatchRequests <= 0 {
+		c.MaxBatchRequests = d.MaxBatchRequests
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = d.MaxSubscriptions
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = d.MaxConnections
+	}
+	if c.DefaultWait <= 0 {
+		c.DefaultWait = d.DefaultWait
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = d.MaxWait
+	}
+	c.DefaultWait = min(c.DefaultWait, c.MaxWait)
+	if c.NotifyQueue <= 0 {
+		c.NotifyQueue = d.NotifyQueue
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.New()
+	}
+}
+
+// Timeouts of the HTTP server and of WebSocket keep-alives.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	shutdownGrace     = 2 * time.Second
+	// feedBuffer is the room of the server's own subscription to the node.
+	feedBuffer = 1024
+)
+
+// Server is the JSON-RPC server: HTTP POST and WebSocket on one port,
+// plus /health and /metrics. Serve runs it, with the event hub that feeds
+// subscriptions and waiting calls.
+type Server struct {
+	b           Backend
+	cfg         Config
+	log         *slog.Logger
+	methods     map[string]*method
+	hub         *hub
+	genesisHash crypto.Hash
+	genesisJSON json.RawMessage
+	serveCtx    context.Context // set by Serve before it accepts connections
+
+	// droppedClients counts WebSocket clients dropped for being slow.
+	droppedClients atomic.Int64
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup // HTTP handlers, WebSocket connections included
+}
+
+// New returns a server over b.
+func New(b Backend, cfg Config) (*Server, error) {
+	cfg.fill()
+	doc := b.Genesis()
+	if doc == nil {
+		return nil, errors.New("rpc: backend has no genesis")
+	}
+	gj, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: encode genesis: %w", err)
+	}
+	s := &Server{b: b, cfg: cfg, log: cfg.Logger, genesisHash: doc.Hash(), genesisJSON: gj}
+	s.hub = newHub(s)
+	s.methods = s.methodTable()
+	return s, nil
+}
+
+// Serve accepts connections on ln until ctx ends, then stops accepting,
+// closes every connection and returns once every goroutine it started
+// (handlers, WebSocket connections, the event hub) has returned. It returns
+// nil after ctx ends, or the error that stopped it earlier.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.serveCtx = ctx
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	// Subscribe before serving, so every call sees the events that
+	// follow its answer.
+	feed, err := s.b.Subscribe(feedBuffer)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("rpc: subscribe to node events: %w", err)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := s.hub.run(ctx, feed); err != nil {
+			errc <- err
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := hs.Serve(netutil.LimitListener(ln, s.cfg.MaxConnections)); !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("rpc: serve: %w", err)
+			cancel()
+		}
+	}()
+	<-ctx.Done()
+
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+	}
+	scancel()
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.inflight.Wait() // WebSocket connections end with ctx; handlers with their requests
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// enter counts a handler in; it fails once the server is closing.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// ServeHTTP routes: "/" takes JSON-RPC over POST and WebSocket upgrades,
+// "/health" and "/metrics" answer GET.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.inflight.Done()
+	switch r.URL.Path {
+	case "/", "/rpc":
+	case "/health":
+		s.serveHealth(w, r)
+		return
+	case "/metrics":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "use GET", http.StatusMethodNotAllowed)
+			return
+		}
+		s.cfg.Metrics.Handler().ServeHTTP(w, r)
+		return
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	if !s.cors(w, r) {
+		return
+	}
+	switch {
+	case r.Method == http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+	case r.Method == http.MethodGet && isWebSocketUpgrade(r):
+		s.serveWS(w, r)
+	case r.Method == http.MethodPost:
+		s.servePOST(w, r)
+	default:
+		w.Header().Set("Allow", "POST, GET (WebSocket upgrade), OPTIONS")
+		writeJSONError(w, http.StatusMethodNotAllowed, api.Errorf(api.CodeInvalidRequest,
+			"use POST with a JSON-RPC body, or a WebSocket upgrade"))
+	}
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
+}
+
+func headerHas(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cors applies the CORS policy. It returns false when it answered the
+// request itself (a refused preflight).
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if !s.originAllowed(origin) {
+		if r.Method == http.MethodOptions {
+			http.Error(w, "CORS: origin not allowed", http.StatusForbidden)
+			return false
+		}
+		return true // no CORS headers: the browser withholds the answer
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	return true
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	return slices.ContainsFunc(s.cfg.CORSAllowedOrigins, func(o string) bool {
+		return o == "*" || strings.EqualFold(o, origin)
+	})
+}
+
+func (s *Server) servePOST(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			s.observe("invalid", api.CodeInvalidRequest, 0)
+			writeJSONError(w, http.StatusUnsupportedMediaType, api.Errorf(api.CodeInvalidRequest,
+				"Content-Type must be application/json, not %q", ct))
+			return
+		}
+	} else {
+		s.observe("invalid", api.CodeInvalidRequest, 0)
+		writeJSONError(w, http.StatusUnsupportedMediaType, api.Errorf(api.CodeInvalidRequest,
+			"Content-Type must be application/json"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.observe("invalid", api.CodeRequestTooLarge, 0)
+			writeJSONError(w, http.StatusRequestEntityTooLarge, api.Errorf(api.CodeRequestTooLarge,
+				"request body exceeds the limit of %d bytes", s.cfg.MaxBodyBytes))
+			return
+		}
+		s.observe("invalid", api.CodeInvalidRequest, 0)
+		writeJSONError(w, http.StatusBadRequest, api.Errorf(api.CodeInvalidRequest, "read request body: %v", err))
+		return
+	}
+	out := s.handleBody(r.Context(), body, nil)
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(out)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, e *api.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(encodeError(nil, e))
+}
+
+// handleBody answers one request body (one call or a batch); nil means
+// nothing to send (only notifications). conn is the WebSocket connection
+// the body came on, nil for HTTP.
+func (s *Server) handleBody(ctx context.Context, body []byte, conn *wsConn) []byte {
+	out, afters := s.handleBodyDeferred(ctx, body, conn)
+	for _, f := range afters {
+		f()
+	}
+	return out
+}
+
+// handleBodyDeferred is handleBody that returns, instead of running them,
+// the actions to take once the answer is sent (activating subscriptions).
+func (s *Server) handleBodyDeferred(ctx context.Context, body []byte, conn *wsConn) ([]byte, []func()) {
+	reqs, batch, derr := DecodeRequest(body, s.cfg.MaxBatchRequests)
+	if derr != nil {
+		s.observe("invalid", derr.Code, 0)
+		return encodeError(nil, derr), nil
+	}
+	var answers [][]byte
+	var afters []func()
+	for i := range reqs {
+		ans, after := s.call(ctx, &reqs[i], conn)
+		if after != nil {
+			afters = append(afters, after)
+		}
+		if ans != nil {
+			answers = append(answers, ans)
+		}
+	}
+	if !batch {
+		if len(answers) == 0 {
+			return nil, afters
+		}
+		return answers[0], afters
+	}
+	if len(answers) == 0 {
+		return nil, afters
+	}
+	size := 2
+	for _, a := range answers {
+		size += len(a) + 1
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '[')
+	for i, a := range answers {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, a...)
+	}
+	return append(out, ']'), afters
+}
+
+// call runs one call and encodes its answer (nil for a notification).
+func (s *Server) call(ctx context.Context, req *Request, conn *wsConn) (answer []byte, after func()) {
+	if req.Err != nil {
+		s.observe("invalid", req.Err.Code, 0)
+		return encodeError(req.ID, req.Err), nil
+	}
+	start := time.Now()
+	m, ok := s.methods[req.Method]
+	label := req.Method
+	var result any
+	var err error
+	switch {
+	case !ok:
+		label = "unknown"
+		err = api.Errorf(api.CodeMethodNotFound, "method %q not found", truncate(req.Method))
+	case m.wsOnly && conn == nil:
+		err = api.Errorf(api.CodeNeedsWebSocket, "%s needs a WebSocket connection", req.Method)
+	default:
+		c := &call{s: s, m: m, params: req.Params, conn: conn}
+		result, err = s.invoke(ctx, m, c)
+		after = c.after
+	}
+	var e *api.Error
+	if err != nil {
+		e = s.toAPIError(req.Method, err)
+		after = nil
+	}
+	s.observe(label, codeOf(e), time.Since(start))
+	if req.IsNotification() {
+		return nil, after
+	}
+	if e != nil {
+		return encodeError(req.ID, e), nil
+	}
+	out, encErr := encodeResult(req.ID, result)
+	if encErr != nil {
+		s.log.Error("rpc: encode result", "method", req.Method, "err", encErr)
+		return encodeError(req.ID, api.Errorf(api.CodeInternal, "internal error")), nil
+	}
+	return out, after
+}
+
+// invoke runs the handler, turning a panic into an internal error so one
+// bad call cannot take the node down.
+func (s *Server) invoke(ctx context.Context, m *method, c *call) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("rpc: handler panicked", "method", m.name, "panic", p, "stack", string(debug.Stack()))
+			result, err = nil, api.Errorf(api.CodeInternal, "internal error")
+		}
+	}()
+	return m.fn(ctx, c)
+}
+
+func codeOf(e *api.Error) int {
+	if e == nil {
+		return 0
+	}
+	return e.Code
+}
+
+// toAPIError maps a handler's error to what the client sees: API errors
+// pass through; anything else is logged and reported as internal.
+func (s *Server) toAPIError(method string, err error) *api.Error {
+	var e *api.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return api.Errorf(api.CodeUnavailable, "request cancelled: the node is stopping or the client went away")
+	}
+	s.log.Error("rpc: internal error", "method", method, "err", err)
+	return api.Errorf(api.CodeInternal, "internal error")
+}
+
+// observe records one call in the RPC metrics: code 0 is "ok".
+func (s *Server) observe(method string, code int, d time.Duration) {
+	outcome := "ok"
+	if code != 0 {
+		outcome = api.CodeName(code)
+	}
+	s.cfg.Metrics.RPCRequests.WithLabelValues(method, outcome).Inc()
+	if d > 0 {
+		s.cfg.Metrics.RPCSeconds.WithLabelValues(method).Observe(d.Seconds())
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// serveHealth answers 200 when the node is caught up and has peers (a
+// chain whose only validator is this node needs none), else 503, with the
+// details in a JSON body.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	h := s.health()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if h.Healthy {
+		w.WriteHeader(http.StatusOK)
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(h)
+}
+
+func (s *Server) health() api.Health {
+	st := s.b.Status()
+	peers := len(s.b.Peers())
+	vals := s.b.Validators()
+	_, self := vals.ByAddress(st.Validator)
+	single := vals.Size() == 1 && st.IsValidator && self
+	h := api.Health{CatchingUp: st.CatchingUp, Peers: peers, SingleValidator: single, LatestHeight: api.Uint64(st.Height)}
+	if st.CatchingUp {
+		h.Problems = append(h.Problems, "catching up: block sync in progress")
+	}
+	if peers == 0 && !single {
+		h.Problems = append(h.Problems, "no peers")
+	}
+	h.Healthy = len(h.Problems) == 0
+	return h
+}
