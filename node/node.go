@@ -192,13 +192,12 @@ func (n *Node) Start(ctx context.Context) error {
 	pcfg.MaxPeers = n.cfg.P2P.MaxPeers
 	pcfg.Logger = n.log.With("module", "p2p")
 	if n.net, err = p2p.New(ctx, pcfg, key, (*handler)(n), n.vals); err != nil {
-		n.cancel()
+		n.abortStart()
 		return fmt.Errorf("p2p: %w", err)
 	}
 	n.refreshStatus(func(s *Status) { s.NodeID = n.net.ID().String() })
 	if err := n.startRPC(ctx); err != nil {
-		n.cancel()
-		n.net.Close()
+		n.abortStart()
 		return err
 	}
 	n.log.Info("node started", "chain_id", n.chainID, "node_id", n.net.ID(), "height", n.store.Height(),
@@ -213,6 +212,19 @@ func (n *Node) Start(ctx context.Context) error {
 		close(n.done)
 	}()
 	return nil
+}
+
+// abortStart undoes a Start that failed before the node ran: it stops what
+// was started and leaves the node as New left it, so Stop closes the stores
+// instead of waiting for goroutines that never ran.
+func (n *Node) abortStart() {
+	n.cancel()
+	n.wg.Wait()
+	if n.net != nil {
+		n.net.Close()
+		n.net = nil
+	}
+	n.cancel = nil
 }
 
 // goRun runs f as one of the node's owned goroutines; the first error

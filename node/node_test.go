@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -292,5 +293,36 @@ func TestLateNodeCatchesUpByBlockSync(t *testing.T) {
 	w.checkSameChain()
 	if synced := blocksSynced(w.nodes[1]); synced < target/2 {
 		t.Fatalf("only %d blocks arrived by block sync; the rest came through consensus", synced)
+	}
+}
+
+// TestStartFailureLeavesNodeStoppable: a node whose RPC port is taken
+// fails to start with an error, and Stop then returns at once.
+func TestStartFailureLeavesNodeStoppable(t *testing.T) {
+	home := t.TempDir()
+	cfg, _, err := InitDevHome(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cfg.RPC.ListenAddr = l.Addr().String()
+	cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	n, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err == nil {
+		t.Fatal("Start succeeded on a taken RPC port")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- n.Stop() }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop hangs after a failed Start")
 	}
 }
