@@ -1,0 +1,158 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Campaign runs many seeds in parallel and aggregates what they exercised.
+type Campaign struct {
+	Runs     int
+	Failures []*Result
+	// FaultRuns counts, per fault kind, the runs that actually injected it.
+	FaultRuns map[Fault]int
+	// Checked counts, per invariant, the runs that checked it at least
+	// once, and Checks the checks made over all runs.
+	Checked    [numInvariants]int
+	Checks     [numInvariants]uint64
+	Violations [numInvariants]int
+	Heights    uint64
+	Steps      uint64
+	Crashes    uint64
+	MidStep    uint64
+	Equivocate uint64
+	Evidence   uint64
+	// MaxRecovery is the longest time from heal to liveness.
+	MaxRecovery     time.Duration
+	MaxRecoverySeed uint64
+	Elapsed         time.Duration
+}
+
+// RunCampaign runs the seeds [first, first+n) with RandomOptions, using
+// every CPU, and returns the aggregate. progress, if set, is called with
+// the number of runs done every so often.
+func RunCampaign(first uint64, n int, progress func(done int)) *Campaign {
+	start := time.Now()
+	c := &Campaign{FaultRuns: map[Fault]int{}}
+	var mu sync.Mutex
+	seeds := make(chan uint64)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for seed := range seeds {
+				r := Run(RandomOptions(seed))
+				mu.Lock()
+				c.add(r)
+				done := c.Runs
+				mu.Unlock()
+				if progress != nil && done%1000 == 0 {
+					progress(done)
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		seeds <- first + uint64(i)
+	}
+	close(seeds)
+	wg.Wait()
+	sort.Slice(c.Failures, func(i, j int) bool { return c.Failures[i].Options.Seed < c.Failures[j].Options.Seed })
+	c.Elapsed = time.Since(start)
+	return c
+}
+
+func (c *Campaign) add(r *Result) {
+	c.Runs++
+	st := &r.Stats
+	for _, k := range FaultKinds {
+		if st.Exercised(k) {
+			c.FaultRuns[k]++
+		}
+	}
+	for _, inv := range Invariants {
+		if st.Checks[inv] > 0 {
+			c.Checked[inv]++
+		}
+		c.Checks[inv] += st.Checks[inv]
+	}
+	for _, v := range r.Violations {
+		c.Violations[v.Invariant]++
+	}
+	if r.Failed() {
+		c.Failures = append(c.Failures, r)
+	}
+	c.Heights += st.Heights
+	c.Steps += st.Steps
+	c.Crashes += st.Crashes
+	c.MidStep += st.MidStepCrashes
+	c.Equivocate += st.Equivocations
+	c.Evidence += st.EvidenceBlocks
+	if st.Recovery > c.MaxRecovery || (st.Recovery == c.MaxRecovery && r.Options.Seed < c.MaxRecoverySeed) {
+		c.MaxRecovery, c.MaxRecoverySeed = st.Recovery, r.Options.Seed
+	}
+}
+
+// Report writes the campaign summary.
+func (c *Campaign) Report(w io.Writer) {
+	fmt.Fprintf(w, "%d runs in %s, %d failed; %d heights decided, %d machine steps\n",
+		c.Runs, c.Elapsed.Round(time.Millisecond), len(c.Failures), c.Heights, c.Steps)
+	fmt.Fprintf(w, "fault kind    runs exercising it\n")
+	for _, k := range FaultKinds {
+		fmt.Fprintf(w, "  %-10s  %7d\n", k, c.FaultRuns[k])
+	}
+	fmt.Fprintf(w, "  (%d crashes, %d of them inside a step after the WAL write; %d equivocations detected, %d committed as evidence)\n",
+		c.Crashes, c.MidStep, c.Equivocate, c.Evidence)
+	fmt.Fprintf(w, "invariant        runs checking  checks     violations\n")
+	for _, inv := range Invariants {
+		fmt.Fprintf(w, "  %-14s  %7d  %11d  %5d\n", inv, c.Checked[inv], c.Checks[inv], c.Violations[inv])
+	}
+	fmt.Fprintf(w, "longest recovery after the heal: %s (seed %d); liveness bound %s\n", fmtTime(c.MaxRecovery), c.MaxRecoverySeed, LivenessBound)
+	for i, f := range c.Failures {
+		if i == 20 {
+			fmt.Fprintf(w, "... %d more failures\n", len(c.Failures)-20)
+			break
+		}
+		fmt.Fprintf(w, "FAIL %s: %s\n", f.Options, f.Violations[0])
+	}
+}
+
+// Replay re-runs o with tracing and returns the trace lines up to and
+// including the first violation, at most tail of them (all with tail 0).
+func Replay(o Options, tail int) []string {
+	var lines []string
+	o.Trace = func(l string) {
+		lines = append(lines, l)
+		if tail > 0 && len(lines) > 2*tail {
+			lines = append(lines[:0], lines[len(lines)-tail:]...)
+		}
+	}
+	Run(o)
+	if tail > 0 && len(lines) > tail {
+		lines = lines[len(lines)-tail:]
+	}
+	return lines
+}
+
+// FailureReport renders a failed result: the options, the violations and
+// the trace leading to the first one, with the command that reproduces it.
+func FailureReport(r *Result, tail int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "simulation failed: %s\n", r.Options)
+	for _, v := range r.Violations {
+		fmt.Fprintf(&b, "  %s\n", v)
+	}
+	fmt.Fprintf(&b, "reproduce: go test ./consensus/sim -run TestSimulator -seed=%d -v\n", r.Options.Seed)
+	fmt.Fprintf(&b, "last %d trace lines:\n", tail)
+	for _, l := range Replay(r.Options, tail) {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

@@ -1,0 +1,336 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ledgerd/ledgerd/consensus"
+	"github.com/ledgerd/ledgerd/consensus/wal"
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/privval"
+)
+
+const (
+	simChainID   = "ledgerd-sim"
+	numAccounts  = 8
+	startBalance = 1_000_000_000
+)
+
+var genesisTime = ledger.TimestampOf(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+
+// Keys and signed transfers are pure functions of their indices; runs
+// share them to save signing time.
+var (
+	keyCache sync.Map // string -> crypto.PrivKey
+	txCache  sync.Map // txKey -> *ledger.Tx
+)
+
+func simKey(kind string, i int) crypto.PrivKey {
+	name := fmt.Sprintf("sim/%s/%d", kind, i)
+	if k, ok := keyCache.Load(name); ok {
+		return k.(crypto.PrivKey)
+	}
+	seed := crypto.Sum([]byte(name))
+	k, err := crypto.PrivKeyFromSeed(seed[:])
+	if err != nil {
+		panic(err) // a 32-byte seed cannot fail
+	}
+	keyCache.Store(name, k)
+	return k
+}
+
+type txKey struct {
+	from  int
+	nonce uint64
+}
+
+// transfer returns account from's transfer with nonce: a fixed recipient,
+// amount and fee derived from the nonce, so it can be cached.
+func transfer(from int, nonce uint64) *ledger.Tx {
+	k := txKey{from, nonce}
+	if tx, ok := txCache.Load(k); ok {
+		return tx.(*ledger.Tx)
+	}
+	to := (from + 1 + int(nonce%(numAccounts-1))) % numAccounts
+	tx := &ledger.Tx{ChainID: simChainID, To: simKey("account", to).PubKey().Address(), Amount: 1 + nonce%97, Fee: nonce % 3, Nonce: nonce}
+	tx.Sign(simKey("account", from))
+	txCache.Store(k, tx)
+	return tx
+}
+
+// newSim builds the validators, the genesis state and the nodes.
+func newSim(o Options) *Sim {
+	if o.Validators < 1 {
+		o.Validators = 4
+	}
+	s := &Sim{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID}
+	s.check = newChecker(s)
+	s.params = ledger.DefaultConsensusParams()
+	s.params.TimeoutCommit = ledger.Duration(timeoutCommit)
+	// The default timeouts, scaled to the simulated network so that
+	// rounds fail often enough to exercise locking.
+	for _, t := range []*ledger.TimeoutParams{&s.params.TimeoutPropose, &s.params.TimeoutPrevote, &s.params.TimeoutPrecommit} {
+		t.Base, t.Delta = t.Base*3/10, t.Delta*3/10
+	}
+
+	// Unequal powers; with twins, the twin key holds less than a third
+	// (or, for ByzantineThird, enough to make both halves a quorum).
+	n := o.Validators
+	twins := o.Faults&FaultTwins != 0 || o.ByzantineThird
+	powers := make([]uint64, n)
+	var total uint64
+	for i := range powers {
+		powers[i] = 1 + s.rng.Uint64N(10)
+		total += powers[i]
+	}
+	twin := -1
+	var halves [2][]int
+	if twins {
+		twin = s.rng.IntN(n)
+		rest := total - powers[twin]
+		if o.ByzantineThird {
+			// Split the honest validators in two halves X, Y and give the
+			// twin the least power T with T+min(X,Y) a quorum of the total.
+			for i := range powers {
+				if i != twin {
+					h := len(halves[0]) > len(halves[1])
+					if h {
+						halves[1] = append(halves[1], i)
+					} else {
+						halves[0] = append(halves[0], i)
+					}
+				}
+			}
+			var x, y uint64
+			for _, i := range halves[0] {
+				x += powers[i]
+			}
+			for _, i := range halves[1] {
+				y += powers[i]
+			}
+			t := uint64(1)
+			for t+min(x, y) < (t+x+y)*2/3+1 {
+				t++
+			}
+			powers[twin] = t
+		} else {
+			// As much power as stays below a third: 3T < T+rest.
+			powers[twin] = max(1, (rest-1)/2)
+		}
+	}
+
+	var vals []ledger.Validator
+	keyOf := map[crypto.Address]int{}
+	for i := range powers {
+		k := simKey("validator", i)
+		vals = append(vals, ledger.Validator{PubKey: k.PubKey(), Power: powers[i], Name: fmt.Sprintf("v%d", i)})
+		keyOf[k.PubKey().Address()] = i
+	}
+	vs, err := ledger.NewValidatorSet(vals)
+	if err != nil {
+		panic(fmt.Sprintf("sim: validator set: %v", err))
+	}
+	s.vals = vs
+
+	var supply uint64
+	for i := 0; i < numAccounts; i++ {
+		k := simKey("account", i)
+		s.accts = append(s.accts, k)
+		s.balance = append(s.balance, ledger.AccountUpdate{Address: k.PubKey().Address(), Account: ledger.Account{Balance: startBalance}})
+		supply += startBalance
+	}
+	s.genesis = &ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Validators: vs, Params: s.params, TotalSupply: supply}
+
+	// Nodes: one per key, two for the twin key. Names are the key's
+	// index in creation order (v0, v1, ...), twins v<i>a and v<i>b.
+	for i := range powers {
+		k := simKey("validator", i)
+		if i == twin {
+			s.addNode(fmt.Sprintf("v%da", i), k, false)
+			s.addNode(fmt.Sprintf("v%db", i), k, false)
+			continue
+		}
+		s.addNode(fmt.Sprintf("v%d", i), k, true)
+	}
+	s.net = newNetwork(s, twin, halves)
+	s.deadline = o.FaultPhase + LivenessBound
+	return s
+}
+
+func (s *Sim) addNode(name string, key crypto.PrivKey, honest bool) {
+	n := &node{
+		s: s, idx: len(s.nodes), name: name, key: key, addr: key.PubKey().Address(), honest: honest,
+		rng:     rand.New(rand.NewPCG(s.opts.Seed, uint64(len(s.nodes))+1)),
+		skew:    time.Duration(s.rng.IntN(100_000)) * time.Microsecond,
+		log:     wal.NewMem(),
+		pvStore: privval.NewMemStateStore(),
+		store:   newChainStore(s),
+		pool:    newEvidencePool(),
+	}
+	s.nodes = append(s.nodes, n)
+}
+
+// chainStore is a node's durable ledger: committed blocks with their
+// commits and proposals, the state after the last one and its accounts.
+// It implements ledger.StateReader.
+type chainStore struct {
+	state    ledger.State
+	accounts map[crypto.Address]ledger.Account
+	evidence map[crypto.Hash]bool
+	blocks   []committedBlock // blocks[h-1]
+	// executed caches ledger.Execute of the blocks validated for the
+	// next height, so that storing the decided one does not verify its
+	// signatures again. It is not part of the disk.
+	executed map[crypto.Hash]*ledger.Result
+}
+
+type committedBlock struct {
+	block    *ledger.Block
+	commit   *ledger.Commit
+	proposal *ledger.Proposal
+}
+
+func newChainStore(s *Sim) *chainStore {
+	c := &chainStore{state: *s.genesis, accounts: map[crypto.Address]ledger.Account{}, evidence: map[crypto.Hash]bool{}}
+	for _, u := range s.balance {
+		c.accounts[u.Address] = u.Account
+	}
+	return c
+}
+
+// Account implements ledger.StateReader.
+func (c *chainStore) Account(a crypto.Address) (ledger.Account, error) { return c.accounts[a], nil }
+
+// EvidenceCommitted implements ledger.StateReader.
+func (c *chainStore) EvidenceCommitted(k crypto.Hash) (bool, error) { return c.evidence[k], nil }
+
+func (c *chainStore) height() uint64 { return c.state.Height }
+
+func (c *chainStore) get(h uint64) *committedBlock {
+	if h == 0 || h > uint64(len(c.blocks)) {
+		return nil
+	}
+	return &c.blocks[h-1]
+}
+
+// validate is the machine's valid(v): the ledger's own validation of b as
+// the next block on the committed state (ledger.Validate, which is
+// ledger.Execute without keeping the result; we keep it).
+func (c *chainStore) validate(b *ledger.Block) error {
+	res, err := ledger.Execute(&c.state, c, b)
+	if err == nil {
+		if c.executed == nil {
+			c.executed = map[crypto.Hash]*ledger.Result{}
+		}
+		c.executed[b.Hash()] = res
+	}
+	return err
+}
+
+// apply executes and stores a decided block, atomically.
+func (c *chainStore) apply(d consensus.EffectDecide) error {
+	res := c.executed[d.Block.Hash()]
+	if res == nil || d.Block.Height() != c.state.Height+1 {
+		var err error
+		if res, err = ledger.Execute(&c.state, c, d.Block); err != nil {
+			return err
+		}
+	}
+	c.executed = nil
+	for _, u := range res.Accounts {
+		c.accounts[u.Address] = u.Account
+	}
+	for _, k := range res.Evidence {
+		c.evidence[k] = true
+	}
+	c.state.AppHash = appHash(c.state.AppHash, res)
+	c.state.Height = d.Block.Height()
+	c.state.LastBlockHash = d.Block.Hash()
+	c.state.LastBlockTime = d.Block.Header.Time
+	c.blocks = append(c.blocks, committedBlock{d.Block, d.Commit, d.Proposal})
+	return nil
+}
+
+// appHash chains a digest of every block's effect: a deterministic
+// stand-in for the state tree's root, which is all Validate compares.
+func appHash(prev crypto.Hash, res *ledger.Result) crypto.Hash {
+	buf := append([]byte("sim/app/"), prev[:]...)
+	for _, u := range res.Accounts {
+		buf = append(buf, u.Address[:]...)
+		buf = append(buf, u.Account.Encode()...)
+	}
+	for _, k := range res.Evidence {
+		buf = append(buf, k[:]...)
+	}
+	return crypto.Sum(buf)
+}
+
+// evidencePool is a node's durable pool of equivocation evidence, in
+// arrival order.
+type evidencePool struct {
+	list []*ledger.Evidence
+	keys map[crypto.Hash]bool
+}
+
+func newEvidencePool() *evidencePool { return &evidencePool{keys: map[crypto.Hash]bool{}} }
+
+func (p *evidencePool) add(ev *ledger.Evidence) bool {
+	k := ev.Key()
+	if p.keys[k] {
+		return false
+	}
+	p.keys[k] = true
+	p.list = append(p.list, ev)
+	return true
+}
+
+// pending returns the evidence not yet committed on c.
+func (p *evidencePool) pending(c *chainStore) []*ledger.Evidence {
+	var out []*ledger.Evidence
+	keep := p.list[:0]
+	for _, ev := range p.list {
+		if c.evidence[ev.Key()] {
+			continue
+		}
+		keep = append(keep, ev)
+		out = append(out, ev)
+	}
+	p.list = keep
+	return out
+}
+
+// buildBlock is the proposer's getValue(): up to three transfers valid on
+// its state, chosen with its own randomness (so twins build different
+// blocks), the evidence it holds, and the last commit.
+func (n *node) buildBlock(h uint64) *ledger.Block {
+	c := n.store
+	st := &c.state
+	t := genesisTime + ledger.Timestamp(n.s.now+n.skew)
+	if st.Height > 0 && t <= st.LastBlockTime {
+		t = st.LastBlockTime + ledger.Timestamp(time.Millisecond)
+	}
+	b := &ledger.Block{Header: ledger.Header{
+		ChainID: st.ChainID, Height: h, Time: t, LastBlockHash: st.LastBlockHash, AppHash: st.AppHash,
+		ValidatorsHash: st.Validators.Hash(), Proposer: n.addr,
+	}}
+	for _, a := range n.rng.Perm(numAccounts)[:n.rng.IntN(4)] {
+		acc := c.accounts[n.s.accts[a].PubKey().Address()]
+		tx := transfer(a, acc.Nonce)
+		if acc.Balance >= tx.Amount+tx.Fee {
+			b.Txs = append(b.Txs, tx)
+		}
+	}
+	for _, ev := range n.pool.pending(c) {
+		if ev.VoteA.Height < h && uint64(len(b.Evidence)) < st.Params.MaxEvidence {
+			b.Evidence = append(b.Evidence, ev)
+		}
+	}
+	if prev := c.get(h - 1); prev != nil {
+		b.LastCommit = prev.commit
+	}
+	b.FillHeader()
+	return b
+}

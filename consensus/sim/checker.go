@@ -1,0 +1,251 @@
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ledgerd/ledgerd/consensus"
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
+)
+
+// Invariant names a property every run checks.
+type Invariant uint8
+
+// The invariants.
+const (
+	// InvAgreement: no two honest nodes decide different blocks at a height.
+	InvAgreement Invariant = iota
+	// InvValidity: every decided block passes ledger validation on the
+	// deciding node's state.
+	InvValidity
+	// InvNoDoubleSign: no honest validator signs two different votes (or
+	// proposals) for the same height, round and step.
+	InvNoDoubleSign
+	// InvCommit: every decision carries a commit that verifies: +2/3 of
+	// the voting power signed precommits for the block.
+	InvCommit
+	// InvLiveness: after the heal, every honest node decides
+	// LivenessHeights new heights within LivenessBound.
+	InvLiveness
+	// InvEvidence: every equivocation an honest node detected is in a
+	// committed block by the end of the run.
+	InvEvidence
+	// InvRestart: a restarted machine replays to the state it crashed in
+	// (when no WAL record was lost), and outside replay its signer never
+	// refuses what it asks to sign.
+	InvRestart
+	numInvariants
+)
+
+// Invariants lists every invariant in order.
+var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart}
+
+// String renders the Invariant in one line, for logs and traces.
+func (i Invariant) String() string {
+	switch i {
+	case InvAgreement:
+		return "agreement"
+	case InvValidity:
+		return "validity"
+	case InvNoDoubleSign:
+		return "no-double-sign"
+	case InvCommit:
+		return "commit"
+	case InvLiveness:
+		return "liveness"
+	case InvEvidence:
+		return "evidence"
+	case InvRestart:
+		return "restart"
+	}
+	return fmt.Sprintf("Invariant(%d)", uint8(i))
+}
+
+// Liveness is stated as: once the network has healed (every honest node
+// up and connected, byzantine power below a third), every honest node
+// decides LivenessHeights new heights within LivenessBound of virtual time.
+const (
+	LivenessBound   = 60 * time.Second
+	LivenessHeights = 2
+)
+
+// Violation is a broken invariant.
+type Violation struct {
+	Invariant Invariant
+	At        time.Duration // virtual time
+	Node      string
+	Detail    string
+}
+
+// String renders the Violation in one line, for logs and traces.
+func (v Violation) String() string {
+	return fmt.Sprintf("%s violated at %s on %s: %s", v.Invariant, fmtTime(v.At), v.Node, v.Detail)
+}
+
+// Stats count what a run did: the faults it actually exercised and the
+// invariant checks it made.
+type Stats struct {
+	Heights        uint64 // highest height an honest node decided
+	Steps          uint64 // events stepped through machines
+	Messages       uint64 // messages delivered
+	Delayed        uint64 // messages given extra delay
+	Dropped        uint64 // messages lost to drops
+	Cut            uint64 // messages lost to partitions
+	Partitions     uint64
+	Crashes        uint64
+	MidStepCrashes uint64 // crashes inside a step, after the WAL write
+	LostRecords    uint64 // unsynced WAL records lost in crashes
+	Equivocations  uint64 // equivocations honest nodes detected
+	EvidenceBlocks uint64 // evidence committed
+	// Recovery is how long after the heal the liveness condition was met.
+	Recovery time.Duration
+	// Checks counts the checks of each invariant.
+	Checks [numInvariants]uint64
+}
+
+// Exercised reports whether the run actually injected fault kind k.
+func (s *Stats) Exercised(k Fault) bool {
+	switch k {
+	case FaultDelay:
+		return s.Delayed > 0
+	case FaultDrop:
+		return s.Dropped > 0
+	case FaultPartition:
+		return s.Partitions > 0
+	case FaultCrash:
+		return s.Crashes > 0
+	case FaultTwins:
+		return s.Equivocations > 0
+	}
+	return false
+}
+
+// checker holds the global view the invariants need.
+type checker struct {
+	s          *Sim
+	decided    map[uint64]decision       // first honest decision per height
+	signed     map[signSlot]crypto.Hash  // honest signatures
+	detected   map[crypto.Hash]detection // evidence keys honest nodes detected
+	committed  map[crypto.Hash]bool      // evidence keys in honest-committed blocks
+	verified   map[crypto.Hash]bool      // commits already verified (by hash)
+	violations []Violation
+}
+
+type decision struct {
+	id   crypto.Hash
+	node string
+}
+
+type signSlot struct {
+	addr   crypto.Address
+	height uint64
+	round  uint32
+	step   uint8 // 0 proposal, else the vote type
+}
+
+type detection struct {
+	at   time.Duration
+	node string
+	ev   *ledger.Evidence
+}
+
+func newChecker(s *Sim) *checker {
+	return &checker{s: s, decided: map[uint64]decision{}, signed: map[signSlot]crypto.Hash{},
+		detected: map[crypto.Hash]detection{}, committed: map[crypto.Hash]bool{}, verified: map[crypto.Hash]bool{}}
+}
+
+func (c *checker) fail(inv Invariant, n *node, format string, args ...any) {
+	name := "-"
+	if n != nil {
+		name = n.name
+	}
+	v := Violation{Invariant: inv, At: c.s.now, Node: name, Detail: fmt.Sprintf(format, args...)}
+	c.violations = append(c.violations, v)
+	c.s.tracef(n, "VIOLATION %s", v)
+	c.s.stopped = true
+}
+
+func (c *checker) count(inv Invariant) { c.s.stats.Checks[inv]++ }
+
+// signedBy records a signature an honest node released.
+func (c *checker) signedBy(n *node, h uint64, r uint32, step uint8, id crypto.Hash) {
+	c.count(InvNoDoubleSign)
+	slot := signSlot{n.addr, h, r, step}
+	if prev, ok := c.signed[slot]; ok && prev != id {
+		c.fail(InvNoDoubleSign, n, "signed %s and %s at h=%d r=%d step=%d", consensus.ShortID(prev), consensus.ShortID(id), h, r, step)
+		return
+	}
+	c.signed[slot] = id
+}
+
+// decide checks a decision before the node stores it.
+func (c *checker) decide(n *node, d consensus.EffectDecide) {
+	id := d.Block.Hash()
+	c.count(InvCommit)
+	ch := d.Commit.Hash()
+	if d.Commit == nil || d.Commit.BlockID != id {
+		c.fail(InvCommit, n, "decision of %s at h=%d without its commit", consensus.ShortID(id), d.Height)
+		return
+	}
+	if !c.verified[ch] {
+		if err := d.Commit.Verify(c.s.chainID, c.s.vals, d.Height, id); err != nil {
+			c.fail(InvCommit, n, "commit of h=%d: %v", d.Height, err)
+			return
+		}
+		c.verified[ch] = true
+	}
+	if !n.honest {
+		return
+	}
+	c.count(InvAgreement)
+	if prev, ok := c.decided[d.Height]; ok && prev.id != id {
+		c.fail(InvAgreement, n, "decided %s at h=%d, %s decided %s", consensus.ShortID(id), d.Height, prev.node, consensus.ShortID(prev.id))
+		return
+	} else if !ok {
+		c.decided[d.Height] = decision{id, n.name}
+	}
+}
+
+// committedEvidence records evidence in a block an honest node stored.
+func (c *checker) committedEvidence(n *node, b *ledger.Block) {
+	if !n.honest {
+		return
+	}
+	for _, ev := range b.Evidence {
+		k := ev.Key()
+		if !c.committed[k] {
+			c.committed[k] = true
+			c.s.stats.EvidenceBlocks++
+		}
+	}
+}
+
+// detectedEvidence records an equivocation an honest node detected.
+func (c *checker) detectedEvidence(n *node, ev *ledger.Evidence) {
+	if !n.honest {
+		return
+	}
+	k := ev.Key()
+	if _, ok := c.detected[k]; !ok {
+		c.detected[k] = detection{c.s.now, n.name, ev}
+		c.s.stats.Equivocations++
+	}
+}
+
+// evidencePending returns how many equivocations detected up to cutoff are
+// not yet committed, and one of them.
+func (c *checker) evidencePending(cutoff time.Duration) (int, *detection) {
+	n := 0
+	var first *detection
+	for _, k := range sortedHashes(c.detected) {
+		d := c.detected[k]
+		if d.at <= cutoff && !c.committed[k] {
+			n++
+			if first == nil {
+				first = &d
+			}
+		}
+	}
+	return n, first
+}
