@@ -22,7 +22,7 @@ type driver struct {
 
 	marked    uint64       // the WAL holds the end marker of this height (or it was stored before start)
 	pending   []wal.Record // records of the next height, waiting for the end marker
-	queue     []consensus.Event
+	queue     []queued
 	replaying bool
 	deferred  *consensus.EffectRequestValue
 
@@ -38,6 +38,15 @@ type driver struct {
 	// For the time-per-step metric.
 	stepName  string
 	stepSince time.Time
+}
+
+// queued is an event waiting for the machine; logged says it was read from
+// the WAL, so stepping it must not log it again. Everything else is logged,
+// including own votes re-signed during a replay: a second crash must find
+// them.
+type queued struct {
+	ev     consensus.Event
+	logged bool
 }
 
 type partsKey struct {
@@ -198,7 +207,7 @@ func (d *driver) startMachine() error {
 		if err != nil {
 			return fmt.Errorf("WAL record of height %d: %w", h, err)
 		}
-		d.input(ev)
+		d.feed(ev, true)
 	}
 	d.replaying = false
 	if dv := d.deferred; dv != nil {
@@ -246,21 +255,25 @@ func (d *driver) maybeStartWaiting(force bool) {
 	}
 }
 
-// input feeds ev to the machine, then the events its effects produce (own
-// signed messages, built values), in order.
-func (d *driver) input(ev consensus.Event) {
-	d.queue = append(d.queue, ev)
+// input feeds a new event to the machine, then the events its effects
+// produce (own signed messages, built values), in order.
+func (d *driver) input(ev consensus.Event) { d.feed(ev, false) }
+
+// feed queues ev (logged: it came from the WAL) and drains the queue.
+func (d *driver) feed(ev consensus.Event, logged bool) {
+	d.queue = append(d.queue, queued{ev, logged})
 	if len(d.queue) > 1 {
 		return // already draining
 	}
 	for i := 0; i < len(d.queue) && !d.failed(); i++ {
-		d.step(d.queue[i])
+		d.step(d.queue[i].ev, d.queue[i].logged)
 	}
 	d.queue = d.queue[:0]
 }
 
-// step is one turn: step the machine, log the event, carry out the effects.
-func (d *driver) step(ev consensus.Event) {
+// step is one turn: step the machine, log the event (unless it came from
+// the WAL), carry out the effects.
+func (d *driver) step(ev consensus.Event, logged bool) {
 	n := d.n
 	effects, err := d.m.Step(ev)
 	if err != nil {
@@ -269,7 +282,7 @@ func (d *driver) step(ev consensus.Event) {
 		}
 		return
 	}
-	if !d.replaying {
+	if !logged {
 		data, err := consensus.EncodeEvent(ev)
 		if err != nil {
 			n.fail(fmt.Errorf("encode %s for the WAL: %w", ev, err))
@@ -315,7 +328,7 @@ func (d *driver) execute(e consensus.Effect) {
 			n.log.Debug("publish proposal", "err", err)
 		}
 		n.log.Debug("proposed", "height", p.Height, "round", p.Round, "block", p.BlockID, "txs", len(e.Block.Txs))
-		d.queue = append(d.queue, consensus.EventProposal{Proposal: &p, Block: e.Block})
+		d.queue = append(d.queue, queued{ev: consensus.EventProposal{Proposal: &p, Block: e.Block}})
 	case consensus.EffectBroadcastVote:
 		v := e.Vote
 		if err := n.signer.SignVote(n.chainID, &v); err != nil {
@@ -325,7 +338,7 @@ func (d *driver) execute(e consensus.Effect) {
 		if err := n.net.PublishVote(d.ctx, &v); err != nil {
 			n.log.Debug("publish vote", "err", err)
 		}
-		d.queue = append(d.queue, consensus.EventVote{Vote: &v})
+		d.queue = append(d.queue, queued{ev: consensus.EventVote{Vote: &v}})
 	case consensus.EffectScheduleTimeout:
 		dur := consensus.TimeoutDuration(n.store.State().Params, e.Kind, e.Round)
 		d.timers.add(n.clock.Now().Add(dur), &timerEntry{ev: consensus.EventTimeout{Height: e.Height, Round: e.Round, Kind: e.Kind}})
@@ -366,7 +379,7 @@ func (d *driver) requestValue(e consensus.EffectRequestValue) {
 		d.n.log.Error("build block", "height", e.Height, "err", err)
 		return // the round's propose timeout moves consensus on
 	}
-	d.queue = append(d.queue, consensus.EventProposeValue{Height: e.Height, Round: e.Round, Block: b})
+	d.queue = append(d.queue, queued{ev: consensus.EventProposeValue{Height: e.Height, Round: e.Round, Block: b}})
 }
 
 // buildBlock fills a block from the mempool and the evidence pool.

@@ -61,12 +61,12 @@ func transfer(from int, nonce uint64) *ledger.Tx {
 	return tx
 }
 
-// newSim builds the validators, the genesis state and the nodes.
-func newSim(o Options) *Sim {
+// newSimulation builds the validators, the genesis state and the nodes.
+func newSimulation(o Options) *simulation {
 	if o.Validators < 1 {
 		o.Validators = 4
 	}
-	s := &Sim{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID}
+	s := &simulation{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID}
 	s.check = newChecker(s)
 	s.params = ledger.DefaultConsensusParams()
 	s.params.TimeoutCommit = ledger.Duration(timeoutCommit)
@@ -160,7 +160,7 @@ func newSim(o Options) *Sim {
 	return s
 }
 
-func (s *Sim) addNode(name string, key crypto.PrivKey, honest bool) {
+func (s *simulation) addNode(name string, key crypto.PrivKey, honest bool) {
 	n := &node{
 		s: s, idx: len(s.nodes), name: name, key: key, addr: key.PubKey().Address(), honest: honest,
 		rng:     rand.New(rand.NewPCG(s.opts.Seed, uint64(len(s.nodes))+1)),
@@ -193,7 +193,7 @@ type committedBlock struct {
 	proposal *ledger.Proposal
 }
 
-func newChainStore(s *Sim) *chainStore {
+func newChainStore(s *simulation) *chainStore {
 	c := &chainStore{state: *s.genesis, accounts: map[crypto.Address]ledger.Account{}, evidence: map[crypto.Hash]bool{}}
 	for _, u := range s.balance {
 		c.accounts[u.Address] = u.Account

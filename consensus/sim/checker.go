@@ -123,7 +123,7 @@ func (s *Stats) Exercised(k Fault) bool {
 
 // checker holds the global view the invariants need.
 type checker struct {
-	s          *Sim
+	s          *simulation
 	decided    map[uint64]decision       // first honest decision per height
 	signed     map[signSlot]crypto.Hash  // honest signatures
 	detected   map[crypto.Hash]detection // evidence keys honest nodes detected
@@ -150,7 +150,7 @@ type detection struct {
 	ev   *ledger.Evidence
 }
 
-func newChecker(s *Sim) *checker {
+func newChecker(s *simulation) *checker {
 	return &checker{s: s, decided: map[uint64]decision{}, signed: map[signSlot]crypto.Hash{},
 		detected: map[crypto.Hash]detection{}, committed: map[crypto.Hash]bool{}, verified: map[crypto.Hash]bool{}}
 }

@@ -5,7 +5,7 @@ import (
 )
 
 // planFaults draws the fault schedule of the run from its seed.
-func (s *Sim) planFaults() {
+func (s *simulation) planFaults() {
 	o := s.opts
 	phase := o.FaultPhase
 	r := s.rng

@@ -34,7 +34,7 @@ type message struct {
 // network models links between nodes: a base latency per link, and during
 // the fault phase extra delays, drops, partitions and the twins' split.
 type network struct {
-	s       *Sim
+	s       *simulation
 	latency [][]time.Duration
 	// Fault parameters, active until the heal. Every link has its own
 	// extra-delay bound and loss rate, redrawn every epoch, so nodes see
@@ -65,7 +65,7 @@ type network struct {
 	faulty       bool
 }
 
-func newNetwork(s *Sim, twinKey int, halves [2][]int) *network {
+func newNetwork(s *simulation, twinKey int, halves [2][]int) *network {
 	n := len(s.nodes)
 	net := &network{s: s, latency: make([][]time.Duration, n), twinA: -1, twinB: -1, faulty: true,
 		splits: map[splitKey][]bool{}, sides: map[splitKey][]int{}, delays: map[splitKey]time.Duration{}, slow: make([][]time.Duration, n), loss: make([][][numLossKinds]float64, n)}
@@ -124,7 +124,7 @@ func newNetwork(s *Sim, twinKey int, halves [2][]int) *network {
 }
 
 // nodeOfKey returns the (first) node running validator key number i.
-func (s *Sim) nodeOfKey(i int) *node {
+func (s *simulation) nodeOfKey(i int) *node {
 	addr := simKey("validator", i).PubKey().Address()
 	for _, n := range s.nodes {
 		if n.addr == addr {
@@ -307,7 +307,7 @@ func (net *network) heal() {
 
 // send schedules delivery of m from node a to node b, unless the network
 // loses it.
-func (s *Sim) send(a, b int, m *message) {
+func (s *simulation) send(a, b int, m *message) {
 	net := s.net
 	if a == b {
 		return
@@ -338,7 +338,7 @@ func (s *Sim) send(a, b int, m *message) {
 }
 
 // broadcast sends m from node a to every other node.
-func (s *Sim) broadcast(a int, m *message) {
+func (s *simulation) broadcast(a int, m *message) {
 	for b := range s.nodes {
 		s.send(a, b, m)
 	}

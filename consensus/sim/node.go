@@ -16,7 +16,7 @@ import (
 
 // node is one simulated validator process and its disk.
 type node struct {
-	s      *Sim
+	s      *simulation
 	idx    int
 	name   string
 	key    crypto.PrivKey

@@ -26,8 +26,8 @@ type Result struct {
 // Failed reports whether any invariant was violated.
 func (r *Result) Failed() bool { return len(r.Violations) > 0 }
 
-// Sim is one simulation run. It is single-threaded and deterministic.
-type Sim struct {
+// simulation is one run. It is single-threaded and deterministic.
+type simulation struct {
 	opts    Options
 	rng     *rand.Rand
 	now     time.Duration
@@ -97,14 +97,14 @@ func (q *eventQueue) Pop() any {
 	return e
 }
 
-func (s *Sim) schedule(at time.Duration, e *simEvent) {
+func (s *simulation) schedule(at time.Duration, e *simEvent) {
 	e.at = at
 	e.seq = s.seq
 	s.seq++
 	heap.Push(&s.queue, e)
 }
 
-func (s *Sim) after(d time.Duration, f func()) {
+func (s *simulation) after(d time.Duration, f func()) {
 	s.schedule(s.now+d, &simEvent{kind: evAction, action: f})
 }
 
@@ -123,12 +123,12 @@ const (
 
 // Run executes one simulation and returns its result.
 func Run(o Options) *Result {
-	s := newSim(o)
+	s := newSimulation(o)
 	s.run()
 	return &Result{Options: o, Violations: s.check.violations, Stats: s.stats, End: s.now}
 }
 
-func (s *Sim) run() {
+func (s *simulation) run() {
 	for _, n := range s.nodes {
 		n.boot()
 	}
@@ -152,7 +152,7 @@ func (s *Sim) run() {
 	}
 }
 
-func (s *Sim) dispatch(e *simEvent) {
+func (s *simulation) dispatch(e *simEvent) {
 	switch e.kind {
 	case evAction:
 		e.action()
@@ -174,7 +174,7 @@ func (s *Sim) dispatch(e *simEvent) {
 	}
 }
 
-func (s *Sim) gossipInterval() time.Duration {
+func (s *simulation) gossipInterval() time.Duration {
 	if s.healed {
 		return gossipInterval
 	}
@@ -183,7 +183,7 @@ func (s *Sim) gossipInterval() time.Duration {
 
 // heal ends the fault phase: the network is whole again and every crashed
 // node restarts.
-func (s *Sim) heal() {
+func (s *simulation) heal() {
 	s.healed = true
 	s.healAt = s.now
 	s.net.heal()
@@ -204,7 +204,7 @@ func (s *Sim) heal() {
 
 // honestHeight returns the highest (or, with lowest, the lowest) height an
 // honest node has stored.
-func (s *Sim) honestHeight(lowest bool) uint64 {
+func (s *simulation) honestHeight(lowest bool) uint64 {
 	var h uint64
 	first := true
 	for _, n := range s.nodes {
@@ -222,7 +222,7 @@ func (s *Sim) honestHeight(lowest bool) uint64 {
 
 // progress checks liveness and stops the run once it is met and every
 // equivocation detected by then is committed.
-func (s *Sim) progress() {
+func (s *simulation) progress() {
 	if !s.healed || s.opts.ByzantineThird {
 		return
 	}
@@ -241,7 +241,7 @@ func (s *Sim) progress() {
 }
 
 // finish reports what the deadline left undone.
-func (s *Sim) finish() {
+func (s *simulation) finish() {
 	if s.opts.ByzantineThird {
 		return
 	}
@@ -257,7 +257,7 @@ func (s *Sim) finish() {
 	}
 }
 
-func (s *Sim) heightSummary() string {
+func (s *simulation) heightSummary() string {
 	var b bytes.Buffer
 	for i, n := range s.nodes {
 		if i > 0 {
@@ -271,7 +271,7 @@ func (s *Sim) heightSummary() string {
 // tracef writes a trace line when tracing is on. Callers on hot paths
 // check s.tracing() first, so that building the arguments costs nothing
 // when it is off.
-func (s *Sim) tracef(n *node, format string, args ...any) {
+func (s *simulation) tracef(n *node, format string, args ...any) {
 	if s.opts.Trace == nil {
 		return
 	}
@@ -291,7 +291,7 @@ func (s *Sim) tracef(n *node, format string, args ...any) {
 	s.opts.Trace(fmt.Sprintf("%10s %-4s %s", fmtTime(s.now), name, s.names.Replace(fmt.Sprintf(format, args...))))
 }
 
-func (s *Sim) tracing() bool { return s.opts.Trace != nil }
+func (s *simulation) tracing() bool { return s.opts.Trace != nil }
 
 func fmtTime(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 
