@@ -2,6 +2,7 @@
 GO      ?= go
 BIN     ?= bin
 FUZZTIME ?= 5s
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: help build test test-race bench fuzz lint clean
 
@@ -9,7 +10,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build the binaries into ./bin
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 test: ## run every test (the README's test command)
 	$(GO) test -count=1 ./...
