@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"show-validator": {"print the validator's public key and address", runShowValidator},
 	"version":        {"print the version", runVersion},
 	"reset":          {"delete the node's chain data (asks for confirmation)", runReset},
+	"chaos":          {"run a local network under load and injected faults, then check it", runChaos},
 }
 
 func main() {
