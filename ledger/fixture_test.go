@@ -1,42 +1,19 @@
 package ledger_test
 
 import (
-	"flag"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
-	"time"
+
+	"github.com/ledgerd/ledgerd/internal/testseed"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/ledgertest"
 )
 
-// seedFlag replays a randomised test: go test ./ledger/ -run TestX -seed N.
-// LEDGERD_TEST_SEED=N does the same without the flag.
-var seedFlag = flag.Uint64("seed", 0, "seed for randomised tests (0: LEDGERD_TEST_SEED, else the clock)")
-
-// testRand returns a generator for a randomised test and logs its seed, so
-// a failure names the command that replays it.
-func testRand(t testing.TB) (*rand.Rand, uint64) {
-	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		if s := os.Getenv("LEDGERD_TEST_SEED"); s != "" {
-			v, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				t.Fatalf("LEDGERD_TEST_SEED=%q: %v", s, err)
-			}
-			seed = v
-		}
-	}
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay: go test ./ledger/ -run '%s' -seed %d)", seed, t.Name(), seed)
-	return ledgertest.Seed(seed), seed
-}
+// testRand returns a seeded generator; the seed is printed and replays
+// with -seed (see internal/testseed).
+func testRand(t testing.TB) (*rand.Rand, uint64) { return testseed.Rand(t) }
 
 func randBytes(r *rand.Rand, n int) []byte {
 	b := make([]byte, n)

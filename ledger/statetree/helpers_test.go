@@ -3,41 +3,18 @@ package statetree
 import (
 	"bytes"
 	"crypto/sha256"
-	"flag"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
-	"time"
+
+	"github.com/ledgerd/ledgerd/internal/testseed"
 
 	"github.com/ledgerd/ledgerd/ledger/kv"
 )
 
-// seedFlag replays a randomised test: go test ./ledger/statetree/ -run TestX -seed N.
-// LEDGERD_TEST_SEED=N does the same without the flag.
-var seedFlag = flag.Uint64("seed", 0, "seed for randomised tests (0: LEDGERD_TEST_SEED, else the clock)")
-
-// testRand returns a generator for a randomised test and logs its seed, so
-// a failure prints the exact command that replays it.
-func testRand(t testing.TB) (*rand.Rand, uint64) {
-	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		if s := os.Getenv("LEDGERD_TEST_SEED"); s != "" {
-			v, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				t.Fatalf("LEDGERD_TEST_SEED=%q: %v", s, err)
-			}
-			seed = v
-		}
-	}
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay: go test ./ledger/statetree/ -run '%s' -seed %d)", seed, t.Name(), seed)
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed
-}
+// testRand returns a seeded generator; the seed is printed and replays
+// with -seed (see internal/testseed).
+func testRand(t testing.TB) (*rand.Rand, uint64) { return testseed.Rand(t) }
 
 // stores are the kv implementations every storage test runs on.
 var stores = []struct {

@@ -2,9 +2,9 @@ package store
 
 import (
 	"errors"
-	"flag"
 	"testing"
-	"time"
+
+	"github.com/ledgerd/ledgerd/internal/testseed"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -13,17 +13,9 @@ import (
 	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
 
-var seedFlag = flag.Uint64("seed", 0, "seed for randomised tests (0 = derive from the clock)")
-
-// testSeed returns the seed to use and logs it so a failure can be replayed.
-func testSeed(t testing.TB) uint64 {
-	s := *seedFlag
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay with -seed=%d)", s, s)
-	return s
-}
+// testSeed returns the seed for a randomised test; it is printed and
+// replays with -seed (see internal/testseed).
+func testSeed(t testing.TB) uint64 { return testseed.Seed(t) }
 
 var genesisHash = crypto.Sum([]byte("test genesis"))
 
