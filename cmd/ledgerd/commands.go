@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -102,6 +103,7 @@ func (sf *startFlags) apply(c *node.Config) {
 func runStart(args []string, stdout io.Writer) error {
 	fs, home := newFlagSet("start")
 	sf := newStartFlags(fs)
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the node to this file (relative to --home) until it stops")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -112,6 +114,21 @@ func runStart(args []string, stdout io.Writer) error {
 	sf.apply(cfg)
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		path := *cpuprofile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(*home, path)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return runNode(cfg, stdout)
 }

@@ -4,6 +4,8 @@
 //	ledgerd init --chain-id ID        create a node home
 //	ledgerd start                     run the node of a home
 //	ledgerd testnet --validators N    generate the homes of a local network
+//	ledgerd bench --spawn 4           load generator: committed tx/s, latency, CPU, memory
+//	ledgerd chaos --validators 4      a network under load and injected faults, checked
 //	ledgerd show-node-id | show-validator | version | reset
 //
 // Every command takes --home DIR (default $LEDGERD_HOME, else ~/.ledgerd).
@@ -38,6 +40,7 @@ var commands = map[string]command{
 	"version":        {"print the version", runVersion},
 	"reset":          {"delete the node's chain data (asks for confirmation)", runReset},
 	"chaos":          {"run a local network under load and injected faults, then check it", runChaos},
+	"bench":          {"drive a local network with transfers and measure it", runBench},
 }
 
 func main() {
