@@ -62,8 +62,10 @@ func BenchmarkNetworkThroughput(b *testing.B) {
 			nd.Stop()
 		}
 	}()
+	blocks := nodes[0].Subscribe(1 << 16)
+	defer blocks.Close()
 	for nodes[0].Store().Height() < 2 {
-		time.Sleep(10 * time.Millisecond) // benchmark setup only: wait for the network to form
+		<-blocks.C() // the network has formed once it commits
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -81,7 +83,9 @@ func BenchmarkNetworkThroughput(b *testing.B) {
 		if _, _, err := nodes[0].Store().Tx(last); err == nil {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		if _, ok := <-blocks.C(); !ok {
+			b.Fatal("block subscription dropped")
+		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tx/s")
 }
