@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/ledgerd/ledgerd/internal/durable"
 )
 
 // Load reads and parses the genesis file at path, with Parse's rules; the
@@ -42,50 +43,8 @@ func (d *Doc) Save(path string) error {
 	if len(b) > MaxDocBytes {
 		return fmt.Errorf("save genesis %s: %d bytes, above the limit of %d", path, len(b), MaxDocBytes)
 	}
-	if err := writeFileAtomic(path, b, 0o644); err != nil {
+	if err := durable.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("save genesis: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it,
-// renames it over path and syncs the directory, so the rename survives a
-// crash.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	dirf, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer dirf.Close()
-	if err = dirf.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
+
+	"github.com/ledgerd/ledgerd/internal/durable"
 
 	"github.com/ledgerd/ledgerd/crypto"
 )
@@ -133,42 +134,8 @@ func WriteKeyFile(path string, k crypto.PrivKey) error {
 	if err != nil {
 		return fmt.Errorf("privval: encode key file: %w", err)
 	}
-	if err := writeFileExclusive(path, append(b, '\n')); err != nil {
+	if err := durable.CreateFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("privval: write key file %s: %w", path, err)
 	}
 	return nil
-}
-
-// writeFileExclusive creates path with data (mode 0600) atomically and
-// durably, failing with an error wrapping os.ErrExist if path exists.
-func writeFileExclusive(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := ensureDir(dir); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp, path)
-	}
-	// Remove the temporary name before the directory fsync, so no second
-	// copy of the key survives a crash.
-	os.Remove(tmp)
-	if err != nil {
-		return err
-	}
-	return syncDir(dir)
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/ledgerd/ledgerd/internal/durable"
 )
 
 // DefaultSegmentSize is the size at which FileLog starts a new segment.
@@ -88,7 +90,7 @@ func OpenWithOptions(dir string, o Options) (*FileLog, error) {
 		l.logger = slog.Default()
 	}
 	l.logger = l.logger.With("wal", dir)
-	if err := ensureDir(dir); err != nil {
+	if err := durable.EnsureDir(dir); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	idx, err := listSegments(dir)
@@ -157,7 +159,7 @@ func (l *FileLog) recover(n uint64, later []uint64) (segment, bool, error) {
 			return seg, false, fmt.Errorf("wal: repair: %w", err)
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		return seg, false, fmt.Errorf("wal: repair: %w", err)
 	}
 	l.repaired = cut
@@ -335,7 +337,7 @@ func (l *FileLog) Prune(belowHeight uint64) error {
 		return nil
 	}
 	l.segs = append([]segment(nil), l.segs[n:]...)
-	if err := syncDir(l.dir); err != nil {
+	if err := durable.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("wal: prune: %w", err)
 	}
 	l.logger.Debug("wal: pruned segments", "below_height", belowHeight, "segments", n)
@@ -416,7 +418,7 @@ func createSegment(dir string, index uint64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	return nil
@@ -507,25 +509,6 @@ func (fr *frameReader) next() (Record, error) {
 
 // --- durability helpers ---
 
-// ensureDir creates dir (mode 0700) if it does not exist and makes its
-// name durable in its parent.
-func ensureDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(filepath.Clean(dir)))
-}
-
 // truncateSync cuts the file at path to size and fsyncs it.
 func truncateSync(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -541,18 +524,4 @@ func truncateSync(path string, size int64) error {
 		return err
 	}
 	return f.Close()
-}
-
-// syncDir fsyncs a directory, making the creation, removal or renaming of
-// its entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return d.Close()
 }
