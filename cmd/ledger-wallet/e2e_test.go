@@ -343,7 +343,7 @@ func testWalletBinary(t *testing.T, dn *devNode) {
 	}
 
 	// --verify against the trusted genesis file.
-	var vb balanceOut
+	var vb verifiedBalance
 	w.json(t, &vb, "balance", "alice", "--verify", "--genesis", dn.cfg.GenesisFile())
 	want, err := dn.n.Store().Account(uint64(vb.Height), alice.Address)
 	if err != nil || !vb.Verified || uint64(vb.Balance) != want.Balance || uint64(vb.Nonce) != want.Nonce {
@@ -353,8 +353,8 @@ func testWalletBinary(t *testing.T, dn *devNode) {
 	// The text output names the header and its time.
 	text := w.ok(t, "balance", "alice", "--verify")
 	t.Logf("balance alice --verify:\n%s", text)
-	if !strings.Contains(text, fmt.Sprintf("is in header %d,", *vb.HeaderHeight)) || !strings.Contains(text, "header:   ") {
-		t.Errorf("balance --verify text does not name the header %d and its time:\n%s", *vb.HeaderHeight, text)
+	if !strings.Contains(text, fmt.Sprintf("is in header %d,", vb.HeaderHeight)) || !strings.Contains(text, "header:   ") {
+		t.Errorf("balance --verify text does not name the header %d and its time:\n%s", vb.HeaderHeight, text)
 	}
 
 	// A node that hides its newest blocks can only show an older header,
