@@ -2,7 +2,7 @@
 // ledgerd nodes over JSON-RPC.
 //
 //	ledger-wallet keys new|list|show|import|export|delete
-//	ledger-wallet balance ADDRESS [--verify]
+//	ledger-wallet balance ADDRESS [--verify [--max-age D]]
 //	ledger-wallet send --from NAME --to ADDRESS --amount N [--fee N] [--wait] [--count K]
 //	ledger-wallet tx HASH [--verify]
 //	ledger-wallet history ADDRESS
