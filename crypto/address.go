@@ -46,21 +46,55 @@ func (a *Address) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ParseAddress parses a bech32 address, rejecting a wrong prefix, a bad
-// checksum, mixed case, or a payload that is not 20 bytes.
+// addressDataLen is the number of bech32 characters after "ldg1": the
+// 20-byte payload in 5-bit groups and the 6-character checksum.
+const addressDataLen = (AddressSize*8+4)/5 + bech32ChecksumLen
+
+// addressLen is the length of a written address.
+const addressLen = len(AddressHRP) + 1 + addressDataLen
+
+// ParseAddress parses a bech32 address, written in lower or upper case.
+// A rejected string gets an error saying what is wrong with it, checked in
+// this order: an invalid character, a missing "1" separator, a wrong
+// prefix, a wrong length, mixed case, a checksum mismatch.
 func ParseAddress(s string) (Address, error) {
-	hrp, data, err := bech32Decode(s)
+	a, err := parseAddress(s)
 	if err != nil {
 		return Address{}, fmt.Errorf("address %q: %w", s, err)
 	}
-	if hrp != AddressHRP {
-		return Address{}, fmt.Errorf("address %q: prefix %q, want %q", s, hrp, AddressHRP)
+	return a, nil
+}
+
+func parseAddress(s string) (Address, error) {
+	if s == "" {
+		return Address{}, errors.New("empty")
 	}
-	if len(data) != AddressSize {
-		return Address{}, fmt.Errorf("address %q: %d bytes, want %d", s, len(data), AddressSize)
+	if len(s) > bech32MaxLen {
+		return Address{}, fmt.Errorf("%d characters, an address has %d", len(s), addressLen)
+	}
+	hrp, data, err := bech32Split(s)
+	if err != nil {
+		return Address{}, err
+	}
+	if hrp != AddressHRP {
+		return Address{}, fmt.Errorf("prefix %q, want %q", hrp, AddressHRP)
+	}
+	if len(data) != addressDataLen {
+		short := "too short"
+		if len(data) > addressDataLen {
+			short = "too long"
+		}
+		return Address{}, fmt.Errorf("%d characters after %q, want %d: %s", len(data), AddressHRP+"1", addressDataLen, short)
+	}
+	if strings.ToLower(s) != s && strings.ToUpper(s) != s {
+		return Address{}, errors.New("mixed case: write it all in lower case (or all in upper case)")
+	}
+	payload, err := bech32Payload(hrp, data)
+	if err != nil {
+		return Address{}, err
 	}
 	var a Address
-	copy(a[:], data)
+	copy(a[:], payload)
 	return a, nil
 }
 
@@ -141,40 +175,51 @@ func bech32Encode(hrp string, payload []byte) string {
 	return sb.String()
 }
 
-func bech32Decode(s string) (string, []byte, error) {
-	if len(s) > 90 {
-		return "", nil, errors.New("too long")
-	}
+const (
+	bech32MaxLen      = 90
+	bech32ChecksumLen = 6
+)
+
+// bech32Split splits a bech32 string, in either case, into its
+// human-readable part (lower-cased) and its data values, checksum
+// included. It checks the characters and the separator, not the case
+// or the checksum.
+func bech32Split(s string) (string, []byte, error) {
 	// Check bytes, not runes: strings.ToLower would map non-ASCII letters
 	// such as the Kelvin sign onto ASCII ones.
 	for i := 0; i < len(s); i++ {
 		if s[i] < 33 || s[i] > 126 {
-			return "", nil, fmt.Errorf("invalid character at position %d", i)
+			return "", nil, fmt.Errorf("invalid character %q at position %d", s[i:i+1], i)
 		}
 	}
-	if strings.ToLower(s) != s && strings.ToUpper(s) != s {
-		return "", nil, errors.New("mixed case")
+	lower := strings.ToLower(s)
+	pos := strings.LastIndexByte(lower, '1')
+	if pos < 1 {
+		return "", nil, fmt.Errorf("no \"1\" separator after a prefix: an address is %q followed by %d characters", AddressHRP+"1", addressDataLen)
 	}
-	s = strings.ToLower(s)
-	pos := strings.LastIndexByte(s, '1')
-	if pos < 1 || pos+7 > len(s) {
-		return "", nil, errors.New("missing separator or checksum")
-	}
-	hrp := s[:pos]
-	data := make([]byte, 0, len(s)-pos-1)
-	for i := pos + 1; i < len(s); i++ {
-		d := strings.IndexByte(bech32Charset, s[i])
+	data := make([]byte, 0, len(lower)-pos-1)
+	for i := pos + 1; i < len(lower); i++ {
+		d := strings.IndexByte(bech32Charset, lower[i])
 		if d < 0 {
-			return "", nil, fmt.Errorf("invalid character %q", s[i])
+			return "", nil, fmt.Errorf("invalid character %q at position %d (bech32 has no \"1\", \"b\", \"i\" or \"o\" after the separator)", s[i:i+1], i)
 		}
 		data = append(data, byte(d))
 	}
+	return lower[:pos], data, nil
+}
+
+// bech32Payload checks the checksum of hrp and data (as bech32Split
+// returns them) and returns the payload bytes.
+func bech32Payload(hrp string, data []byte) ([]byte, error) {
+	if len(data) < bech32ChecksumLen {
+		return nil, fmt.Errorf("%d characters after the separator, shorter than the %d-character checksum", len(data), bech32ChecksumLen)
+	}
 	if bech32Polymod(append(bech32HRPExpand(hrp), data...)) != 1 {
-		return "", nil, errors.New("checksum mismatch (mistyped address?)")
+		return nil, errors.New("checksum mismatch (mistyped address?)")
 	}
-	payload, err := convertBits(data[:len(data)-6], 5, 8, false)
+	payload, err := convertBits(data[:len(data)-bech32ChecksumLen], 5, 8, false)
 	if err != nil {
-		return "", nil, err
+		return nil, fmt.Errorf("payload: %w", err)
 	}
-	return hrp, payload, nil
+	return payload, nil
 }

@@ -232,3 +232,61 @@ func FuzzParseAddress(f *testing.F) {
 		}
 	})
 }
+
+// A rejected address says what is wrong with it: the prefix, the length,
+// a character, the checksum, and mixed case only when the letters really
+// mix cases and nothing else is wrong.
+func TestParseAddressSaysWhatIsWrong(t *testing.T) {
+	a := fixedKey(t, 0).PubKey().Address()
+	s := a.String()
+	upperAt := func(s string) string {
+		for i := len(s) - 1; i > len(crypto.AddressHRP); i-- {
+			if c := s[i]; c >= 'a' && c <= 'z' {
+				return s[:i] + strings.ToUpper(s[i:i+1]) + s[i+1:]
+			}
+		}
+		t.Fatalf("no letter in %s", s)
+		return ""
+	}
+	swapped := ""
+	for i := len(crypto.AddressHRP) + 1; i+1 < len(s); i++ {
+		if s[i] != s[i+1] {
+			swapped = s[:i] + s[i+1:i+2] + s[i:i+1] + s[i+2:]
+			break
+		}
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", "", "empty"},
+		{"prefix and letters, no separator", "ldgXYZ", `no "1" separator`},
+		{"prefix, separator, upper-case junk", "ldg1XYZ", `3 characters after "ldg1", want 38`},
+		{"another chain's address", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", `prefix "bc", want "ldg"`},
+		{"wrong prefix, valid checksum", bech32EncodeRef("xyz", a[:]), `prefix "xyz", want "ldg"`},
+		{"upper-case wrong prefix", strings.ToUpper(bech32EncodeRef("xyz", a[:])), `prefix "xyz", want "ldg"`},
+		{"19 bytes", bech32EncodeRef(crypto.AddressHRP, a[:19]), `37 characters after "ldg1", want 38`},
+		{"21 bytes", bech32EncodeRef(crypto.AddressHRP, append(a[:], 0)), `40 characters after "ldg1", want 38`},
+		{"dropped character", s[:20] + s[21:], `37 characters after "ldg1", want 38`},
+		{"far too long", crypto.AddressHRP + "1" + strings.Repeat("q", 90), "94 characters, an address has 42"},
+		{"b is not bech32", s[:8] + "b" + s[9:], `invalid character "b" at position 8`},
+		{"non-ascii", s[:8] + "é" + s[9:], "invalid character"},
+		{"leading space", " " + s, `invalid character " " at position 0`},
+		{"swapped characters", swapped, "checksum"},
+		{"one upper-case letter", upperAt(s), "mixed case"},
+		{"upper-case prefix only", strings.ToUpper(s[:3]) + s[3:], "mixed case"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := crypto.ParseAddress(tc.in)
+			if err == nil {
+				t.Fatalf("ParseAddress(%q) = %s, want an error saying %q", tc.in, got, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseAddress(%q): %q, want it to say %q", tc.in, err, tc.want)
+			}
+			if tc.want != "mixed case" && strings.Contains(err.Error(), "mixed case") {
+				t.Errorf("ParseAddress(%q): %q blames the case", tc.in, err)
+			}
+		})
+	}
+	if got, err := crypto.ParseAddress(strings.ToUpper(s)); err != nil || got != a {
+		t.Errorf("upper-case address: %s, %v; want %s", got, err, a)
+	}
+}

@@ -27,6 +27,10 @@ type TestnetSpec struct {
 	// Powers, when not empty, gives validator i the power Powers[i]; it
 	// must have one entry per validator. Empty means DefaultPower for all.
 	Powers []uint64
+	// Names, when not empty, names validator i Names[i]; it must have one
+	// entry per validator, each a valid display name. Empty means
+	// "validator-i".
+	Names []string
 	// FundedAccounts is the number of accounts funded with Balance each,
 	// 1 to MaxTestnetAccounts.
 	FundedAccounts int
@@ -53,7 +57,9 @@ type Testnet struct {
 
 // GenerateTestnet draws a key for every validator and funded account and
 // returns a valid genesis document for them. Validator i is named
-// "validator-i". The result depends only on the spec and the bytes read
+// spec.Names[i], or "validator-i" without names. The document is complete
+// when returned: callers write it as it is, so every copy of it is the same
+// bytes. The result depends only on the spec and the bytes read
 // from spec.Rand.
 func GenerateTestnet(spec TestnetSpec) (*Testnet, error) {
 	if err := spec.check(); err != nil {
@@ -87,8 +93,12 @@ func GenerateTestnet(spec TestnetSpec) (*Testnet, error) {
 		if len(spec.Powers) > 0 {
 			power = spec.Powers[i]
 		}
+		name := fmt.Sprintf("validator-%d", i)
+		if len(spec.Names) > 0 {
+			name = spec.Names[i]
+		}
 		tn.ValidatorKeys[i] = k
-		tn.Doc.Validators[i] = ledger.Validator{PubKey: k.PubKey(), Power: power, Name: fmt.Sprintf("validator-%d", i)}
+		tn.Doc.Validators[i] = ledger.Validator{PubKey: k.PubKey(), Power: power, Name: name}
 	}
 	for i := range tn.AccountKeys {
 		k, err := crypto.GenerateKey(spec.Rand)
@@ -111,6 +121,8 @@ func (s *TestnetSpec) check() error {
 		return fmt.Errorf("spec.Validators is %d, want 1 to %d", s.Validators, ledger.MaxValidators)
 	case len(s.Powers) != 0 && len(s.Powers) != s.Validators:
 		return fmt.Errorf("spec.Powers has %d entries for %d validators", len(s.Powers), s.Validators)
+	case len(s.Names) != 0 && len(s.Names) != s.Validators:
+		return fmt.Errorf("spec.Names has %d entries for %d validators", len(s.Names), s.Validators)
 	case s.FundedAccounts < 1 || s.FundedAccounts > MaxTestnetAccounts:
 		return fmt.Errorf("spec.FundedAccounts is %d, want 1 to %d", s.FundedAccounts, MaxTestnetAccounts)
 	case s.Balance == 0:
@@ -122,6 +134,11 @@ func (s *TestnetSpec) check() error {
 	}
 	if err := crypto.ValidateChainID(s.ChainID); err != nil {
 		return fmt.Errorf("spec.ChainID: %w", err)
+	}
+	for i, n := range s.Names {
+		if err := checkName(n); err != nil {
+			return fmt.Errorf("spec.Names[%d] %q: %w", i, n, err)
+		}
 	}
 	return nil
 }

@@ -90,6 +90,20 @@ func TestGenerateTestnetKeysMatchTheDoc(t *testing.T) {
 	}
 }
 
+func TestGenerateTestnetNamesValidators(t *testing.T) {
+	spec := testnetSpec("names")
+	spec.Names = []string{"node0", "node1", "node2", "node3"}
+	tn, err := GenerateTestnet(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range tn.Doc.Validators {
+		if v.Name != spec.Names[i] {
+			t.Errorf("validator %d is named %q, want %q", i, v.Name, spec.Names[i])
+		}
+	}
+}
+
 func TestGenerateTestnetDefaults(t *testing.T) {
 	spec := testnetSpec("")
 	spec.Rand = nil // crypto/rand
@@ -130,6 +144,10 @@ func TestGenerateTestnetRejectsBadSpecs(t *testing.T) {
 		{"too many validators", func(s *TestnetSpec) { s.Validators = ledger.MaxValidators + 1 }, "spec.Validators is 1001"},
 		{"powers for too few validators", func(s *TestnetSpec) { s.Powers = []uint64{1, 2} }, "spec.Powers has 2 entries for 4 validators"},
 		{"a zero power", func(s *TestnetSpec) { s.Powers = []uint64{1, 0, 1, 1} }, "validators[1].power: zero"},
+		{"names for too few validators", func(s *TestnetSpec) { s.Names = []string{"a"} }, "spec.Names has 1 entries for 4 validators"},
+		{"a name too long", func(s *TestnetSpec) {
+			s.Names = []string{"a", strings.Repeat("b", ledger.MaxValidatorNameLen+1), "c", "d"}
+		}, "spec.Names[1]"},
 		{"no accounts", func(s *TestnetSpec) { s.FundedAccounts = 0 }, "spec.FundedAccounts is 0"},
 		{"too many accounts", func(s *TestnetSpec) { s.FundedAccounts = MaxTestnetAccounts + 1 }, "spec.FundedAccounts is 100001"},
 		{"zero balance", func(s *TestnetSpec) { s.Balance = 0 }, "spec.Balance is zero"},

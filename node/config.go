@@ -78,7 +78,8 @@ type MempoolConfig struct {
 type ConsensusConfig struct {
 	// CreateEmptyBlocks makes the proposer propose even with no
 	// transactions waiting; when false it waits for a transaction (or
-	// EmptyBlocksInterval) before proposing.
+	// EmptyBlocksInterval) before proposing, except for the one block
+	// after a block that changed the state, whose header proves that state.
 	CreateEmptyBlocks   bool     `toml:"create_empty_blocks"`
 	EmptyBlocksInterval Duration `toml:"create_empty_blocks_interval"`
 }
@@ -266,7 +267,9 @@ max_per_sender = {{.Mempool.MaxPerSender}}
 ttl = "{{.Mempool.TTL}}"
 
 [consensus]
-# Propose blocks even when no transaction waits.
+# Propose blocks even when no transaction waits. When false, one empty block
+# still follows every block that changed the state: its header carries (and so
+# proves to light clients) the app hash of that state.
 create_empty_blocks = {{.Consensus.CreateEmptyBlocks}}
 # With create_empty_blocks = false, still propose an empty block after this
 # long without transactions ("0s" = never).

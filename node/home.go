@@ -190,9 +190,18 @@ func WriteTestnet(outDir string, o TestnetOptions) (*Testnet, error) {
 	if o.Hostnames != nil && len(o.Hostnames) != o.Validators+o.FullNodes {
 		return nil, fmt.Errorf("testnet: %d hostnames for %d nodes", len(o.Hostnames), o.Validators+o.FullNodes)
 	}
+	total := o.Validators + o.FullNodes
+	monikers := make([]string, total)
+	for i := range monikers {
+		monikers[i] = fmt.Sprintf("node%d", i)
+	}
+	// The validators are named after their nodes in the genesis itself, so
+	// the one document every home gets is complete before the first is
+	// written: operators compare genesis files by hash.
 	tn, err := genesis.GenerateTestnet(genesis.TestnetSpec{
 		ChainID:        o.ChainID,
 		Validators:     o.Validators,
+		Names:          monikers[:o.Validators],
 		FundedAccounts: o.FundedAccounts,
 		Balance:        o.Balance,
 		GenesisTime:    time.Now().UTC().Truncate(time.Second),
@@ -201,13 +210,12 @@ func WriteTestnet(outDir string, o TestnetOptions) (*Testnet, error) {
 	if err != nil {
 		return nil, err
 	}
-	total := o.Validators + o.FullNodes
 	out := &Testnet{ChainID: tn.Doc.ChainID}
 	cfgs := make([]*Config, total)
 	for i := 0; i < total; i++ {
 		home := filepath.Join(outDir, fmt.Sprintf("node%d", i))
 		cfg := DefaultConfig(home)
-		cfg.Moniker = fmt.Sprintf("node%d", i)
+		cfg.Moniker = monikers[i]
 		p2pPort, rpcPort := o.BasePort+2*i, o.BasePort+2*i+1
 		listenHost, dialHost := o.Host, o.Host
 		if o.Hostnames != nil {
@@ -219,7 +227,6 @@ func WriteTestnet(outDir string, o TestnetOptions) (*Testnet, error) {
 		var valKey *crypto.PrivKey
 		if i < o.Validators {
 			valKey = &tn.ValidatorKeys[i]
-			tn.Doc.Validators[i].Name = cfg.Moniker
 		}
 		if _, err := InitHome(home, InitOptions{Genesis: tn.Doc, ValidatorKey: valKey, Config: cfg}); err != nil {
 			return nil, fmt.Errorf("node%d: %w", i, err)

@@ -128,3 +128,15 @@ func (s *Sender) SendAndWait(ctx context.Context, to crypto.Address, amount, fee
 func Wait(ctx context.Context, c *client.Client, tx *ledger.Tx, timeout time.Duration) (*api.Transaction, error) {
 	return c.SendTxAndWait(ctx, tx, timeout)
 }
+
+// WaitProven blocks until the block after height exists: its header
+// carries the app hash of the state after height, so a light client can
+// prove what a transfer committed at height changed only from then on.
+// (Nodes that make blocks only for transactions still make that one.)
+func WaitProven(ctx context.Context, c *client.Client, height uint64) (*api.Status, error) {
+	st, err := c.WaitForHeight(ctx, height+1)
+	if err != nil {
+		return nil, fmt.Errorf("committed at height %d; waiting for header %d, which proves the new state: %w", height, height+1, err)
+	}
+	return st, nil
+}

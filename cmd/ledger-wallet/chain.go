@@ -11,6 +11,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/rpc/api"
+	"github.com/ledgerd/ledgerd/rpc/client"
 	"github.com/ledgerd/ledgerd/wallet"
 )
 
@@ -22,14 +23,29 @@ type balanceOut struct {
 	Height       api.Uint64     `json:"height"`
 	Verified     bool           `json:"verified"`
 	AppHash      *crypto.Hash   `json:"app_hash,omitempty"`
+	// With --verify: the verified header that commits to the state shown
+	// (Height+1), when it was made, and the endpoint that served it.
+	HeaderHeight     *api.Uint64 `json:"header_height,omitempty"`
+	HeaderTime       *time.Time  `json:"header_time,omitempty"`
+	HeaderAgeSeconds *float64    `json:"header_age_seconds,omitempty"`
+	Endpoint         string      `json:"endpoint,omitempty"`
 }
+
+// defaultMaxAge is how old balance --verify lets the newest verified
+// header be: far above a live chain's block interval, far below the time
+// a hidden payment would matter.
+const defaultMaxAge = 10 * time.Minute
 
 func runBalance(e *env, args []string) error {
 	fs := e.flags("balance")
 	verify := fs.Bool("verify", false, "prove the balance against the app hash of a header whose commit is verified against the trusted genesis validators")
-	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--verify]")
+	maxAge := fs.Duration("max-age", defaultMaxAge, "with --verify, refuse when the newest verified header among the --rpc endpoints is older than this (0: any age)")
+	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--verify [--max-age D]]")
 	if err != nil {
 		return err
+	}
+	if *maxAge < 0 {
+		return fmt.Errorf("--max-age %s: want a positive duration, or 0 for any age", *maxAge)
 	}
 	addr, err := e.address(pos[0])
 	if err != nil {
@@ -45,13 +61,26 @@ func runBalance(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		t.MaxAge = *maxAge
 		va, err := c.VerifiedAccount(e.ctx, t, addr)
+		if errors.Is(err, client.ErrStale) {
+			return fmt.Errorf("%w\n(give more --rpc endpoints, or accept an older state with --max-age D or --max-age 0)", err)
+		}
 		if err != nil {
 			return err
 		}
-		ah := va.AppHash
+		for _, s := range va.Skipped {
+			if errors.Is(s.Err, client.ErrVerification) {
+				fmt.Fprintf(e.stderr, "WARNING: %s failed verification (a lying or broken node); its answers were not used: %v\n", s.Endpoint, s.Err)
+			} else {
+				fmt.Fprintf(e.stderr, "note: %s was not used: %v\n", s.Endpoint, s.Err)
+			}
+		}
+		ah, hh, ht := va.AppHash, api.Uint64(va.Header.Height), va.Header.Time.Time().UTC()
+		age := max(time.Since(ht), 0).Seconds()
 		out = balanceOut{Address: addr, Balance: api.Uint64(va.Account.Balance), Nonce: api.Uint64(va.Account.Nonce),
-			Height: api.Uint64(va.Height), Verified: true, AppHash: &ah}
+			Height: api.Uint64(va.Height), Verified: true, AppHash: &ah,
+			HeaderHeight: &hh, HeaderTime: &ht, HeaderAgeSeconds: &age, Endpoint: va.Endpoint}
 	} else {
 		acc, err := c.Account(e.ctx, addr)
 		if err != nil {
@@ -65,8 +94,10 @@ func runBalance(e *env, args []string) error {
 			fmt.Fprintf(w, "pending nonce: %d\n", *out.PendingNonce)
 		}
 		if out.Verified {
-			fmt.Fprintf(w, "verified: yes: state after height %d, app hash %s, in header %d signed by +2/3 of the trusted validators\n",
-				out.Height, *out.AppHash, out.Height+1)
+			fmt.Fprintf(w, "verified: yes: the state after height %d, app hash %s, is in header %d, signed by +2/3 of the trusted validators\n",
+				out.Height, *out.AppHash, *out.HeaderHeight)
+			fmt.Fprintf(w, "header:   %d, made %s (%s ago), the newest verified header from %s\n",
+				*out.HeaderHeight, out.HeaderTime.Format(time.RFC3339), time.Duration(*out.HeaderAgeSeconds*float64(time.Second)).Round(time.Second), out.Endpoint)
 		} else {
 			fmt.Fprintf(w, "height:   %d (unverified; use --verify to check it)\n", out.Height)
 		}
@@ -79,6 +110,9 @@ type sentOut struct {
 	Status api.TxStatus `json:"status"`
 	Height *api.Uint64  `json:"height,omitempty"`
 	Index  *uint32      `json:"index,omitempty"`
+	// ProofHeight (with --wait) is the block whose header commits to the
+	// state after the transfer; send --wait returns once it exists.
+	ProofHeight *api.Uint64 `json:"proof_height,omitempty"`
 }
 
 func runSend(e *env, args []string) error {
@@ -155,6 +189,7 @@ func runSend(e *env, args []string) error {
 		outs = append(outs, sentOut{Hash: tx.Hash(), Nonce: api.Uint64(tx.Nonce), Status: api.TxPending})
 	}
 	if *wait {
+		var last uint64
 		for i, tx := range txs {
 			r, err := wallet.Wait(e.ctx, c, tx, *waitTimeout)
 			if err != nil {
@@ -162,6 +197,23 @@ func runSend(e *env, args []string) error {
 				return fmt.Errorf("waiting for %s: %w", tx.Hash(), err)
 			}
 			outs[i].Status, outs[i].Height, outs[i].Index = r.Status, r.Height, r.Index
+			if r.Height != nil {
+				last = max(last, uint64(*r.Height))
+			}
+		}
+		// The state after block h is committed only by header h+1: wait
+		// for it, so that balance --verify shows these transfers at once.
+		if last > 0 {
+			if _, err := wallet.WaitProven(e.ctx, c, last); err != nil {
+				e.printSent(outs)
+				return err
+			}
+			for i := range outs {
+				if outs[i].Height != nil {
+					ph := *outs[i].Height + 1
+					outs[i].ProofHeight = &ph
+				}
+			}
 		}
 	}
 	return e.printSent(outs)
@@ -182,6 +234,9 @@ func (e *env) printSent(outs []sentOut) error {
 				fmt.Fprintf(w, " at height %d", *o.Height)
 				if o.Index != nil {
 					fmt.Fprintf(w, " index %d", *o.Index)
+				}
+				if o.ProofHeight != nil {
+					fmt.Fprintf(w, ", proven by header %d", *o.ProofHeight)
 				}
 			}
 			fmt.Fprintln(w)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,9 +61,10 @@ func startDevNode(t testing.TB) *devNode {
 	return &devNode{n: n, cfg: cfg, devKey: devKey, url: "http://" + n.RPCAddr()}
 }
 
-// lyingProxy forwards to target but inflates every balance in
-// ledger_getAccount answers, as a dishonest RPC provider would.
-func lyingProxy(t *testing.T, target string) *httptest.Server {
+// rewritingProxy forwards to target and lets rewrite change the result
+// object of every JSON-RPC answer (it returns whether it changed it), as a
+// dishonest RPC provider would.
+func rewritingProxy(t *testing.T, target string, rewrite func(res map[string]any) bool) *httptest.Server {
 	u, _ := url.Parse(target)
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.ModifyResponse = func(resp *http.Response) error {
@@ -73,11 +75,8 @@ func lyingProxy(t *testing.T, target string) *httptest.Server {
 		}
 		var m map[string]any
 		if json.Unmarshal(body, &m) == nil {
-			if res, ok := m["result"].(map[string]any); ok {
-				if _, ok := res["balance"]; ok && res["address"] != nil {
-					res["balance"] = "777777777"
-					body, _ = json.Marshal(m)
-				}
+			if res, ok := m["result"].(map[string]any); ok && rewrite(res) {
+				body, _ = json.Marshal(m)
 			}
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(body))
@@ -88,6 +87,48 @@ func lyingProxy(t *testing.T, target string) *httptest.Server {
 	s := httptest.NewServer(p)
 	t.Cleanup(s.Close)
 	return s
+}
+
+// lyingProxy inflates every balance in ledger_getAccount answers.
+func lyingProxy(t *testing.T, target string) *httptest.Server {
+	return rewritingProxy(t, target, func(res map[string]any) bool {
+		if _, ok := res["balance"]; ok && res["address"] != nil {
+			res["balance"] = "777777777"
+			return true
+		}
+		return false
+	})
+}
+
+// staleProxy reports height as the latest in ledger_status answers: a node
+// hiding the blocks after it.
+func staleProxy(t *testing.T, target string, height uint64) *httptest.Server {
+	return rewritingProxy(t, target, func(res map[string]any) bool {
+		if _, ok := res["latest_height"]; ok {
+			res["latest_height"] = strconv.FormatUint(height, 10)
+			return true
+		}
+		return false
+	})
+}
+
+// verifiedBalance is what balance --verify --output json prints.
+type verifiedBalance struct {
+	Balance      api.Uint64 `json:"balance"`
+	Nonce        api.Uint64 `json:"nonce"`
+	Height       api.Uint64 `json:"height"`
+	Verified     bool       `json:"verified"`
+	HeaderHeight api.Uint64 `json:"header_height"`
+	HeaderTime   time.Time  `json:"header_time"`
+	Endpoint     string     `json:"endpoint"`
+}
+
+// sentAndProven is what send --wait --output json prints.
+type sentAndProven struct {
+	Hash        crypto.Hash  `json:"hash"`
+	Status      api.TxStatus `json:"status"`
+	Height      *api.Uint64  `json:"height"`
+	ProofHeight *api.Uint64  `json:"proof_height"`
 }
 
 // TestEndToEndOnDevChain funds a new key from the dev account, sends 100
@@ -252,10 +293,22 @@ func testWalletBinary(t *testing.T, dn *devNode) {
 		t.Fatalf("key file: %v mode %v, want 0600", err, fi.Mode().Perm())
 	}
 
-	var funded sentOut
+	var funded sentAndProven
 	w.json(t, &funded, "send", "--from", "dev", "--to", alice.Address.String(), "--amount", "500", "--fee", "1", "--wait")
 	if funded.Status != api.TxCommitted {
 		t.Fatalf("send --wait: %+v", funded)
+	}
+	// send --wait returns once the header that commits to the state after
+	// the transfer exists (the dev chain makes it although no transaction
+	// waits), so --verify shows the transfer at once.
+	if funded.ProofHeight == nil || *funded.ProofHeight != *funded.Height+1 {
+		t.Errorf("send --wait committed at height %d, proof height %v, want %d", *funded.Height, funded.ProofHeight, *funded.Height+1)
+	}
+	var fresh verifiedBalance
+	w.json(t, &fresh, "balance", "alice", "--verify", "--genesis", dn.cfg.GenesisFile())
+	if !fresh.Verified || fresh.Balance != 500 || fresh.Height < *funded.Height {
+		t.Errorf("balance --verify right after send --wait (committed at height %d): balance %d after height %d, want 500",
+			*funded.Height, fresh.Balance, fresh.Height)
 	}
 	// Three in a row in one run, then two runs back to back without
 	// waiting, then one that waits: nonces 0..5, all commit.
@@ -290,11 +343,57 @@ func testWalletBinary(t *testing.T, dn *devNode) {
 	}
 
 	// --verify against the trusted genesis file.
-	var vb balanceOut
+	var vb verifiedBalance
 	w.json(t, &vb, "balance", "alice", "--verify", "--genesis", dn.cfg.GenesisFile())
 	want, err := dn.n.Store().Account(uint64(vb.Height), alice.Address)
 	if err != nil || !vb.Verified || uint64(vb.Balance) != want.Balance || uint64(vb.Nonce) != want.Nonce {
 		t.Fatalf("verified balance %+v, node holds %+v at height %d (%v)", vb, want, vb.Height, err)
+	}
+
+	// The text output names the header and its time.
+	text := w.ok(t, "balance", "alice", "--verify")
+	t.Logf("balance alice --verify:\n%s", text)
+	if !strings.Contains(text, fmt.Sprintf("is in header %d,", vb.HeaderHeight)) || !strings.Contains(text, "header:   ") {
+		t.Errorf("balance --verify text does not name the header %d and its time:\n%s", vb.HeaderHeight, text)
+	}
+
+	// A node that hides its newest blocks can only show an older header,
+	// and the wallet shows which: the state after the funding, alice
+	// holding 500 with nonce 0.
+	staleH := uint64(*funded.Height) + 1
+	staleHdr, err := dn.n.Store().Block(staleH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := staleProxy(t, dn.url, staleH)
+	var sb verifiedBalance
+	w.json(t, &sb, "balance", "alice", "--verify", "--rpc", stale.URL)
+	if sb.Balance != 500 || sb.Nonce != 0 {
+		t.Fatalf("through the stale proxy: balance %d nonce %d, want the stale 500 and 0: the test proves nothing", sb.Balance, sb.Nonce)
+	}
+	if uint64(sb.HeaderHeight) != staleH || !sb.HeaderTime.Equal(staleHdr.Header.Time.Time()) {
+		t.Errorf("through the stale proxy: header %d at %s, want the stale header %d at %s",
+			sb.HeaderHeight, sb.HeaderTime, staleH, staleHdr.Header.Time.Time())
+	}
+	// A header older than --max-age is refused. (Its age only grows, so
+	// half of it now is below it when the wallet looks.)
+	maxAge := time.Since(staleHdr.Header.Time.Time()) / 2
+	if out, errs, err := w.run(t, "balance", "alice", "--verify", "--rpc", stale.URL, "--max-age", maxAge.String()); err == nil || !strings.Contains(errs, "older than") {
+		t.Errorf("--max-age %s with header %d from %s: err %v\nstdout %s\nstderr %s", maxAge, staleH, staleHdr.Header.Time.Time(), err, out, errs)
+	}
+	// With an honest endpoint among several, the highest verified header
+	// wins, whichever comes first.
+	for _, rpcs := range []string{stale.URL + "," + dn.url, dn.url + "," + stale.URL} {
+		var mb verifiedBalance
+		w.json(t, &mb, "balance", "alice", "--verify", "--rpc", rpcs)
+		want, err := dn.n.Store().Account(uint64(mb.Height), alice.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(mb.HeaderHeight) <= staleH || mb.Balance != vb.Balance || uint64(mb.Balance) != want.Balance || mb.Endpoint != dn.url {
+			t.Errorf("--rpc %s: balance %d after height %d (header %d from %q), want %d from the honest %s's newest header",
+				rpcs, mb.Balance, mb.Height, mb.HeaderHeight, mb.Endpoint, vb.Balance, dn.url)
+		}
 	}
 
 	// A proxy that alters balances fools the unverified query and is
@@ -308,6 +407,21 @@ func testWalletBinary(t *testing.T, dn *devNode) {
 	out, errs, err := w.run(t, "balance", "alice", "--verify", "--rpc", liar.URL)
 	if err == nil || !strings.Contains(errs, "verification failed") {
 		t.Fatalf("--verify through a lying proxy: err %v\nstdout %s\nstderr %s", err, out, errs)
+	}
+
+	// Beside an honest endpoint, a node that alters balances is reported
+	// loudly and its answer replaced by the honest one's proof, and one that
+	// claims blocks it cannot prove is passed over.
+	ahead := staleProxy(t, dn.url, 1_000_000)
+	for _, tc := range []struct{ rpcs, stderr string }{
+		{liar.URL + "," + dn.url, "WARNING: " + liar.URL + " failed verification"},
+		{ahead.URL + "," + dn.url, ahead.URL + " was not used"},
+	} {
+		out, errs, err := w.run(t, "balance", "alice", "--verify", "--output", "json", "--rpc", tc.rpcs)
+		var mb verifiedBalance
+		if err != nil || json.Unmarshal([]byte(out), &mb) != nil || mb.Balance != vb.Balance || !strings.Contains(errs, tc.stderr) {
+			t.Errorf("--rpc %s: err %v, balance %d (want %d)\nstdout %s\nstderr %s\nwant stderr to say %q", tc.rpcs, err, mb.Balance, vb.Balance, out, errs, tc.stderr)
+		}
 	}
 
 	var tv struct {

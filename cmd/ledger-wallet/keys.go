@@ -20,14 +20,18 @@ func runKeys(e *env, args []string) error {
 		"new": keysNew, "list": keysList, "show": keysShow,
 		"import": keysImport, "export": keysExport, "delete": keysDelete,
 	}
-	if len(args) == 0 {
-		return errors.New("usage: ledger-wallet keys new|list|show|import|export|delete ...")
+	word, rest, err := commandWord(args)
+	if err != nil {
+		return err
 	}
-	f, ok := sub[args[0]]
+	if word == "" || word == "help" {
+		return errors.New("usage: ledger-wallet keys new|list|show|import|export|delete ... (global flags anywhere)")
+	}
+	f, ok := sub[word]
 	if !ok {
-		return fmt.Errorf("unknown keys command %q: want new, list, show, import, export or delete", args[0])
+		return fmt.Errorf("unknown keys command %q: want new, list, show, import, export or delete", word)
 	}
-	return f(e, args[1:])
+	return f(e, rest)
 }
 
 type keyOut struct {

@@ -2,7 +2,7 @@
 // ledgerd nodes over JSON-RPC.
 //
 //	ledger-wallet keys new|list|show|import|export|delete
-//	ledger-wallet balance ADDRESS [--verify]
+//	ledger-wallet balance ADDRESS [--verify [--max-age D]]
 //	ledger-wallet send --from NAME --to ADDRESS --amount N [--fee N] [--wait] [--count K]
 //	ledger-wallet tx HASH [--verify]
 //	ledger-wallet history ADDRESS
@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -58,15 +59,23 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	word, rest, err := commandWord(args)
+	if err != nil {
+		usage(stderr)
+		return err
+	}
+	if word == "" || word == "help" {
 		usage(stdout)
+		if word == "" && len(args) > 0 {
+			return errors.New("no command given")
+		}
 		return nil
 	}
 	cmds := commands()
-	c, ok := cmds[args[0]]
+	c, ok := cmds[word]
 	if !ok {
 		usage(stderr)
-		return fmt.Errorf("unknown command %q", args[0])
+		return fmt.Errorf("unknown command %q", word)
 	}
 	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	defer func() {
@@ -74,7 +83,44 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			e.cancel()
 		}
 	}()
-	return c.run(e, args[1:])
+	return c.run(e, rest)
+}
+
+// commandWord finds the (sub)command in args: the first argument that is
+// neither a global flag nor a global flag's value. It returns that word
+// and the other arguments in their order; every command's flag set carries
+// the global flags and parses them wherever they stand. The word is "help"
+// for -h or --help before any command, and "" when there is none.
+func commandWord(args []string) (string, []string, error) {
+	globals := (&env{stderr: io.Discard}).flags("")
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if i+1 == len(args) {
+				return "", nil, nil
+			}
+			return args[i+1], append(args[:i:i], args[i+2:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			return a, append(args[:i:i], args[i+1:]...), nil
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "h" || name == "help" {
+			return "help", nil, nil
+		}
+		f := globals.Lookup(name)
+		if f == nil {
+			return "", nil, fmt.Errorf("flag %q before the command is not a global flag: put the command's own flags after it", a)
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); hasValue || (ok && bf.IsBoolFlag()) {
+			continue
+		}
+		if i+1 == len(args) {
+			return "", nil, fmt.Errorf("flag %q needs a value", a)
+		}
+		i++
+	}
+	return "", nil, nil
 }
 
 func usage(w io.Writer) {

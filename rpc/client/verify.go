@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
@@ -17,6 +19,12 @@ import (
 // broken node, never a network hiccup.
 var ErrVerification = errors.New("verification failed")
 
+// ErrStale is wrapped by the error of a verification whose newest
+// verified header is older than Trust.MaxAge: the state it proves may be
+// out of date, because the nodes asked hide newer blocks or because the
+// chain has made none.
+var ErrStale = errors.New("newest verified header too old")
+
 // Trust is what a light client trusts: a genesis document it got from a
 // source it believes (a file, or a hash it pinned). The validator set is
 // static in ledgerd, so the genesis set verifies commits at every height.
@@ -24,6 +32,13 @@ type Trust struct {
 	ChainID     string
 	GenesisHash crypto.Hash
 	Validators  *ledger.ValidatorSet
+	// MaxAge, when positive, is how old the newest verified header may be
+	// for VerifiedAccount: a signed header proves a state existed, not
+	// that it is the latest, so a node can serve an old one as its latest.
+	// Zero accepts any age.
+	MaxAge time.Duration
+	// Now is the clock header ages are measured by; nil means time.Now.
+	Now func() time.Time
 }
 
 // NewTrust trusts doc.
@@ -33,6 +48,13 @@ func NewTrust(doc *genesis.Doc) (*Trust, error) {
 		return nil, err
 	}
 	return &Trust{ChainID: doc.ChainID, GenesisHash: doc.Hash(), Validators: vs}, nil
+}
+
+func (t *Trust) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
 }
 
 func verifyErr(format string, args ...any) error {
@@ -77,14 +99,80 @@ type VerifiedAccount struct {
 	Height  uint64
 	Account ledger.Account
 	AppHash crypto.Hash
+	// Header is the verified header of Height+1; Endpoint is the node
+	// that served it as its latest (set by VerifiedAccount).
+	Header   *ledger.Header
+	Endpoint string
+	// Skipped are the endpoints whose answers were not used: down,
+	// behind, or failing verification (those errors wrap ErrVerification).
+	Skipped []EndpointError
 }
 
-// VerifiedAccount returns addr's account as of the newest state a
-// committed header covers: the state after latest-1, whose app hash is in
-// the latest header. (The latest block's own effects are committed only
-// by the next header.) A node that alters the balance, the nonce or the
-// proof fails with ErrVerification.
-func (c *Client) VerifiedAccount(ctx context.Context, t *Trust, addr crypto.Address) (*VerifiedAccount, error) {
+// EndpointError is why one endpoint's answer was not used.
+type EndpointError struct {
+	Endpoint string
+	Err      error
+}
+
+// Error names the endpoint.
+func (e EndpointError) Error() string { return e.Endpoint + ": " + e.Err.Error() }
+
+// Unwrap returns the endpoint's error.
+func (e EndpointError) Unwrap() error { return e.Err }
+
+// VerifiedHead is a header verified against the trusted validators and
+// the endpoint that served it.
+type VerifiedHead struct {
+	Header   *ledger.Header
+	Endpoint string
+}
+
+// one returns a client of endpoint ep alone, sharing c's connections.
+func (c *Client) one(ep string) *Client { return &Client{endpoints: []string{ep}, hc: c.hc} }
+
+// LatestVerifiedHeader asks every endpoint for its latest block, verifies
+// each one's header, and returns the highest (on a tie, the endpoint
+// listed first). A node cannot forge a header above the chain's, as it
+// would need +2/3 of the trusted signatures, but it can report an old one
+// as its latest: asking several nodes defeats that unless all of them
+// hide the newer blocks. Endpoints whose answer was not used are returned
+// with the reason. It fails when no endpoint yields a verified header
+// (wrapping ErrVerification if one failed verification).
+func (c *Client) LatestVerifiedHeader(ctx context.Context, t *Trust) (*VerifiedHead, []EndpointError, error) {
+	type result struct {
+		hdr *ledger.Header
+		err error
+	}
+	res := make([]result, len(c.endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range c.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hdr, err := c.one(ep).latestHeader(ctx, t)
+			res[i] = result{hdr, err}
+		}()
+	}
+	wg.Wait()
+	var best *VerifiedHead
+	var skipped []EndpointError
+	for i, r := range res {
+		if r.err != nil {
+			skipped = append(skipped, EndpointError{c.endpoints[i], r.err})
+			continue
+		}
+		if best == nil || r.hdr.Height > best.Header.Height {
+			best = &VerifiedHead{Header: r.hdr, Endpoint: c.endpoints[i]}
+		}
+	}
+	if best == nil {
+		return nil, skipped, endpointsFailed("no endpoint gave a verified header", skipped)
+	}
+	return best, skipped, nil
+}
+
+// latestHeader returns the verified header of the endpoint's latest block.
+func (c *Client) latestHeader(ctx context.Context, t *Trust) (*ledger.Header, error) {
 	st, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
@@ -93,14 +181,80 @@ func (c *Client) VerifiedAccount(ctx context.Context, t *Trust, addr crypto.Addr
 		return nil, verifyErr("node serves chain %q, trusted chain is %q", st.ChainID, t.ChainID)
 	}
 	if st.LatestHeight == 0 {
-		return nil, errors.New("verify: no block committed yet; nothing to verify against")
+		return nil, errors.New("no block committed yet; nothing to verify against")
 	}
-	return c.VerifiedAccountAt(ctx, t, addr, uint64(st.LatestHeight)-1)
+	return c.VerifiedHeader(ctx, t, uint64(st.LatestHeight))
+}
+
+// endpointsFailed joins the endpoints' errors under msg; the result wraps
+// ErrVerification when any of them does, so a lying node stays visible.
+func endpointsFailed(msg string, errs []EndpointError) error {
+	if len(errs) == 1 {
+		return fmt.Errorf("%s: %w", msg, errs[0])
+	}
+	all := make([]error, len(errs))
+	for i := range errs {
+		all[i] = errs[i]
+	}
+	return fmt.Errorf("%s:\n%w", msg, errors.Join(all...))
+}
+
+// VerifiedAccount returns addr's account as of the newest state a
+// verified header covers: the highest latest header among the endpoints
+// (see LatestVerifiedHeader) commits to the state after the block before
+// it. (A block's own effects are committed only by the next header; nodes
+// make that next block even on a quiet chain.) It fails with ErrStale when
+// that header is older than t.MaxAge, and with ErrVerification when no
+// endpoint proves the account against it: a node that alters the balance,
+// the nonce or the proof is caught. The proof may come from any endpoint
+// that has the state, the header's own first.
+func (c *Client) VerifiedAccount(ctx context.Context, t *Trust, addr crypto.Address) (*VerifiedAccount, error) {
+	head, skipped, err := c.LatestVerifiedHeader(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	hdr := head.Header
+	if age := t.now().Sub(hdr.Time.Time()); t.MaxAge > 0 && age > t.MaxAge {
+		return nil, fmt.Errorf("%w: the newest header any endpoint proves, %d (from %s), was made at %s, %s ago, "+
+			"older than %s: the nodes asked may be hiding newer blocks, or the chain has made none since",
+			ErrStale, hdr.Height, head.Endpoint, hdr.Time.Time().UTC().Format(time.RFC3339), age.Round(time.Millisecond), t.MaxAge)
+	}
+	order := []string{head.Endpoint}
+	for _, ep := range c.endpoints {
+		if ep != head.Endpoint {
+			order = append(order, ep)
+		}
+	}
+	var failed []EndpointError
+	for _, ep := range order {
+		va, err := c.one(ep).verifiedAccountIn(ctx, addr, hdr)
+		if err != nil {
+			failed = append(failed, EndpointError{ep, err})
+			continue
+		}
+		va.Header, va.Endpoint, va.Skipped = hdr, head.Endpoint, append(skipped, failed...)
+		return va, nil
+	}
+	return nil, endpointsFailed(fmt.Sprintf("no endpoint proved %s against verified header %d", addr, hdr.Height), failed)
 }
 
 // VerifiedAccountAt returns addr's account after height, proven against
 // the app hash in the verified header of height+1.
 func (c *Client) VerifiedAccountAt(ctx context.Context, t *Trust, addr crypto.Address, height uint64) (*VerifiedAccount, error) {
+	hdr, err := c.VerifiedHeader(ctx, t, height+1)
+	if err != nil {
+		return nil, err
+	}
+	return c.verifiedAccountIn(ctx, addr, hdr)
+}
+
+// verifiedAccountIn returns addr's account in the state whose app hash the
+// (verified) header hdr carries, the state after hdr.Height-1.
+func (c *Client) verifiedAccountIn(ctx context.Context, addr crypto.Address, hdr *ledger.Header) (*VerifiedAccount, error) {
+	if hdr.Height == 0 {
+		return nil, errors.New("verify: header 0 commits to no state")
+	}
+	height := hdr.Height - 1
 	acc, err := c.AccountAt(ctx, addr, api.At(height), true)
 	if err != nil {
 		return nil, err
@@ -110,10 +264,6 @@ func (c *Client) VerifiedAccountAt(ctx context.Context, t *Trust, addr crypto.Ad
 	}
 	if acc.Proof == nil || acc.Proof.Proof == nil {
 		return nil, verifyErr("node sent no proof for %s", addr)
-	}
-	hdr, err := c.VerifiedHeader(ctx, t, height+1)
-	if err != nil {
-		return nil, err
 	}
 	a := ledger.Account{Balance: uint64(acc.Balance), Nonce: uint64(acc.Nonce)}
 	key := ledger.AccountKey(addr)
@@ -129,9 +279,9 @@ func (c *Client) VerifiedAccountAt(ctx context.Context, t *Trust, addr crypto.Ad
 	}
 	if perr != nil {
 		return nil, verifyErr("account %s (balance %d, nonce %d) does not match the app hash %s of verified header %d: %v",
-			addr, a.Balance, a.Nonce, hdr.AppHash, height+1, perr)
+			addr, a.Balance, a.Nonce, hdr.AppHash, hdr.Height, perr)
 	}
-	return &VerifiedAccount{Address: addr, Height: height, Account: a, AppHash: hdr.AppHash}, nil
+	return &VerifiedAccount{Address: addr, Height: height, Account: a, AppHash: hdr.AppHash, Header: hdr}, nil
 }
 
 // VerifiedTx returns a committed transaction after checking that it hashes
