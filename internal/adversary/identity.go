@@ -144,15 +144,25 @@ func (id *identity) droppedBy(target peer.ID) int {
 }
 
 // publish sends data on the topic of kind once at least one target is
-// subscribed, waiting at most a second for that.
+// known to be subscribed to it, waiting at most a second for that. (The
+// identity does not subscribe itself, so it has no mesh and pubsub's
+// readiness option would never be satisfied; the subscribers it learned
+// from the targets' hellos are what flood publishing sends to.)
 func (id *identity) publish(ctx context.Context, kind string, data []byte) error {
 	t := id.topics[kind]
 	if t == nil {
 		return fmt.Errorf("publish: no topic %q", kind)
 	}
-	rctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	return t.Publish(rctx, data, pubsub.WithReadiness(pubsub.MinTopicSize(1)))
+	deadline := time.Now().Add(time.Second)
+	for len(t.ListPeers()) == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("publish on %s: no subscribed peer", kind)
+		}
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return t.Publish(ctx, data)
 }
 
 // close shuts the identity down; disconnections from here on are ours.

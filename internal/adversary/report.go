@@ -23,18 +23,16 @@ type Report struct {
 	AttackSeconds float64                `json:"attack_seconds"`
 	Params        ledger.ConsensusParams `json:"consensus_params"`
 
-	Baseline Baseline `json:"baseline"`
-	// GapLimitMS is 2 x the baseline's median block interval plus the
-	// round-0 propose, prevote and precommit timeouts.
-	GapLimitMS float64 `json:"gap_limit_ms"`
-	// P99LimitMS is max(2 x baseline p99, baseline p99 + the latency floor).
-	P99LimitMS float64 `json:"p99_limit_ms"`
+	// Baselines has one entry per network the run spawned: the first, and
+	// a fresh one after every attack that left its network unable to
+	// commit.
+	Baselines []Baseline `json:"baselines"`
 
 	Results []*Result `json:"results"`
 	// Fork is the first block-hash difference between nodes ("" if none);
 	// CheckedHeight is how far every node's chain was compared.
-	Fork          string `json:"fork,omitempty"`
-	CheckedHeight uint64 `json:"checked_height"`
+	Forks         []string `json:"forks,omitempty"`
+	CheckedHeight []uint64 `json:"checked_height"`
 	// Admitted transfers over the run, those never committed, and those
 	// committed more than once.
 	Admitted   int `json:"admitted"`
@@ -53,6 +51,11 @@ type Baseline struct {
 	P99MS      float64 `json:"p99_ms"`
 	IntervalMS float64 `json:"median_interval_ms"`
 	MaxGapMS   float64 `json:"max_gap_ms"`
+	// GapLimitMS is 2 x the median block interval plus the round-0
+	// propose, prevote and precommit timeouts.
+	GapLimitMS float64 `json:"gap_limit_ms"`
+	// P99LimitMS is max(2 x p99, p99 + the latency floor).
+	P99LimitMS float64 `json:"p99_limit_ms"`
 }
 
 // Result is one attack's figures and verdict.
@@ -62,6 +65,8 @@ type Result struct {
 	Summary      string  `json:"summary"`
 	Identifiable bool    `json:"identifiable"`
 	Seconds      float64 `json:"seconds"`
+	// Network is the index of the network (and baseline) it ran on.
+	Network int `json:"network"`
 	// Sent counts the attacker's messages, requests, streams or
 	// identities (by attack); Bytes what it sent, or for serving-drain
 	// what it was served.
@@ -122,16 +127,18 @@ func (r *runner) judge(ctx context.Context, rep *Report, base phase, phases []ph
 		interval = gaps[len(gaps)/2]
 	}
 	baseGap, _ := maxGap(bs, t0, base.from, base.to, now)
-	rep.Baseline = Baseline{Seconds: (base.to - base.from).Seconds(), Transfers: bsum.Count, P50MS: bsum.P50, P99MS: bsum.P99,
-		IntervalMS: ms(interval), MaxGapMS: ms(baseGap)}
 	p := r.params
 	gapLimit := 2*interval + time.Duration(p.TimeoutPropose.Base) + time.Duration(p.TimeoutPrevote.Base) + time.Duration(p.TimeoutPrecommit.Base)
 	baseP99 := time.Duration(bsum.P99 * float64(time.Millisecond))
 	p99Limit := max(2*baseP99, baseP99+r.cfg.LatencyFloor)
-	rep.GapLimitMS, rep.P99LimitMS = ms(gapLimit), ms(p99Limit)
+	rep.Baselines = append(rep.Baselines, Baseline{Seconds: (base.to - base.from).Seconds(), Transfers: bsum.Count, P50MS: bsum.P50, P99MS: bsum.P99,
+		IntervalMS: ms(interval), MaxGapMS: ms(baseGap), GapLimitMS: ms(gapLimit), P99LimitMS: ms(p99Limit)})
 
 	fork, checked := r.forkCheck(ctx, bs)
-	rep.Fork, rep.CheckedHeight = fork, checked
+	if fork != "" {
+		rep.Forks = append(rep.Forks, fork)
+	}
+	rep.CheckedHeight = append(rep.CheckedHeight, checked)
 	var forkAt time.Duration = -1
 	if fork != "" && int(checked) < len(bs) {
 		for _, b := range bs {
@@ -149,14 +156,16 @@ func (r *runner) judge(ctx context.Context, rep *Report, base phase, phases []ph
 			rep.Duplicates++
 		}
 	}
-	rep.Admitted = len(txs)
+	rep.Admitted += len(txs)
 	r.load.mu.Lock()
-	rep.Refusals = make(map[string]int, len(r.load.refusals))
+	if rep.Refusals == nil {
+		rep.Refusals = make(map[string]int)
+	}
 	for k, v := range r.load.refusals {
-		rep.Refusals[k] = v
+		rep.Refusals[k] += v
 	}
 	r.load.mu.Unlock()
-	rep.Failed = fork != "" || rep.Lost > 0 || rep.Duplicates > 0
+	rep.Failed = rep.Failed || fork != "" || rep.Lost > 0 || rep.Duplicates > 0
 
 	for i, res := range results {
 		ph := phases[i]
@@ -192,20 +201,21 @@ func (r *runner) judge(ctx context.Context, rep *Report, base phase, phases []ph
 			}
 		}
 		res.Pass = len(res.Failures) == 0
-		rep.Failed = rep.Failed || !res.Pass
 	}
-	rep.Results = results
+	rep.Results = append(rep.Results, results...)
 }
 
 // WriteTable writes the report as a table, one row per attack, then the
 // failures and the run-wide checks.
 func (rep *Report) WriteTable(w io.Writer) error {
-	b := rep.Baseline
-	fmt.Fprintf(w, "baseline %.0fs: %d transfers, p50 %.0f ms, p99 %.0f ms, median block interval %.0f ms, max gap %.0f ms\n",
-		b.Seconds, b.Transfers, b.P50MS, b.P99MS, b.IntervalMS, b.MaxGapMS)
-	fmt.Fprintf(w, "limits: block gap %.0f ms, p99 %.0f ms; seed %d, %.0f tx/s, intensity %g\n\n", rep.GapLimitMS, rep.P99LimitMS, rep.Seed, rep.Rate, rep.Intensity)
+	fmt.Fprintf(w, "seed %d, %.0f tx/s, intensity %g\n", rep.Seed, rep.Rate, rep.Intensity)
+	for i, b := range rep.Baselines {
+		fmt.Fprintf(w, "network %d baseline %.0fs: %d transfers, p50 %.0f ms, p99 %.0f ms, median block interval %.0f ms, max gap %.0f ms; limits: gap %.0f ms, p99 %.0f ms\n",
+			i, b.Seconds, b.Transfers, b.P50MS, b.P99MS, b.IntervalMS, b.MaxGapMS, b.GapLimitMS, b.P99LimitMS)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "attack\torigin\ts\tsent\tids\tmax gap ms\tp50 ms\tp99 ms\ttx\tlost\tpenalties (node0..3)\tverdict")
+	fmt.Fprintln(tw, "attack\torigin\tnet\ts\tsent\tids\tmax gap ms\tp50 ms\tp99 ms\ttx\tlost\tpenalties (node0..3)\tverdict")
 	for _, r := range rep.Results {
 		verdict := "PASS"
 		if !r.Pass {
@@ -215,7 +225,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if !r.Identifiable {
 			pen += " (not required)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%d\t%d\t%.0f\t%.0f\t%.0f\t%d\t%d\t%s\t%s\n", r.Attack, r.Origin, r.Seconds, r.Sent, r.Identities,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%d\t%d\t%.0f\t%.0f\t%.0f\t%d\t%d\t%s\t%s\n", r.Attack, r.Origin, r.Network, r.Seconds, r.Sent, r.Identities,
 			r.MaxGapMS, r.P50MS, r.P99MS, r.Transfers, r.Lost, pen, verdict)
 	}
 	if err := tw.Flush(); err != nil {
@@ -230,10 +240,10 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	fork := "none"
-	if rep.Fork != "" {
-		fork = rep.Fork
+	if len(rep.Forks) > 0 {
+		fork = strings.Join(rep.Forks, "; ")
 	}
-	_, err := fmt.Fprintf(w, "\nchain compared on every node up to height %d; fork: %s; admitted %d transfers, lost %d, committed twice %d; refusals %v\n",
+	_, err := fmt.Fprintf(w, "\nchains compared on every node up to heights %v; fork: %s; admitted %d transfers, lost %d, committed twice %d; refusals %v\n",
 		rep.CheckedHeight, fork, rep.Admitted, rep.Lost, rep.Duplicates, rep.Refusals)
 	return err
 }

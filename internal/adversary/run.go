@@ -147,16 +147,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("adversary: %w", err)
 		}
 	}
-	if err := r.spawn(ctx, dir); err != nil {
-		return nil, err
-	}
 	defer func() {
-		r.net.StopAll()
 		if cfg.Dir == "" && !cfg.Keep {
 			os.RemoveAll(dir)
 		}
 	}()
-	return r.run(ctx)
+	rep := &Report{Seed: cfg.Seed, Rate: cfg.Rate, Intensity: cfg.Intensity, AttackSeconds: cfg.Duration.Seconds()}
+	todo := cfg.Attacks
+	for n := 0; len(todo) > 0; n++ {
+		if err := r.spawn(ctx, filepath.Join(dir, fmt.Sprintf("net%d", n))); err != nil {
+			return rep, err
+		}
+		rest, err := r.run(ctx, rep, n, todo)
+		r.net.StopAll()
+		if err != nil {
+			return rep, err
+		}
+		todo = rest
+	}
+	for _, res := range rep.Results {
+		rep.Failed = rep.Failed || !res.Pass
+	}
+	return rep, nil
 }
 
 func (r *runner) progress(format string, args ...any) {
@@ -171,7 +183,8 @@ func (r *runner) spawn(ctx context.Context, dir string) error {
 	}
 	r.base = base
 	params := ledger.DefaultConsensusParams()
-	r.net, err = localnet.Generate(filepath.Join(dir, "net"), r.cfg.Bin, node.TestnetOptions{
+	r.clients, r.targets = nil, nil
+	r.net, err = localnet.Generate(dir, r.cfg.Bin, node.TestnetOptions{
 		ChainID: "adversary", Validators: validators, FundedAccounts: r.cfg.Accounts + 1,
 		Balance: node.DevBalance, BasePort: base, Params: &params,
 	})
@@ -244,7 +257,10 @@ func (r *runner) accountKey(i int) (crypto.PrivKey, error) {
 	return privval.LoadKeyFile(filepath.Join(r.net.Dir, "accounts", fmt.Sprintf("account%d.json", i)))
 }
 
-func (r *runner) run(ctx context.Context) (*Report, error) {
+// run drives one network: load, baseline, then attacks from todo until
+// one leaves the network unable to commit; it judges what ran there and
+// returns the attacks left for a fresh network.
+func (r *runner) run(ctx context.Context, rep *Report, netIndex int, todo []string) ([]string, error) {
 	keys := make([]crypto.PrivKey, r.cfg.Accounts)
 	for i := range keys {
 		k, err := r.accountKey(i)
@@ -284,8 +300,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	// Honest load goes to every validator but the one that gets restarted.
 	bg.Go(func() { _ = r.load.run(lctx, r.env.ChainID, keys, r.clients[:restarted], r.cfg.Rate) })
 
-	rep := &Report{Seed: r.cfg.Seed, Rate: r.cfg.Rate, Intensity: r.cfg.Intensity,
-		AttackSeconds: r.cfg.Duration.Seconds(), Params: r.params}
+	rep.Params = r.params
 	r.progress("load %.0f tx/s from %d accounts; warm-up %s, baseline %s", r.cfg.Rate, r.cfg.Accounts, r.cfg.Warmup, r.cfg.Baseline)
 	if err := sleepCtx(ctx, r.cfg.Warmup); err != nil {
 		return nil, err
@@ -299,14 +314,21 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	all := Attacks()
 	var phases []phase
 	var results []*Result
-	for _, name := range r.cfg.Attacks {
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
 		a := all[slices.IndexFunc(all, func(a Attack) bool { return a.Name == name })]
-		res, ph := r.runAttack(ctx, a, t0)
+		res, ph, alive := r.runAttack(ctx, a, t0)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		res.Network = netIndex
 		results = append(results, res)
 		phases = append(phases, ph)
+		if !alive {
+			r.progress("no new block within %s after %s: the remaining attacks run on a fresh network", r.cfg.Recover, a.Name)
+			break
+		}
 	}
 
 	stopLoad()
@@ -314,7 +336,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.obs.waitFor(ctx, r.cfg.Drain, func([]blockInfo) bool { return r.load.uncommitted() == 0 })
 	stopObs()
 	r.judge(ctx, rep, base, phases, results, t0)
-	return rep, nil
+	return todo, nil
 }
 
 // phase is a window of load time.
@@ -325,7 +347,7 @@ type phase struct {
 
 // runAttack runs one attack and records what can only be seen then: the
 // penalties and the recovery.
-func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result, phase) {
+func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result, phase, bool) {
 	d := max(r.cfg.Duration, a.MinDuration)
 	res := &Result{Attack: a.Name, Origin: a.Origin, Summary: a.Summary, Identifiable: a.Identifiable}
 	h := fnv.New64a()
@@ -350,8 +372,8 @@ func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result
 	res.Failures = append(res.Failures, s.failures...)
 	s.mu.Unlock()
 
-	// Recovery: three new blocks after the attack, or restart everything so
-	// the next attack starts on a live network.
+	// Recovery: three new blocks after the attack; otherwise the network
+	// is dead and the next attack needs a fresh one.
 	bs, _ := r.obs.seen()
 	top := uint64(0)
 	if len(bs) > 0 {
@@ -360,27 +382,10 @@ func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result
 	start := time.Now()
 	if r.obs.waitFor(ctx, r.cfg.Recover, func(bs []blockInfo) bool { return len(bs) > 0 && bs[len(bs)-1].height >= top+3 }) {
 		res.RecoverSeconds = time.Since(start).Seconds()
-	} else if ctx.Err() == nil {
-		res.Failures = append(res.Failures, fmt.Sprintf("no 3 new blocks within %s after the attack: network restarted", r.cfg.Recover))
-		r.restartAll(ctx)
+		return res, ph, true
 	}
-	return res, ph
-}
-
-// restartAll stops and starts every validator and waits for new blocks.
-func (r *runner) restartAll(ctx context.Context) {
-	r.net.StopAll()
-	for i := range validators {
-		if err := r.net.Start(i); err != nil {
-			r.progress("restart node%d: %v", i, err)
-		}
-	}
-	bs, _ := r.obs.seen()
-	var top uint64
-	if len(bs) > 0 {
-		top = bs[len(bs)-1].height
-	}
-	r.obs.waitFor(ctx, time.Minute, func(bs []blockInfo) bool { return len(bs) > 0 && bs[len(bs)-1].height >= top+3 })
+	res.Failures = append(res.Failures, fmt.Sprintf("the chain did not commit 3 new blocks within %s after the attack (halted at height %d)", r.cfg.Recover, top))
+	return res, ph, false
 }
 
 // penalties judges, per node, what it did to the session's identities:

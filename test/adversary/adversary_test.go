@@ -59,6 +59,11 @@ func TestAdversary(t *testing.T) {
 	defer cancel()
 	rep, err := adversary.Run(ctx, cfg)
 	if err != nil {
+		if rep != nil {
+			var table bytes.Buffer
+			_ = rep.WriteTable(&table)
+			t.Logf("\n%s", table.String())
+		}
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
@@ -81,8 +86,8 @@ func TestAdversary(t *testing.T) {
 			t.Errorf("%s (%s): %s", r.Attack, r.Origin, f)
 		}
 	}
-	if rep.Fork != "" {
-		t.Errorf("fork: %s", rep.Fork)
+	for _, f := range rep.Forks {
+		t.Errorf("fork: %s", f)
 	}
 	if rep.Lost > 0 || rep.Duplicates > 0 {
 		t.Errorf("%d admitted transfers lost, %d committed twice", rep.Lost, rep.Duplicates)
