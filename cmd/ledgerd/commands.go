@@ -107,6 +107,11 @@ func runStart(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	lock, err := node.LockHome(*home)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	cfg, err := node.LoadConfig(*home)
 	if err != nil {
 		return err
@@ -177,6 +182,13 @@ func runDev(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Before anything is printed or written: a second dev node on the same
+	// home must not print the dev key and then fail on the database lock.
+	lock, err := node.LockHome(*home)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	cfg, devKey, err := node.InitDevHome(*home)
 	if err != nil {
 		return err
@@ -273,6 +285,11 @@ func runReset(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	lock, err := node.LockHome(*home)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	cfg := node.DefaultConfig(*home)
 	targets := []string{cfg.LedgerDBDir(), cfg.WALDir()}
 	if *all {
