@@ -21,6 +21,8 @@ type driver struct {
 	timers *timers
 
 	marked    uint64       // the WAL holds the end marker of this height (or it was stored before start)
+	walMarked bool         // the WAL already holds the end marker of the height being replayed
+	lostUntil uint64       // the store lost committed heights up to this one (see checkStore)
 	pending   []wal.Record // records of the next height, waiting for the end marker
 	queue     []queued
 	replaying bool
@@ -100,7 +102,11 @@ func (d *driver) run(ctx context.Context) error {
 	})
 	check := n.clock.NewTimer(emptyBlockCheck)
 	defer check.Stop()
+	n.lastProgress.Store(n.clock.Now().UnixNano())
 	if err := d.startMachine(); err != nil {
+		return err
+	}
+	if err := d.checkStore(); err != nil {
 		return err
 	}
 	for {
@@ -169,10 +175,47 @@ func (d *driver) observe() {
 func (d *driver) failed() bool { return d.n.Err() != nil }
 
 // startMachine makes a machine for the height after the stored one and
-// replays the WAL's records of that height into it.
+// replays the WAL's records of that height into it. When the replay
+// decides the height (the WAL holds a decision the store lost, such as a
+// journal that lost its last synced writes), the block is stored and the
+// next height is replayed the same way, so the machine resumes from the
+// last height the WAL knows, with every message this validator signed
+// there, and never signs anew at a height where it signed before.
 func (d *driver) startMachine() error {
 	n := d.n
-	h := n.store.Height() + 1
+	for {
+		h := n.store.Height() + 1
+		if err := d.replayHeight(h); err != nil {
+			return err
+		}
+		if n.store.Height() < h || d.failed() {
+			break
+		}
+		n.log.Info("recovered a decided block from the write-ahead log", "height", h)
+	}
+	if d.failed() {
+		return n.Err()
+	}
+	h := d.m.Height()
+	if dv := d.deferred; dv != nil {
+		d.deferred = nil
+		// Only if the replay left the machine waiting for this very value:
+		// the WAL may have held it, or the replay may have moved on.
+		if st := d.m.State(); st.Height == dv.Height && st.Round == dv.Round && st.Step == consensus.StepPropose {
+			d.requestValue(*dv)
+		}
+	}
+	if st := d.m.State(); st.Step == consensus.StepNewHeight {
+		d.heightDue(h)
+	}
+	d.observe()
+	return nil
+}
+
+// replayHeight makes a machine for height h and feeds it the WAL's records
+// of h.
+func (d *driver) replayHeight(h uint64) error {
+	n := d.n
 	cfg := consensus.Config{
 		ChainID:    n.chainID,
 		Validators: n.vals,
@@ -183,7 +226,7 @@ func (d *driver) startMachine() error {
 	if err != nil {
 		return fmt.Errorf("consensus: %w", err)
 	}
-	d.m, d.marked = m, n.store.Height()
+	d.m, d.marked, d.walMarked = m, n.store.Height(), false
 	d.pending, d.queue, d.deferred, d.waitingTxs = nil, nil, nil, false
 	d.timers.clear()
 	clear(d.parts)
@@ -191,8 +234,11 @@ func (d *driver) startMachine() error {
 
 	var recs []wal.Record
 	if err := n.wal.Replay(h, func(r wal.Record) error {
-		if r.Kind == wal.KindMessage {
+		switch r.Kind {
+		case wal.KindMessage:
 			recs = append(recs, r)
+		case wal.KindEndHeight:
+			d.walMarked = true
 		}
 		return nil
 	}); err != nil {
@@ -202,22 +248,60 @@ func (d *driver) startMachine() error {
 		n.log.Info("replaying write-ahead log", "height", h, "records", len(recs))
 	}
 	d.replaying = true
+	defer func() { d.replaying = false }()
 	for _, r := range recs {
 		ev, err := consensus.DecodeEvent(r.Data)
 		if err != nil {
 			return fmt.Errorf("WAL record of height %d: %w", h, err)
 		}
 		d.feed(ev, true)
+		if n.store.Height() >= h {
+			// Decided: the records after the decision are of no use to
+			// this height, and the next one is replayed from scratch.
+			break
+		}
 	}
-	d.replaying = false
-	if dv := d.deferred; dv != nil {
-		d.deferred = nil
-		d.requestValue(*dv)
+	return nil
+}
+
+// checkStore compares the store with the signing state after the WAL
+// replay. A validator signs at height h only once it has decided h-1, so a
+// last signature above the stored height plus one means committed blocks
+// are missing from the store: its database lost synced writes (a disk that
+// lies about fsync, a bad sector) and the WAL did not hold them. The
+// signer refuses to sign at those heights again, as it must, so only the
+// blocks with their commits can bring the node back: it fetches them from
+// peers by block sync (Status reports the loss until then), and without
+// peers to fetch from it stops with an error saying what to do.
+func (d *driver) checkStore() error {
+	n := d.n
+	if n.signer == nil {
+		return nil
 	}
-	if st := d.m.State(); st.Step == consensus.StepNewHeight {
-		d.heightDue(h)
+	ls := n.signer.LastSigned()
+	stored := n.store.Height()
+	if ls.Height <= stored+1 {
+		return nil
 	}
-	d.observe()
+	first, last := stored+1, ls.Height-1
+	lost := fmt.Sprintf("blocks %d to %d were", first, last)
+	if first == last {
+		lost = fmt.Sprintf("block %d was", first)
+	}
+	if len(n.cfg.P2P.PersistentPeers)+len(n.cfg.P2P.BootstrapPeers) == 0 {
+		return fmt.Errorf("the ledger store %s is at height %d, but this validator signed at height %d: "+
+			"%s committed and then lost from the store (its disk lost synced writes), "+
+			"and the write-ahead log does not hold them; the signer will not sign at those heights again, so the node "+
+			"cannot go on. Restore %s from a backup or copy it from a node of this chain, or configure peers that "+
+			"hold those blocks (p2p.persistent_peers) so the node fetches them; do not delete the signing state %s",
+			n.cfg.LedgerDBDir(), stored, ls.Height, lost, n.cfg.LedgerDBDir(), n.cfg.ValidatorStateFile())
+	}
+	d.lostUntil = last
+	msg := fmt.Sprintf("%s committed but missing from the store (this validator signed at height %d): "+
+		"waiting to fetch from peers", lost, ls.Height)
+	n.lostBlocks.Store(&msg)
+	n.log.Error("committed blocks missing from the store; fetching them from peers", "store_height", stored,
+		"signed_height", ls.Height, "first", first, "last", last)
 	return nil
 }
 
@@ -365,11 +449,20 @@ func (d *driver) execute(e consensus.Effect) {
 // refused handles the signer refusing to sign. During WAL replay that is a
 // message signed before the crash whose signed form the WAL holds; at any
 // other time it means the machine and the guard disagree, and the guard wins.
+//
+// A refusal outside replay leaves this validator unable to vote at the
+// height, which a chain that needs its vote never gets past: Status reports
+// it until the node commits a block.
 func (d *driver) refused(err error) {
 	if d.replaying && errors.Is(err, privval.ErrDoubleSign) {
 		return
 	}
-	d.n.log.Error("signer refused to sign", "err", err)
+	st := d.m.State()
+	ls := d.n.signer.LastSigned()
+	msg := fmt.Sprintf("signer refuses to sign at height %d round %d (it last signed a %s at height %d round %d): "+
+		"this validator cannot vote until the height is decided by others", st.Height, st.Round, ls.Step, ls.Height, ls.Round)
+	d.n.refusal.Store(&msg)
+	d.n.log.Error("signer refused to sign", "height", st.Height, "round", st.Round, "err", err)
 }
 
 // requestValue builds this node's block for the height and round.
@@ -438,9 +531,14 @@ func (d *driver) commit(e consensus.EffectDecide) {
 			"txs", len(e.Block.Txs), "signers", len(e.Commit.Sigs))
 		n.metrics.RoundsPerHeight.Observe(float64(e.Round + 1))
 	}
-	if err := n.wal.Append(wal.Record{Height: e.Height, Kind: wal.KindEndHeight}, true); err != nil {
-		n.fail(fmt.Errorf("write WAL: %w", err))
-		return
+	// A height decided again by a replay keeps the marker the WAL holds:
+	// a second one at the tail would hide the next height's records,
+	// which lie before it, from that height's replay.
+	if !(d.replaying && d.walMarked) {
+		if err := n.wal.Append(wal.Record{Height: e.Height, Kind: wal.KindEndHeight}, true); err != nil {
+			n.fail(fmt.Errorf("write WAL: %w", err))
+			return
+		}
 	}
 	d.marked = e.Height
 	for _, r := range d.pending {
@@ -487,6 +585,12 @@ func (d *driver) applyBlock(b *ledger.Block, c *ledger.Commit) error {
 	m.MempoolTxs.Set(float64(txs))
 	m.MempoolBytes.Set(float64(bytes))
 	n.setStatus(st)
+	n.refusal.Store(nil)
+	n.lastProgress.Store(n.clock.Now().UnixNano())
+	if p := n.lostBlocks.Load(); p != nil && st.Height >= d.lostUntil {
+		n.lostBlocks.Store(nil)
+		n.log.Info("fetched the blocks lost from the store again", "height", st.Height)
+	}
 	n.events.publish(BlockEvent{Block: b, Commit: c, Result: res})
 	return nil
 }
