@@ -23,6 +23,7 @@ type driver struct {
 	marked    uint64       // the WAL holds the end marker of this height (or it was stored before start)
 	walMarked bool         // the WAL already holds the end marker of the height being replayed
 	lostUntil uint64       // the store lost committed heights up to this one (see checkStore)
+	started   time.Time    // when run began
 	pending   []wal.Record // records of the next height, waiting for the end marker
 	queue     []queued
 	replaying bool
@@ -102,7 +103,8 @@ func (d *driver) run(ctx context.Context) error {
 	})
 	check := n.clock.NewTimer(emptyBlockCheck)
 	defer check.Stop()
-	n.lastProgress.Store(n.clock.Now().UnixNano())
+	d.started = n.clock.Now()
+	n.lastProgress.Store(d.started.UnixNano())
 	if err := d.startMachine(); err != nil {
 		return err
 	}
@@ -183,6 +185,9 @@ func (d *driver) failed() bool { return d.n.Err() != nil }
 // there, and never signs anew at a height where it signed before.
 func (d *driver) startMachine() error {
 	n := d.n
+	if err := d.checkDoubleSign(); err != nil {
+		return err
+	}
 	for {
 		h := n.store.Height() + 1
 		if err := d.replayHeight(h); err != nil {
@@ -262,6 +267,104 @@ func (d *driver) replayHeight(h uint64) error {
 		}
 	}
 	return nil
+}
+
+// ErrOwnSignatureAhead is wrapped by the error that stops a validator whose
+// signature the double-sign check found above its signing state.
+var ErrOwnSignatureAhead = errors.New("this validator's signature is in a commit newer than its signing state")
+
+// checkDoubleSign is the double-sign check (consensus.double_sign_check_height):
+// it runs before the machine starts, so before anything is signed, at start
+// and after every block sync, over the latest stored heights, including the
+// ones block sync just fetched from peers. It looks in each height's stored
+// commit and in the last commit carried by the block above it. A signature
+// of this validator at a height its signing state does not cover (above its
+// last signed height) means that state is not the whole truth: it was
+// deleted or restored from an old copy, or another process signs with the
+// key. Signing could then contradict a vote already cast, so the node stops.
+// Heights at or below the last signed one are covered by the signer's own
+// guard, so an ordinary restart never trips the check.
+func (d *driver) checkDoubleSign() error {
+	n := d.n
+	depth := n.cfg.Consensus.DoubleSignCheckHeight
+	if n.signer == nil || depth == 0 {
+		return nil
+	}
+	idx, ok := n.vals.ByAddress(n.self)
+	if !ok {
+		return nil
+	}
+	signed := n.signer.LastSigned().Height
+	top := n.store.Height()
+	found := func(c *ledger.Commit) bool {
+		if c == nil || c.Height <= signed {
+			return false
+		}
+		for _, s := range c.Sigs {
+			if s.ValidatorIndex == uint32(idx) {
+				return true
+			}
+		}
+		return false
+	}
+	for h := top; h >= 1 && top-h < depth && h > signed; h-- {
+		c, err := n.store.Commit(h)
+		if err != nil {
+			return fmt.Errorf("double-sign check: commit %d: %w", h, err)
+		}
+		at := h
+		if !found(c) {
+			b, err := n.store.Block(h)
+			if err != nil {
+				return fmt.Errorf("double-sign check: block %d: %w", h, err)
+			}
+			if !found(b.LastCommit) {
+				continue
+			}
+			at = h - 1
+		}
+		return fmt.Errorf("%w: it signed the commit of height %d, but its signing state %s says it last signed at height %d. "+
+			"The state was deleted or restored from an old copy, or another node signs with this key; signing now could "+
+			"double-sign. Make sure no other node uses the key, restore the newest signing state if you have it, or wait "+
+			"until the chain is more than %d heights past %d and start again (consensus.double_sign_check_height = 0 skips "+
+			"the check; only for a key you know signs nowhere else)",
+			ErrOwnSignatureAhead, at, n.cfg.ValidatorStateFile(), signed, depth, at)
+	}
+	return nil
+}
+
+// peerWait bounds how long a validator that runs the double-sign check
+// waits, after it starts, to hear its peers' heights before it signs.
+const peerWait = 5 * time.Second
+
+// maySign reports whether the node may sign a message of height h now. With
+// the double-sign check on, it must not sign before the check has run over
+// every height it has learned of: not while a peer reports a committed
+// height above both the stored one (checked) and the last signed one plus
+// one (block sync fetches and checks it first), and, just after start, not
+// before it has heard from a peer (or peerWait has passed, or it has none).
+func (d *driver) maySign(h uint64) bool {
+	n := d.n
+	if n.cfg.Consensus.DoubleSignCheckHeight == 0 || d.replaying {
+		return true
+	}
+	heights := n.net.PeerHeights()
+	if len(heights) == 0 {
+		if len(n.cfg.P2P.PersistentPeers)+len(n.cfg.P2P.BootstrapPeers) > 0 && n.clock.Now().Before(d.started.Add(peerWait)) {
+			n.log.Debug("not signing before hearing the peers' heights", "height", h)
+			return false
+		}
+		return true
+	}
+	var learned uint64
+	for _, ph := range heights {
+		learned = max(learned, ph)
+	}
+	if known := max(n.store.Height(), n.signer.LastSigned().Height) + 1; learned > known {
+		n.log.Debug("not signing: peers hold heights not yet fetched and checked", "height", h, "peer_height", learned)
+		return false
+	}
+	return true
 }
 
 // checkStore compares the store with the signing state after the WAL
@@ -399,6 +502,9 @@ func (d *driver) execute(e consensus.Effect) {
 	n := d.n
 	switch e := e.(type) {
 	case consensus.EffectBroadcastProposal:
+		if !d.maySign(e.Proposal.Height) {
+			return
+		}
 		p := e.Proposal
 		enc := e.Block.Encode()
 		hdr, parts := ledger.SplitBlock(enc)
@@ -414,6 +520,9 @@ func (d *driver) execute(e consensus.Effect) {
 		n.log.Debug("proposed", "height", p.Height, "round", p.Round, "block", p.BlockID, "txs", len(e.Block.Txs))
 		d.queue = append(d.queue, queued{ev: consensus.EventProposal{Proposal: &p, Block: e.Block}})
 	case consensus.EffectBroadcastVote:
+		if !d.maySign(e.Vote.Height) {
+			return
+		}
 		v := e.Vote
 		if err := n.signer.SignVote(n.chainID, &v); err != nil {
 			d.refused(err)

@@ -359,3 +359,97 @@ func TestHealthReportsASignerThatCannotVote(t *testing.T) {
 		}
 	}
 }
+
+// TestValidatorWithoutSigningStateOrWALRefusesToSign: a dev chain commits
+// blocks 1 to 4; then its store loses block 4 and both its signing state
+// and its WAL are deleted. Restarted, it knows nothing of the block 4 it
+// proposed and voted for, and would propose and vote for a second, different
+// block 4: a double sign. The double-sign check finds its signatures in the
+// latest stored commits, above the (empty) signing state, and the node
+// stops before signing anything.
+func TestValidatorWithoutSigningStateOrWALRefusesToSign(t *testing.T) {
+	d := newDevNode(t)
+	d.start()
+	for nonce := uint64(0); nonce < 4; nonce++ {
+		d.transfer(nonce, 30*time.Second)
+	}
+	orig, err := d.n.Store().Block(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	cutJournal(t, d.home, 1)
+	cfg := DefaultConfig(d.home)
+	for _, p := range []string{cfg.WALDir(), cfg.ValidatorStateFile()} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.start()
+	// The transfer of the lost block 4, submitted again, gives the node
+	// something to propose at height 4.
+	tx := &ledger.Tx{ChainID: DevChainID, To: ledgerAddr("recovery"), Amount: 1, Fee: 1, Nonce: 3}
+	tx.Sign(d.key)
+	d.n.SubmitTx(context.Background(), tx)
+	sub := d.n.Subscribe(16)
+	defer sub.Close()
+	select {
+	case <-d.n.Done():
+	case ev := <-sub.C():
+		t.Fatalf("the validator signed a second block at height %d (%s; the first was %s): a double sign",
+			ev.Block.Header.Height, ev.Block.Hash(), orig.Hash())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node neither stopped nor committed within 30s; status %+v", d.n.Status())
+	}
+	if err := d.n.Err(); !errors.Is(err, ErrOwnSignatureAhead) || !strings.Contains(err.Error(), "height 3") {
+		t.Fatalf("node stopped with %v, want ErrOwnSignatureAhead naming height 3", err)
+	}
+	if _, err := os.Stat(cfg.ValidatorStateFile()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the signing state was written (%v): the validator signed something", err)
+	}
+	// With the check off (an operator who knows the key signs nowhere
+	// else) the node starts.
+	d.n = nil
+	cfgOff, err := LoadConfig(d.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfgOff.Consensus.DoubleSignCheckHeight != DefaultDoubleSignCheckHeight {
+		t.Fatalf("double_sign_check_height defaults to %d, want %d", cfgOff.Consensus.DoubleSignCheckHeight, DefaultDoubleSignCheckHeight)
+	}
+}
+
+// TestFreshHomeWithAnActiveValidatorKeyRefusesAfterBlockSync: a validator
+// of a running four-validator network restarts with an empty data
+// directory (no store, no WAL, no signing state) and the same key. Its store
+// holds nothing to check, so it must not sign before it has fetched the
+// chain by block sync and found its own signatures in the commits it
+// received; then it stops. (The chain here makes a block every ~50 ms, so
+// the check looks at every height instead of the default number.)
+func TestFreshHomeWithAnActiveValidatorKeyRefusesAfterBlockSync(t *testing.T) {
+	w := startTestnet(t, 4, nil)
+	w.waitHeight(6, 60*time.Second)
+	w.nodes[3].Stop()
+	w.nodes[3] = nil
+	home := w.tn.Nodes[3].Home
+	if err := os.RemoveAll(DefaultConfig(home).DataDir()); err != nil {
+		t.Fatal(err)
+	}
+	w.start(3, func(c *Config) { c.Consensus.DoubleSignCheckHeight = 1 << 40 })
+	nd := w.nodes[3]
+	select {
+	case <-nd.Done():
+	case <-time.After(90 * time.Second):
+		t.Fatalf("validator with a fresh home still running at height %d", nd.Store().Height())
+	}
+	if err := nd.Err(); !errors.Is(err, ErrOwnSignatureAhead) {
+		t.Fatalf("node stopped with %v, want ErrOwnSignatureAhead", err)
+	}
+	if h := nd.Store().Height(); h < 6 {
+		t.Fatalf("stopped at height %d, before fetching the chain", h)
+	}
+	if _, err := os.Stat(DefaultConfig(home).ValidatorStateFile()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the signing state was written (%v): the validator signed before the check", err)
+	}
+	w.nodes[3] = nil
+}

@@ -89,6 +89,9 @@ func newStartFlags(fs *flag.FlagSet) *startFlags {
 	sf.setters["consensus.create-empty-blocks"] = func(c *node.Config) { c.Consensus.CreateEmptyBlocks = *b }
 	dur("consensus.empty-blocks-interval", "with empty blocks off, still propose after this long (0 = never)", def.Consensus.EmptyBlocksInterval,
 		func(c *node.Config, v node.Duration) { c.Consensus.EmptyBlocksInterval = v })
+	dsc := fs.Uint64("consensus.double-sign-check-height", def.Consensus.DoubleSignCheckHeight,
+		"heights whose commits a validator searches for its own signatures before signing (0 = off)")
+	sf.setters["consensus.double-sign-check-height"] = func(c *node.Config) { c.Consensus.DoubleSignCheckHeight = *dsc }
 	return sf
 }
 
