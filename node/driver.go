@@ -20,11 +20,12 @@ type driver struct {
 	m      *consensus.Machine
 	timers *timers
 
-	marked    uint64       // the WAL holds the end marker of this height (or it was stored before start)
-	walMarked bool         // the WAL already holds the end marker of the height being replayed
-	lostUntil uint64       // the store lost committed heights up to this one (see checkStore)
-	started   time.Time    // when run began
-	pending   []wal.Record // records of the next height, waiting for the end marker
+	marked    uint64             // the WAL holds the end marker of this height (or it was stored before start)
+	walMarked bool               // the WAL already holds the end marker of the height being replayed
+	lostUntil uint64             // the store lost committed heights up to this one (see checkStore)
+	started   time.Time          // when run began
+	held      []consensus.Effect // signing effects waiting for maySign, in order
+	pending   []wal.Record       // records of the next height, waiting for the end marker
 	queue     []queued
 	replaying bool
 	deferred  *consensus.EffectRequestValue
@@ -150,6 +151,7 @@ func (d *driver) run(ctx context.Context) error {
 		if d.failed() {
 			return d.n.Err()
 		}
+		d.releaseHeld()
 		d.observe()
 	}
 }
@@ -232,7 +234,7 @@ func (d *driver) replayHeight(h uint64) error {
 		return fmt.Errorf("consensus: %w", err)
 	}
 	d.m, d.marked, d.walMarked = m, n.store.Height(), false
-	d.pending, d.queue, d.deferred, d.waitingTxs = nil, nil, nil, false
+	d.pending, d.queue, d.deferred, d.waitingTxs, d.held = nil, nil, nil, false, nil
 	d.timers.clear()
 	clear(d.parts)
 	n.rounds.reset(h)
@@ -452,10 +454,44 @@ func (d *driver) feed(ev consensus.Event, logged bool) {
 	if len(d.queue) > 1 {
 		return // already draining
 	}
+	d.drain()
+}
+
+// drain steps the queued events in order, including those their effects add.
+func (d *driver) drain() {
 	for i := 0; i < len(d.queue) && !d.failed(); i++ {
 		d.step(d.queue[i].ev, d.queue[i].logged)
 	}
 	d.queue = d.queue[:0]
+}
+
+// maxHeld bounds signing effects held back by maySign (a few per round).
+const maxHeld = 1024
+
+// hold keeps a signing effect, in order, until maySign allows it.
+func (d *driver) hold(e consensus.Effect) {
+	if len(d.held) >= maxHeld {
+		d.held = d.held[1:]
+	}
+	d.held = append(d.held, e)
+}
+
+// releaseHeld signs and sends the held effects, in order, once maySign
+// allows it; consensus then goes on where it was held.
+func (d *driver) releaseHeld() {
+	if len(d.held) == 0 || len(d.queue) > 0 || !d.maySign(d.m.Height()) {
+		return
+	}
+	held := d.held
+	d.held = nil
+	d.n.log.Info("peers' heights checked; signing", "height", d.m.Height(), "messages", len(held))
+	for _, e := range held {
+		d.execute(e)
+		if d.failed() {
+			return
+		}
+	}
+	d.drain()
 }
 
 // step is one turn: step the machine, log the event (unless it came from
@@ -502,7 +538,8 @@ func (d *driver) execute(e consensus.Effect) {
 	n := d.n
 	switch e := e.(type) {
 	case consensus.EffectBroadcastProposal:
-		if !d.maySign(e.Proposal.Height) {
+		if len(d.held) > 0 || !d.maySign(e.Proposal.Height) {
+			d.hold(e)
 			return
 		}
 		p := e.Proposal
@@ -520,7 +557,8 @@ func (d *driver) execute(e consensus.Effect) {
 		n.log.Debug("proposed", "height", p.Height, "round", p.Round, "block", p.BlockID, "txs", len(e.Block.Txs))
 		d.queue = append(d.queue, queued{ev: consensus.EventProposal{Proposal: &p, Block: e.Block}})
 	case consensus.EffectBroadcastVote:
-		if !d.maySign(e.Vote.Height) {
+		if len(d.held) > 0 || !d.maySign(e.Vote.Height) {
+			d.hold(e)
 			return
 		}
 		v := e.Vote
