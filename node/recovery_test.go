@@ -453,3 +453,27 @@ func TestFreshHomeWithAnActiveValidatorKeyRefusesAfterBlockSync(t *testing.T) {
 	}
 	w.nodes[3] = nil
 }
+
+// TestValidatorWhoseStoreLostBlocksFetchesThemFromPeers: a validator of a
+// four-validator network stops; its LevelDB journal loses its last two
+// records and its WAL is deleted, so neither holds the blocks it signed
+// for. Restarted, it must fetch them with their commits from its peers by
+// block sync, rejoin consensus and report no problem, not stop or stall.
+func TestValidatorWhoseStoreLostBlocksFetchesThemFromPeers(t *testing.T) {
+	w := startTestnet(t, 4, nil)
+	w.waitHeight(5, 60*time.Second)
+	w.nodes[3].Stop()
+	w.nodes[3] = nil
+	home := w.tn.Nodes[3].Home
+	cutJournal(t, home, 2)
+	if err := os.RemoveAll(DefaultConfig(home).WALDir()); err != nil {
+		t.Fatal(err)
+	}
+	w.start(3, nil)
+	top := w.nodes[0].Store().Height()
+	w.waitHeight(top+5, 90*time.Second, 3)
+	if st := w.nodes[3].Status(); len(st.Problems) > 0 {
+		t.Fatalf("problems after catching up: %q", st.Problems)
+	}
+	w.checkSameChain()
+}
