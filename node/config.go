@@ -82,7 +82,18 @@ type ConsensusConfig struct {
 	// after a block that changed the state, whose header proves that state.
 	CreateEmptyBlocks   bool     `toml:"create_empty_blocks"`
 	EmptyBlocksInterval Duration `toml:"create_empty_blocks_interval"`
+	// DoubleSignCheckHeight: before a validator signs anything, it looks
+	// for its own signatures in the commits of the last this-many stored
+	// heights (at start and after every block sync) and refuses to
+	// validate if it finds one above the height its signing state last
+	// signed at: the state was lost or is stale, or another node signs with
+	// this key. 0 turns the check off.
+	DoubleSignCheckHeight uint64 `toml:"double_sign_check_height"`
 }
+
+// DefaultDoubleSignCheckHeight is the default of
+// consensus.double_sign_check_height.
+const DefaultDoubleSignCheckHeight = 20
 
 // DefaultConfig returns the defaults for a node whose home is home.
 func DefaultConfig(home string) *Config {
@@ -113,8 +124,9 @@ func DefaultConfig(home string) *Config {
 			TTL:          Duration{10 * time.Minute},
 		},
 		Consensus: ConsensusConfig{
-			CreateEmptyBlocks:   true,
-			EmptyBlocksInterval: Duration{0},
+			CreateEmptyBlocks:     true,
+			EmptyBlocksInterval:   Duration{0},
+			DoubleSignCheckHeight: DefaultDoubleSignCheckHeight,
 		},
 	}
 }
@@ -274,4 +286,10 @@ create_empty_blocks = {{.Consensus.CreateEmptyBlocks}}
 # With create_empty_blocks = false, still propose an empty block after this
 # long without transactions ("0s" = never).
 create_empty_blocks_interval = "{{.Consensus.EmptyBlocksInterval}}"
+# Before signing anything (at start and after each block sync), a validator
+# looks for its own signatures in the commits of this many latest heights
+# and refuses to validate if one is newer than its signing state
+# (data/priv_validator_state.json) knows: that state was lost or restored
+# from an old copy, or another node signs with this key. 0 disables it.
+double_sign_check_height = {{.Consensus.DoubleSignCheckHeight}}
 `))

@@ -20,8 +20,12 @@ type driver struct {
 	m      *consensus.Machine
 	timers *timers
 
-	marked    uint64       // the WAL holds the end marker of this height (or it was stored before start)
-	pending   []wal.Record // records of the next height, waiting for the end marker
+	marked    uint64             // the WAL holds the end marker of this height (or it was stored before start)
+	walMarked bool               // the WAL already holds the end marker of the height being replayed
+	lostUntil uint64             // the store lost committed heights up to this one (see checkStore)
+	started   time.Time          // when run began
+	held      []consensus.Effect // signing effects waiting for maySign, in order
+	pending   []wal.Record       // records of the next height, waiting for the end marker
 	queue     []queued
 	replaying bool
 	deferred  *consensus.EffectRequestValue
@@ -100,7 +104,12 @@ func (d *driver) run(ctx context.Context) error {
 	})
 	check := n.clock.NewTimer(emptyBlockCheck)
 	defer check.Stop()
+	d.started = n.clock.Now()
+	n.lastProgress.Store(d.started.UnixNano())
 	if err := d.startMachine(); err != nil {
+		return err
+	}
+	if err := d.checkStore(); err != nil {
 		return err
 	}
 	for {
@@ -142,6 +151,7 @@ func (d *driver) run(ctx context.Context) error {
 		if d.failed() {
 			return d.n.Err()
 		}
+		d.releaseHeld()
 		d.observe()
 	}
 }
@@ -169,10 +179,50 @@ func (d *driver) observe() {
 func (d *driver) failed() bool { return d.n.Err() != nil }
 
 // startMachine makes a machine for the height after the stored one and
-// replays the WAL's records of that height into it.
+// replays the WAL's records of that height into it. When the replay
+// decides the height (the WAL holds a decision the store lost, such as a
+// journal that lost its last synced writes), the block is stored and the
+// next height is replayed the same way, so the machine resumes from the
+// last height the WAL knows, with every message this validator signed
+// there, and never signs anew at a height where it signed before.
 func (d *driver) startMachine() error {
 	n := d.n
-	h := n.store.Height() + 1
+	if err := d.checkDoubleSign(); err != nil {
+		return err
+	}
+	for {
+		h := n.store.Height() + 1
+		if err := d.replayHeight(h); err != nil {
+			return err
+		}
+		if n.store.Height() < h || d.failed() {
+			break
+		}
+		n.log.Info("recovered a decided block from the write-ahead log", "height", h)
+	}
+	if d.failed() {
+		return n.Err()
+	}
+	h := d.m.Height()
+	if dv := d.deferred; dv != nil {
+		d.deferred = nil
+		// Only if the replay left the machine waiting for this very value:
+		// the WAL may have held it, or the replay may have moved on.
+		if st := d.m.State(); st.Height == dv.Height && st.Round == dv.Round && st.Step == consensus.StepPropose {
+			d.requestValue(*dv)
+		}
+	}
+	if st := d.m.State(); st.Step == consensus.StepNewHeight {
+		d.heightDue(h)
+	}
+	d.observe()
+	return nil
+}
+
+// replayHeight makes a machine for height h and feeds it the WAL's records
+// of h.
+func (d *driver) replayHeight(h uint64) error {
+	n := d.n
 	cfg := consensus.Config{
 		ChainID:    n.chainID,
 		Validators: n.vals,
@@ -183,16 +233,19 @@ func (d *driver) startMachine() error {
 	if err != nil {
 		return fmt.Errorf("consensus: %w", err)
 	}
-	d.m, d.marked = m, n.store.Height()
-	d.pending, d.queue, d.deferred, d.waitingTxs = nil, nil, nil, false
+	d.m, d.marked, d.walMarked = m, n.store.Height(), false
+	d.pending, d.queue, d.deferred, d.waitingTxs, d.held = nil, nil, nil, false, nil
 	d.timers.clear()
 	clear(d.parts)
 	n.rounds.reset(h)
 
 	var recs []wal.Record
 	if err := n.wal.Replay(h, func(r wal.Record) error {
-		if r.Kind == wal.KindMessage {
+		switch r.Kind {
+		case wal.KindMessage:
 			recs = append(recs, r)
+		case wal.KindEndHeight:
+			d.walMarked = true
 		}
 		return nil
 	}); err != nil {
@@ -202,22 +255,158 @@ func (d *driver) startMachine() error {
 		n.log.Info("replaying write-ahead log", "height", h, "records", len(recs))
 	}
 	d.replaying = true
+	defer func() { d.replaying = false }()
 	for _, r := range recs {
 		ev, err := consensus.DecodeEvent(r.Data)
 		if err != nil {
 			return fmt.Errorf("WAL record of height %d: %w", h, err)
 		}
 		d.feed(ev, true)
+		if n.store.Height() >= h {
+			// Decided: the records after the decision are of no use to
+			// this height, and the next one is replayed from scratch.
+			break
+		}
 	}
-	d.replaying = false
-	if dv := d.deferred; dv != nil {
-		d.deferred = nil
-		d.requestValue(*dv)
+	return nil
+}
+
+// ErrOwnSignatureAhead is wrapped by the error that stops a validator whose
+// signature the double-sign check found above its signing state.
+var ErrOwnSignatureAhead = errors.New("this validator's signature is in a commit newer than its signing state")
+
+// checkDoubleSign is the double-sign check (consensus.double_sign_check_height):
+// it runs before the machine starts, so before anything is signed, at start
+// and after every block sync, over the latest stored heights, including the
+// ones block sync just fetched from peers. It looks in each height's stored
+// commit and in the last commit carried by the block above it. A signature
+// of this validator at a height its signing state does not cover (above its
+// last signed height) means that state is not the whole truth: it was
+// deleted or restored from an old copy, or another process signs with the
+// key. Signing could then contradict a vote already cast, so the node stops.
+// Heights at or below the last signed one are covered by the signer's own
+// guard, so an ordinary restart never trips the check.
+func (d *driver) checkDoubleSign() error {
+	n := d.n
+	depth := n.cfg.Consensus.DoubleSignCheckHeight
+	if n.signer == nil || depth == 0 {
+		return nil
 	}
-	if st := d.m.State(); st.Step == consensus.StepNewHeight {
-		d.heightDue(h)
+	idx, ok := n.vals.ByAddress(n.self)
+	if !ok {
+		return nil
 	}
-	d.observe()
+	signed := n.signer.LastSigned().Height
+	top := n.store.Height()
+	found := func(c *ledger.Commit) bool {
+		if c == nil || c.Height <= signed {
+			return false
+		}
+		for _, s := range c.Sigs {
+			if s.ValidatorIndex == uint32(idx) {
+				return true
+			}
+		}
+		return false
+	}
+	for h := top; h >= 1 && top-h < depth && h > signed; h-- {
+		c, err := n.store.Commit(h)
+		if err != nil {
+			return fmt.Errorf("double-sign check: commit %d: %w", h, err)
+		}
+		at := h
+		if !found(c) {
+			b, err := n.store.Block(h)
+			if err != nil {
+				return fmt.Errorf("double-sign check: block %d: %w", h, err)
+			}
+			if !found(b.LastCommit) {
+				continue
+			}
+			at = h - 1
+		}
+		return fmt.Errorf("%w: it signed the commit of height %d, but its signing state %s says it last signed at height %d. "+
+			"The state was deleted or restored from an old copy, or another node signs with this key; signing now could "+
+			"double-sign. Make sure no other node uses the key, restore the newest signing state if you have it, or wait "+
+			"until the chain is more than %d heights past %d and start again (consensus.double_sign_check_height = 0 skips "+
+			"the check; only for a key you know signs nowhere else)",
+			ErrOwnSignatureAhead, at, n.cfg.ValidatorStateFile(), signed, depth, at)
+	}
+	return nil
+}
+
+// peerWait bounds how long a validator that runs the double-sign check
+// waits, after it starts, to hear its peers' heights before it signs.
+const peerWait = 5 * time.Second
+
+// maySign reports whether the node may sign a message of height h now. With
+// the double-sign check on, it must not sign before the check has run over
+// every height it has learned of: not while a peer reports a committed
+// height above both the stored one (checked) and the last signed one plus
+// one (block sync fetches and checks it first), and, just after start, not
+// before it has heard from a peer (or peerWait has passed, or it has none).
+func (d *driver) maySign(h uint64) bool {
+	n := d.n
+	if n.cfg.Consensus.DoubleSignCheckHeight == 0 || d.replaying {
+		return true
+	}
+	heights := n.net.PeerHeights()
+	if len(heights) == 0 {
+		if len(n.cfg.P2P.PersistentPeers)+len(n.cfg.P2P.BootstrapPeers) > 0 && n.clock.Now().Before(d.started.Add(peerWait)) {
+			n.log.Debug("not signing before hearing the peers' heights", "height", h)
+			return false
+		}
+		return true
+	}
+	var learned uint64
+	for _, ph := range heights {
+		learned = max(learned, ph)
+	}
+	if known := max(n.store.Height(), n.signer.LastSigned().Height) + 1; learned > known {
+		n.log.Debug("not signing: peers hold heights not yet fetched and checked", "height", h, "peer_height", learned)
+		return false
+	}
+	return true
+}
+
+// checkStore compares the store with the signing state after the WAL
+// replay. A validator signs at height h only once it has decided h-1, so a
+// last signature above the stored height plus one means committed blocks
+// are missing from the store: its database lost synced writes (a disk that
+// lies about fsync, a bad sector) and the WAL did not hold them. The
+// signer refuses to sign at those heights again, as it must, so only the
+// blocks with their commits can bring the node back: it fetches them from
+// peers by block sync (Status reports the loss until then), and without
+// peers to fetch from it stops with an error saying what to do.
+func (d *driver) checkStore() error {
+	n := d.n
+	if n.signer == nil {
+		return nil
+	}
+	ls := n.signer.LastSigned()
+	stored := n.store.Height()
+	if ls.Height <= stored+1 {
+		return nil
+	}
+	first, last := stored+1, ls.Height-1
+	lost := fmt.Sprintf("blocks %d to %d were", first, last)
+	if first == last {
+		lost = fmt.Sprintf("block %d was", first)
+	}
+	if len(n.cfg.P2P.PersistentPeers)+len(n.cfg.P2P.BootstrapPeers) == 0 {
+		return fmt.Errorf("the ledger store %s is at height %d, but this validator signed at height %d: "+
+			"%s committed and then lost from the store (its disk lost synced writes), "+
+			"and the write-ahead log does not hold them; the signer will not sign at those heights again, so the node "+
+			"cannot go on. Restore %s from a backup or copy it from a node of this chain, or configure peers that "+
+			"hold those blocks (p2p.persistent_peers) so the node fetches them; do not delete the signing state %s",
+			n.cfg.LedgerDBDir(), stored, ls.Height, lost, n.cfg.LedgerDBDir(), n.cfg.ValidatorStateFile())
+	}
+	d.lostUntil = last
+	msg := fmt.Sprintf("%s committed but missing from the store (this validator signed at height %d): "+
+		"waiting to fetch from peers", lost, ls.Height)
+	n.lostBlocks.Store(&msg)
+	n.log.Error("committed blocks missing from the store; fetching them from peers", "store_height", stored,
+		"signed_height", ls.Height, "first", first, "last", last)
 	return nil
 }
 
@@ -281,10 +470,44 @@ func (d *driver) feed(ev consensus.Event, logged bool) {
 	if len(d.queue) > 1 {
 		return // already draining
 	}
+	d.drain()
+}
+
+// drain steps the queued events in order, including those their effects add.
+func (d *driver) drain() {
 	for i := 0; i < len(d.queue) && !d.failed(); i++ {
 		d.step(d.queue[i].ev, d.queue[i].logged)
 	}
 	d.queue = d.queue[:0]
+}
+
+// maxHeld bounds signing effects held back by maySign (a few per round).
+const maxHeld = 1024
+
+// hold keeps a signing effect, in order, until maySign allows it.
+func (d *driver) hold(e consensus.Effect) {
+	if len(d.held) >= maxHeld {
+		d.held = d.held[1:]
+	}
+	d.held = append(d.held, e)
+}
+
+// releaseHeld signs and sends the held effects, in order, once maySign
+// allows it; consensus then goes on where it was held.
+func (d *driver) releaseHeld() {
+	if len(d.held) == 0 || len(d.queue) > 0 || !d.maySign(d.m.Height()) {
+		return
+	}
+	held := d.held
+	d.held = nil
+	d.n.log.Info("peers' heights checked; signing", "height", d.m.Height(), "messages", len(held))
+	for _, e := range held {
+		d.execute(e)
+		if d.failed() {
+			return
+		}
+	}
+	d.drain()
 }
 
 // step is one turn: step the machine, log the event (unless it came from
@@ -331,6 +554,10 @@ func (d *driver) execute(e consensus.Effect) {
 	n := d.n
 	switch e := e.(type) {
 	case consensus.EffectBroadcastProposal:
+		if len(d.held) > 0 || !d.maySign(e.Proposal.Height) {
+			d.hold(e)
+			return
+		}
 		p := e.Proposal
 		enc := e.Block.Encode()
 		hdr, parts := ledger.SplitBlock(enc)
@@ -346,6 +573,10 @@ func (d *driver) execute(e consensus.Effect) {
 		n.log.Debug("proposed", "height", p.Height, "round", p.Round, "block", p.BlockID, "txs", len(e.Block.Txs))
 		d.queue = append(d.queue, queued{ev: consensus.EventProposal{Proposal: &p, Block: e.Block}})
 	case consensus.EffectBroadcastVote:
+		if len(d.held) > 0 || !d.maySign(e.Vote.Height) {
+			d.hold(e)
+			return
+		}
 		v := e.Vote
 		if err := n.signer.SignVote(n.chainID, &v); err != nil {
 			d.refused(err)
@@ -381,11 +612,20 @@ func (d *driver) execute(e consensus.Effect) {
 // refused handles the signer refusing to sign. During WAL replay that is a
 // message signed before the crash whose signed form the WAL holds; at any
 // other time it means the machine and the guard disagree, and the guard wins.
+//
+// A refusal outside replay leaves this validator unable to vote at the
+// height, which a chain that needs its vote never gets past: Status reports
+// it until the node commits a block.
 func (d *driver) refused(err error) {
 	if d.replaying && errors.Is(err, privval.ErrDoubleSign) {
 		return
 	}
-	d.n.log.Error("signer refused to sign", "err", err)
+	st := d.m.State()
+	ls := d.n.signer.LastSigned()
+	msg := fmt.Sprintf("signer refuses to sign at height %d round %d (it last signed a %s at height %d round %d): "+
+		"this validator cannot vote until the height is decided by others", st.Height, st.Round, ls.Step, ls.Height, ls.Round)
+	d.n.refusal.Store(&msg)
+	d.n.log.Error("signer refused to sign", "height", st.Height, "round", st.Round, "err", err)
 }
 
 // requestValue builds this node's block for the height and round.
@@ -454,9 +694,14 @@ func (d *driver) commit(e consensus.EffectDecide) {
 			"txs", len(e.Block.Txs), "signers", len(e.Commit.Sigs))
 		n.metrics.RoundsPerHeight.Observe(float64(e.Round + 1))
 	}
-	if err := n.wal.Append(wal.Record{Height: e.Height, Kind: wal.KindEndHeight}, true); err != nil {
-		n.fail(fmt.Errorf("write WAL: %w", err))
-		return
+	// A height decided again by a replay keeps the marker the WAL holds:
+	// a second one at the tail would hide the next height's records,
+	// which lie before it, from that height's replay.
+	if !(d.replaying && d.walMarked) {
+		if err := n.wal.Append(wal.Record{Height: e.Height, Kind: wal.KindEndHeight}, true); err != nil {
+			n.fail(fmt.Errorf("write WAL: %w", err))
+			return
+		}
 	}
 	d.marked = e.Height
 	for _, r := range d.pending {
@@ -503,6 +748,12 @@ func (d *driver) applyBlock(b *ledger.Block, c *ledger.Commit) error {
 	m.MempoolTxs.Set(float64(txs))
 	m.MempoolBytes.Set(float64(bytes))
 	n.setStatus(st)
+	n.refusal.Store(nil)
+	n.lastProgress.Store(n.clock.Now().UnixNano())
+	if p := n.lostBlocks.Load(); p != nil && st.Height >= d.lostUntil {
+		n.lostBlocks.Store(nil)
+		n.log.Info("fetched the blocks lost from the store again", "height", st.Height)
+	}
 	n.events.publish(BlockEvent{Block: b, Commit: c, Result: res})
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
+	"github.com/ledgerd/ledgerd/internal/durable"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/kv"
 	"github.com/ledgerd/ledgerd/ledger/store"
@@ -45,7 +46,17 @@ type Status struct {
 	CatchingUp      bool             `json:"catching_up"`
 	ConsensusRound  uint32           `json:"consensus_round"`
 	ConsensusHeight uint64           `json:"consensus_height,string"`
+	// Problems are reasons the node cannot make progress: a stopped
+	// driver, a signer refusing to sign at the current height, committed
+	// blocks lost from the store and not yet fetched again, or no block
+	// committed for StallAfter while blocks are due. Empty when healthy.
+	Problems []string `json:"problems,omitempty"`
 }
+
+// StallAfter is how long a node that should be committing blocks (empty
+// blocks are on, or transactions wait) may go without committing one
+// before Status reports it stalled.
+const StallAfter = time.Minute
 
 // Options are what New needs besides the configuration.
 type Options struct {
@@ -82,6 +93,10 @@ type Node struct {
 	posRound  atomic.Uint32
 	syncing   atomic.Bool
 	status    atomic.Pointer[Status]
+	// Progress reports for Status.Problems, written by the driver.
+	refusal      atomic.Pointer[string] // the signer refused at the current height
+	lostBlocks   atomic.Pointer[string] // committed blocks lost from the store, waiting for block sync
+	lastProgress atomic.Int64           // unix nanoseconds of the last commit (or the start)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -157,6 +172,9 @@ func New(cfg *Config, o Options) (*Node, error) {
 		log.Warn("write-ahead log had a torn or corrupt tail; cut it", "bytes", cut)
 	}
 
+	if err := removeTemps(cfg, log); err != nil {
+		return nil, err
+	}
 	valKey, err := privval.LoadKeyFile(cfg.ValidatorKeyFile())
 	switch {
 	case err == nil:
@@ -174,6 +192,22 @@ func New(cfg *Config, o Options) (*Node, error) {
 	n.metrics.Height.Set(float64(st.Height))
 	ok = true
 	return n, nil
+}
+
+// removeTemps deletes the temporary files that a process killed inside a
+// crash-safe write of the home's files left behind (the signing state is
+// rewritten at every step, so a node killed often would gather them).
+func removeTemps(cfg *Config, log *slog.Logger) error {
+	for _, f := range []string{cfg.ValidatorStateFile(), cfg.ValidatorKeyFile(), cfg.NodeKeyFile(), cfg.GenesisFile()} {
+		removed, err := durable.RemoveTemps(f)
+		if err != nil {
+			return fmt.Errorf("clean up after an interrupted write of %s: %w", f, err)
+		}
+		if len(removed) > 0 {
+			log.Info("removed temporary files left by an interrupted write", "file", f, "count", len(removed))
+		}
+	}
+	return nil
 }
 
 // Start connects to the network and starts the consensus driver. It
@@ -302,7 +336,31 @@ func (n *Node) Status() Status {
 	s := *n.status.Load()
 	s.CatchingUp = n.syncing.Load()
 	s.ConsensusHeight, s.ConsensusRound = n.posHeight.Load(), n.posRound.Load()
+	s.Problems = n.problems(s)
 	return s
+}
+
+// problems lists what stops the node from progressing (see Status.Problems).
+func (n *Node) problems(s Status) []string {
+	var out []string
+	if err := n.Err(); err != nil {
+		out = append(out, fmt.Sprintf("node stopped: %v", err))
+	}
+	if p := n.lostBlocks.Load(); p != nil {
+		out = append(out, *p)
+	}
+	if p := n.refusal.Load(); p != nil {
+		out = append(out, *p)
+	}
+	if last := n.lastProgress.Load(); last != 0 && !s.CatchingUp {
+		txs, _ := n.pool.Size()
+		idle := n.clock.Now().Sub(time.Unix(0, last))
+		if (n.cfg.Consensus.CreateEmptyBlocks || txs > 0) && idle > StallAfter {
+			out = append(out, fmt.Sprintf("no block committed for %s (consensus at height %d round %d, %d transactions waiting)",
+				idle.Round(time.Second), s.ConsensusHeight, s.ConsensusRound, txs))
+		}
+	}
+	return out
 }
 
 func (n *Node) setStatus(st *ledger.State) {

@@ -79,7 +79,7 @@ func (b rpcBackend) Status() rpc.NodeStatus {
 	return rpc.NodeStatus{
 		ChainID: s.ChainID, NodeID: s.NodeID, Moniker: s.Moniker, Validator: s.Validator, IsValidator: s.IsValidator,
 		Height: s.Height, Hash: s.Hash, Time: s.Time, AppHash: s.AppHash, CatchingUp: s.CatchingUp,
-		ConsensusHeight: s.ConsensusHeight, ConsensusRound: s.ConsensusRound,
+		ConsensusHeight: s.ConsensusHeight, ConsensusRound: s.ConsensusRound, Problems: s.Problems,
 	}
 }
 

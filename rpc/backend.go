@@ -49,6 +49,10 @@ type NodeStatus struct {
 	CatchingUp      bool
 	ConsensusHeight uint64
 	ConsensusRound  uint32
+	// Problems are reasons the node cannot make progress (a halted
+	// driver, a signer refusing to sign, blocks lost from the store);
+	// /health reports the node unhealthy while there is any.
+	Problems []string
 }
 
 // Event is one item of an EventFeed: exactly one field is set.

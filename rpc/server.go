@@ -493,8 +493,9 @@ func truncate(s string) string {
 	return s
 }
 
-// serveHealth answers 200 when the node is caught up and has peers (a
-// chain whose only validator is this node needs none), else 503, with the
+// serveHealth answers 200 when the node is caught up, has peers (a chain
+// whose only validator is this node needs none) and reports nothing that
+// stops it from progressing (NodeStatus.Problems), else 503, with the
 // details in a JSON body.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -525,6 +526,7 @@ func (s *Server) health() api.Health {
 	if peers == 0 && !single {
 		h.Problems = append(h.Problems, "no peers")
 	}
+	h.Problems = append(h.Problems, st.Problems...)
 	h.Healthy = len(h.Problems) == 0
 	return h
 }

@@ -89,6 +89,9 @@ func newStartFlags(fs *flag.FlagSet) *startFlags {
 	sf.setters["consensus.create-empty-blocks"] = func(c *node.Config) { c.Consensus.CreateEmptyBlocks = *b }
 	dur("consensus.empty-blocks-interval", "with empty blocks off, still propose after this long (0 = never)", def.Consensus.EmptyBlocksInterval,
 		func(c *node.Config, v node.Duration) { c.Consensus.EmptyBlocksInterval = v })
+	dsc := fs.Uint64("consensus.double-sign-check-height", def.Consensus.DoubleSignCheckHeight,
+		"heights whose commits a validator searches for its own signatures before signing (0 = off)")
+	sf.setters["consensus.double-sign-check-height"] = func(c *node.Config) { c.Consensus.DoubleSignCheckHeight = *dsc }
 	return sf
 }
 
@@ -107,6 +110,11 @@ func runStart(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	lock, err := node.LockHome(*home)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	cfg, err := node.LoadConfig(*home)
 	if err != nil {
 		return err
@@ -177,6 +185,13 @@ func runDev(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Before anything is printed or written: a second dev node on the same
+	// home must not print the dev key and then fail on the database lock.
+	lock, err := node.LockHome(*home)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	cfg, devKey, err := node.InitDevHome(*home)
 	if err != nil {
 		return err
@@ -273,6 +288,11 @@ func runReset(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	lock, err := node.LockHome(*home)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	cfg := node.DefaultConfig(*home)
 	targets := []string{cfg.LedgerDBDir(), cfg.WALDir()}
 	if *all {

@@ -56,12 +56,42 @@ func CreateFile(path string, data []byte, perm os.FileMode) error {
 	return write(path, data, perm, os.Link)
 }
 
+// tempPattern is the name pattern of write's temporary files for path.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
+
+// RemoveTemps deletes the temporary files that WriteFile and CreateFile
+// leave beside path when the process dies inside them (after creating the
+// temporary file, before removing it), and fsyncs the directory if it
+// removed any. It returns the names removed. Call it when no write of path
+// is in progress, such as at start-up: a leftover is never the file itself,
+// which the rename or link put in place whole or not at all.
+func RemoveTemps(path string) ([]string, error) {
+	dir := filepath.Dir(path)
+	matches, err := filepath.Glob(filepath.Join(dir, tempPattern(path)))
+	if err != nil {
+		return nil, fmt.Errorf("list temporary files of %s: %w", path, err)
+	}
+	var removed []string
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, fmt.Errorf("remove temporary file: %w", err)
+		}
+		removed = append(removed, m)
+	}
+	if len(removed) > 0 {
+		if err := SyncDir(dir); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
 func write(path string, data []byte, perm os.FileMode, place func(tmp, path string) error) error {
 	dir := filepath.Dir(path)
 	if err := EnsureDir(dir); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
+	f, err := os.CreateTemp(dir, tempPattern(path)) // mode 0600
 	if err != nil {
 		return err
 	}

@@ -50,3 +50,47 @@ func TestEnsureDirRefusesAFile(t *testing.T) {
 		t.Fatal("EnsureDir accepted a regular file")
 	}
 }
+
+// TestRemoveTempsDeletesLeftoversOnly: the temporary files a killed writer
+// leaves beside a file are removed, the file itself and other files are
+// not, and a file without leftovers is a no-op.
+func TestRemoveTempsDeletesLeftoversOnly(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.json")
+	if err := WriteFile(p, []byte("state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var leftovers []string
+	for i := 0; i < 3; i++ {
+		f, err := os.CreateTemp(dir, tempPattern(p)) // what a write killed before its cleanup leaves
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		leftovers = append(leftovers, f.Name())
+	}
+	other := filepath.Join(dir, ".other.json.tmp-1")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveTemps(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != len(leftovers) {
+		t.Fatalf("removed %q, want %q", removed, leftovers)
+	}
+	for _, l := range leftovers {
+		if _, err := os.Stat(l); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("leftover %s still there: %v", l, err)
+		}
+	}
+	for _, keep := range []string{p, other} {
+		if _, err := os.Stat(keep); err != nil {
+			t.Fatalf("%s was removed: %v", keep, err)
+		}
+	}
+	if removed, err := RemoveTemps(p); err != nil || len(removed) != 0 {
+		t.Fatalf("second RemoveTemps: %q, %v", removed, err)
+	}
+}
