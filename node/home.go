@@ -202,6 +202,12 @@ func WriteTestnet(outDir string, o TestnetOptions) (*Testnet, error) {
 		return nil, err
 	}
 	total := o.Validators + o.FullNodes
+	// Every node gets the same genesis document (peers compare its hash
+	// in the p2p handshake), so the validators are named before any home
+	// is written.
+	for i := 0; i < o.Validators; i++ {
+		tn.Doc.Validators[i].Name = fmt.Sprintf("node%d", i)
+	}
 	out := &Testnet{ChainID: tn.Doc.ChainID}
 	cfgs := make([]*Config, total)
 	for i := 0; i < total; i++ {
@@ -219,7 +225,6 @@ func WriteTestnet(outDir string, o TestnetOptions) (*Testnet, error) {
 		var valKey *crypto.PrivKey
 		if i < o.Validators {
 			valKey = &tn.ValidatorKeys[i]
-			tn.Doc.Validators[i].Name = cfg.Moniker
 		}
 		if _, err := InitHome(home, InitOptions{Genesis: tn.Doc, ValidatorKey: valKey, Config: cfg}); err != nil {
 			return nil, fmt.Errorf("node%d: %w", i, err)
