@@ -14,6 +14,9 @@ const (
 	DomainTx       Domain = "tx"
 	DomainVote     Domain = "vote"
 	DomainProposal Domain = "proposal"
+	// DomainHandshake is a validator's statement, in the p2p handshake,
+	// that a network identity (libp2p peer ID) is its node.
+	DomainHandshake Domain = "p2p-handshake"
 )
 
 // signPrefix starts every signed message; it keeps ledgerd signatures

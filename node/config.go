@@ -63,6 +63,9 @@ type P2PConfig struct {
 	PersistentPeers []string `toml:"persistent_peers"`
 	BootstrapPeers  []string `toml:"bootstrap_peers"`
 	MaxPeers        int      `toml:"max_peers"`
+	// MaxPeersPerIP caps inbound peers from one IP address (persistent
+	// peers are exempt); 0 means the default, 8.
+	MaxPeersPerIP int `toml:"max_peers_per_ip"`
 }
 
 // MempoolConfig configures the transaction pool.
@@ -116,6 +119,7 @@ func DefaultConfig(home string) *Config {
 			PersistentPeers: []string{},
 			BootstrapPeers:  []string{},
 			MaxPeers:        50,
+			MaxPeersPerIP:   8,
 		},
 		Mempool: MempoolConfig{
 			MaxTxs:       100_000,
@@ -195,6 +199,9 @@ func (c *Config) Validate() error {
 	if c.P2P.MaxPeers <= 0 {
 		errs = append(errs, errors.New("p2p.max_peers must be positive"))
 	}
+	if c.P2P.MaxPeersPerIP < 0 {
+		errs = append(errs, errors.New("p2p.max_peers_per_ip must not be negative"))
+	}
 	if c.Mempool.MaxTxs <= 0 || c.Mempool.MaxBytes <= 0 || c.Mempool.MaxPerSender <= 0 {
 		errs = append(errs, errors.New("mempool.max_txs, max_bytes and max_per_sender must be positive"))
 	}
@@ -267,6 +274,8 @@ persistent_peers = {{list .P2P.PersistentPeers}}
 bootstrap_peers = {{list .P2P.BootstrapPeers}}
 # Most connected peers.
 max_peers = {{.P2P.MaxPeers}}
+# Inbound peers admitted from one IP address (persistent peers are exempt).
+max_peers_per_ip = {{.P2P.MaxPeersPerIP}}
 
 [mempool]
 # Most transactions held.

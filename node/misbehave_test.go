@@ -57,6 +57,9 @@ func TestGarbagePeerIsDisconnectedWhileNetworkCommits(t *testing.T) {
 		if err := h.Connect(ctx, peer.AddrInfo{ID: nd.net.ID(), Addrs: nd.net.Addrs()}); err != nil {
 			t.Fatal(err)
 		}
+		if err := p2p.Handshake(ctx, h, nd.net.ID(), "node-test", nd.Genesis().Hash()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Wait until every honest node has joined every topic from our side.
 	for kind, ev := range joins {

@@ -79,6 +79,7 @@ type Node struct {
 	wal     *wal.FileLog
 	signer  *privval.Signer // nil on a node that is not a validator
 	self    crypto.Address
+	valKey  *crypto.PrivKey // the validator key; nil on a node that is not a validator
 	net     *p2p.Node
 	evpool  *evidencePool
 	events  *eventHub
@@ -183,6 +184,7 @@ func New(cfg *Config, o Options) (*Node, error) {
 				return nil, err
 			}
 			n.self = valKey.PubKey().Address()
+			n.valKey = &valKey
 		}
 	case errors.Is(err, os.ErrNotExist):
 	default:
@@ -219,6 +221,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	ctx, n.cancel = context.WithCancel(ctx)
 	pcfg := p2p.DefaultConfig(n.chainID)
+	pcfg.GenesisHash = n.doc.Hash()
+	pcfg.ValidatorKey = n.valKey
+	pcfg.MaxPeersPerIP = n.cfg.P2P.MaxPeersPerIP
 	pcfg.ListenAddrs = n.cfg.P2P.ListenAddrs
 	pcfg.ExternalAddrs = n.cfg.P2P.ExternalAddrs
 	pcfg.PersistentPeers = n.cfg.P2P.PersistentPeers

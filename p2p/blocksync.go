@@ -2,12 +2,16 @@ package p2p
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // The block-sync protocol. The requester writes one frame
@@ -41,7 +45,12 @@ const (
 	// once it has written this much (it always sends at least one).
 	syncResponseSoftBytes = 8 << 20
 	maxSyncServers        = 8
-	syncServeTimeout      = time.Minute
+	// syncServeTimeout bounds writing one answer (the requester's own
+	// default RequestTimeout is 20s too).
+	syncServeTimeout = 20 * time.Second
+	// requestReadTimeout bounds the wait for the request frame of any
+	// serving stream (block sync, catch-up): requesters write it at once.
+	requestReadTimeout = 3 * time.Second
 )
 
 // maxCommitBytes is the largest canonical commit: every validator signing.
@@ -135,6 +144,9 @@ func decodeSyncFrame(b []byte) (syncFrame, error) {
 }
 
 // serveSync answers a block-sync request from the Handler's block store.
+// The slot it takes is held for at most requestReadTimeout until the
+// request is in, then syncServeTimeout to write the answer; a peer that
+// sends no request in time or a malformed one is penalised.
 func (n *Node) serveSync(s network.Stream) {
 	if !n.track() {
 		s.Reset()
@@ -142,13 +154,20 @@ func (n *Node) serveSync(s network.Stream) {
 	}
 	defer n.wg.Done()
 	p := s.Conn().RemotePeer()
-	if !n.syncLimit.acquire(p) {
+	priv := n.privileged(p)
+	if !n.syncLimit.acquire(p, priv) {
 		s.Reset() // busy: the requester retries another peer
 		return
 	}
-	defer n.syncLimit.release(p)
-	_ = s.SetDeadline(time.Now().Add(syncServeTimeout))
-	if err := n.writeBlocks(s); err != nil {
+	defer n.syncLimit.release(p, priv)
+	req, err := readRequest(s, syncRequestBytes, decodeSyncRequest)
+	if err != nil {
+		n.requestFault(p, "block-sync request", err)
+		s.Reset()
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(syncServeTimeout))
+	if err := n.writeBlocks(s, p, req); err != nil {
 		n.log.Debug("block sync: serve", "peer", p, "err", err)
 		s.Reset()
 		return
@@ -156,15 +175,46 @@ func (n *Node) serveSync(s network.Stream) {
 	_ = s.Close()
 }
 
-func (n *Node) writeBlocks(s network.Stream) error {
-	frame, err := readFrame(bufio.NewReaderSize(s, 32), syncRequestBytes)
+// readRequest reads and decodes the one request frame of a serving
+// stream within requestReadTimeout. Decoding errors come back malformed.
+func readRequest[T any](s network.Stream, max int, decode func([]byte) (T, error)) (T, error) {
+	_ = s.SetReadDeadline(time.Now().Add(requestReadTimeout))
+	var zero T
+	frame, err := readFrame(bufio.NewReaderSize(s, 32), max)
 	if err != nil {
-		return err
+		return zero, err
 	}
-	req, err := decodeSyncRequest(frame)
+	req, err := decode(frame)
 	if err != nil {
-		return err
+		return zero, malformed(err)
 	}
+	return req, nil
+}
+
+// requestFault penalises a peer whose request stream failed by its fault:
+// a malformed request, or none before the read deadline.
+func (n *Node) requestFault(p peer.ID, what string, err error) {
+	switch {
+	case isMalformed(err):
+		n.penalise(p, "malformed "+what+": "+err.Error(), malformedWeight)
+	case isTimeout(err):
+		n.penalise(p, fmt.Sprintf("no %s within %s", what, requestReadTimeout), idleWeight)
+	default:
+		n.log.Debug("serve: read request", "peer", p, "what", what, "err", err)
+	}
+}
+
+// isTimeout reports whether err is a deadline passing (yamux and QUIC
+// streams report it as a net.Error that times out).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// writeBlocks answers req, drawing every block frame from p's serving
+// budget: when it runs out the answer ends early (possibly with no block),
+// and the requester asks again later or elsewhere.
+func (n *Node) writeBlocks(s network.Stream, p peer.ID, req syncRequest) error {
 	latest := n.handler.LatestHeight()
 	bw := bufio.NewWriterSize(s, 64<<10)
 	sent := 0
@@ -180,6 +230,10 @@ func (n *Node) writeBlocks(s network.Stream) error {
 			break
 		}
 		f := encodeSyncBlock(h, block, commit.Encode())
+		if !n.budget.take(p, len(f)) {
+			n.log.Debug("block sync: peer's serving budget spent", "peer", p, "height", h)
+			break
+		}
 		if err := writeFrame(bw, f); err != nil {
 			return err
 		}

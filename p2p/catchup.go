@@ -30,6 +30,7 @@ const (
 	catchupRequestBytes = 1 + 8 + 4
 	maxCatchupServers   = 4
 	catchupTimeout      = 30 * time.Second
+	catchupServeTimeout = 10 * time.Second
 	catchupPeers        = 2
 )
 
@@ -99,7 +100,7 @@ func (n *Node) CatchUp(ctx context.Context, height uint64, round uint32) error {
 func (n *Node) catchupPeers(height uint64) []peer.ID {
 	heights := n.PeerHeights()
 	var at, unknown, behind []peer.ID
-	for _, p := range n.host.Network().Peers() {
+	for _, p := range n.admittedPeers() {
 		switch h, ok := heights[p]; {
 		case ok && h+1 >= height:
 			at = append(at, p)
@@ -166,7 +167,8 @@ func (n *Node) readRound(s network.Stream, p peer.ID, height uint64, round uint3
 	return fmt.Errorf("more than %d frames", maxCatchupFrames)
 }
 
-// serveCatchup answers a catch-up request from Handler.RoundMessages.
+// serveCatchup answers a catch-up request from Handler.RoundMessages,
+// with the same read deadline and penalties as serveSync.
 func (n *Node) serveCatchup(s network.Stream) {
 	if !n.track() {
 		s.Reset()
@@ -174,13 +176,20 @@ func (n *Node) serveCatchup(s network.Stream) {
 	}
 	defer n.wg.Done()
 	p := s.Conn().RemotePeer()
-	if !n.catchLimit.acquire(p) {
+	priv := n.privileged(p)
+	if !n.catchLimit.acquire(p, priv) {
 		s.Reset() // busy; the requester asks another peer
 		return
 	}
-	defer n.catchLimit.release(p)
-	_ = s.SetDeadline(time.Now().Add(catchupTimeout))
-	if err := n.writeRound(s); err != nil {
+	defer n.catchLimit.release(p, priv)
+	req, err := readRequest(s, catchupRequestBytes, decodeCatchupRequestFrame)
+	if err != nil {
+		n.requestFault(p, "catch-up request", err)
+		s.Reset()
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(catchupServeTimeout))
+	if err := n.writeRound(s, p, req.height, req.round); err != nil {
 		n.log.Debug("catch-up: serve", "peer", p, "err", err)
 		s.Reset()
 		return
@@ -188,31 +197,47 @@ func (n *Node) serveCatchup(s network.Stream) {
 	_ = s.Close()
 }
 
-func (n *Node) writeRound(s network.Stream) error {
-	frame, err := readFrame(bufio.NewReaderSize(s, 32), catchupRequestBytes)
-	if err != nil {
-		return err
-	}
-	height, round, err := decodeCatchupRequest(frame)
-	if err != nil {
-		return err
-	}
+type catchupRequest struct {
+	height uint64
+	round  uint32
+}
+
+func decodeCatchupRequestFrame(b []byte) (catchupRequest, error) {
+	h, r, err := decodeCatchupRequest(b)
+	return catchupRequest{h, r}, err
+}
+
+// writeRound writes what the node holds of (height, round), drawing every
+// frame from p's serving budget; the answer ends early when it runs out.
+func (n *Node) writeRound(s network.Stream, p peer.ID, height uint64, round uint32) error {
 	rm := n.handler.RoundMessages(height, round)
 	bw := bufio.NewWriterSize(s, 64<<10)
-	if rm.Proposal != nil {
-		if err := writeFrame(bw, encodeProposal(rm.Proposal)); err != nil {
-			return err
+	// emit writes one frame; false means stop (budget spent or error).
+	var err error
+	emit := func(f []byte) bool {
+		if !n.budget.take(p, len(f)) {
+			n.log.Debug("catch-up: peer's serving budget spent", "peer", p, "height", height, "round", round)
+			return false
 		}
+		err = writeFrame(bw, f)
+		return err == nil
+	}
+	ok := true
+	if rm.Proposal != nil {
+		ok = emit(encodeProposal(rm.Proposal))
 		for _, part := range rm.Parts[:min(len(rm.Parts), ledger.MaxBlockParts)] {
-			if err := writeFrame(bw, encodePart(rm.Proposal, part)); err != nil {
-				return err
+			if ok = ok && emit(encodePart(rm.Proposal, part)); !ok {
+				break
 			}
 		}
 	}
 	for _, v := range rm.Votes[:min(len(rm.Votes), MaxCatchupVotes)] {
-		if err := writeFrame(bw, encodeVote(v)); err != nil {
-			return err
+		if ok = ok && emit(encodeVote(v)); !ok {
+			break
 		}
+	}
+	if err != nil {
+		return err
 	}
 	return bw.Flush()
 }
@@ -231,7 +256,7 @@ func (n *Node) catchupLoop() {
 		case <-t.C:
 		}
 		h, r := n.handler.ConsensusPosition()
-		if h == lastH && r == lastR && h > 0 && len(n.host.Network().Peers()) > 0 {
+		if h == lastH && r == lastR && h > 0 && len(n.admittedPeers()) > 0 {
 			if err := n.CatchUp(n.ctx, h, r); err != nil && n.ctx.Err() == nil {
 				n.log.Debug("catch-up failed", "height", h, "round", r, "err", err)
 			}

@@ -23,6 +23,11 @@ const (
 	DefaultRejectWindow        = time.Minute
 	DefaultSyncLag             = 2
 	DefaultSyncStall           = 10 * time.Second
+	DefaultMaxPeersPerIP       = 8
+	DefaultHandshakeTimeout    = 10 * time.Second
+	DefaultServeBytesPerSecond = 8 << 20
+	DefaultServeBurstBytes     = 32 << 20
+	DefaultEvictGrace          = 30 * time.Second
 )
 
 // DefaultListenAddrs are the listen addresses of a node that sets none.
@@ -33,6 +38,15 @@ var DefaultListenAddrs = []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26
 type Config struct {
 	// ChainID names the chain; topics and protocols carry it.
 	ChainID string
+	// GenesisHash identifies the chain's genesis document. A peer is
+	// admitted only after a handshake in which it states the same chain ID
+	// and genesis hash; it is required.
+	GenesisHash crypto.Hash
+	// ValidatorKey, when set, is this node's validator key: the handshake
+	// carries a signature by it binding the node's peer ID, so peers give
+	// this node the slots they reserve for validators. Nil for a node that
+	// does not validate.
+	ValidatorKey *crypto.PrivKey
 	// ListenAddrs are libp2p multiaddrs to listen on (TCP and QUIC v1).
 	ListenAddrs []string
 	// ExternalAddrs, when set, are advertised to peers instead of the
@@ -48,6 +62,21 @@ type Config struct {
 	// 4/5 of it once it is exceeded, and inbound peers beyond it are refused
 	// (persistent peers are exempt).
 	MaxPeers int
+	// MaxPeersPerIP caps the inbound peers admitted from one IP address
+	// (default 8); persistent peers are exempt. Loopback is not exempt:
+	// a local testnet keeps its nodes as persistent peers.
+	MaxPeersPerIP int
+	// HandshakeTimeout bounds the chain handshake of a new connection; a
+	// peer that has not completed it by then is disconnected (default 10s).
+	HandshakeTimeout time.Duration
+	// ServeBytesPerSecond and ServeBurstBytes size the per-peer token
+	// bucket that block-sync and catch-up answers draw from (defaults
+	// 8 MiB/s and 32 MiB).
+	ServeBytesPerSecond int
+	ServeBurstBytes     int
+	// EvictGrace is how long a newly admitted inbound peer is safe from
+	// eviction by a later one when the inbound slots are full (default 30s).
+	EvictGrace time.Duration
 	// MaxMessageBytes is the largest pubsub RPC accepted; it must hold one
 	// block-part message (about 67 KiB) plus pubsub's framing.
 	MaxMessageBytes int
@@ -119,6 +148,11 @@ func (c *Config) setDefaults() {
 	setDefault(&c.RejectWindow, DefaultRejectWindow)
 	setDefault(&c.SyncLag, DefaultSyncLag)
 	setDefault(&c.SyncStall, DefaultSyncStall)
+	setDefault(&c.MaxPeersPerIP, DefaultMaxPeersPerIP)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.ServeBytesPerSecond, DefaultServeBytesPerSecond)
+	setDefault(&c.ServeBurstBytes, DefaultServeBurstBytes)
+	setDefault(&c.EvictGrace, DefaultEvictGrace)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,8 +185,17 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("address %q: %w", a, err))
 		}
 	}
-	if c.MaxPeers < 1 {
-		errs = append(errs, errors.New("max peers must be positive"))
+	if c.GenesisHash == (crypto.Hash{}) {
+		errs = append(errs, errors.New("genesis hash is required (the handshake compares it)"))
+	}
+	if c.MaxPeers < 1 || c.MaxPeersPerIP < 1 {
+		errs = append(errs, errors.New("max peers and max peers per IP must be positive"))
+	}
+	if c.HandshakeTimeout <= 0 || c.EvictGrace < 0 {
+		errs = append(errs, errors.New("handshake timeout must be positive and evict grace not negative"))
+	}
+	if c.ServeBytesPerSecond < 1 || c.ServeBurstBytes < 1 {
+		errs = append(errs, errors.New("serve rate and burst must be positive"))
 	}
 	if c.MaxMessageBytes < minMessageBytes {
 		errs = append(errs, fmt.Errorf("max message bytes %d is below %d, the size of one block-part message with framing", c.MaxMessageBytes, minMessageBytes))

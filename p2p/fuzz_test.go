@@ -136,3 +136,17 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeHello(f *testing.F) {
+	_, keys := testVals(f)
+	self, to := genPeerID(f), genPeerID(f)
+	f.Add(newHello(testChainID, testGenesis, nil, self, to).encode())
+	f.Add(newHello(testChainID, testGenesis, &keys[0], self, to).encode())
+	f.Add([]byte{handshakeVersion, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := decodeHello(data)
+		if err == nil && !bytes.Equal(h.encode(), data) {
+			t.Fatalf("decoded hello does not re-encode to its input")
+		}
+	})
+}

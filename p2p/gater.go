@@ -8,16 +8,20 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // maxBans bounds the ban list; beyond it the ban closest to expiry goes.
 const maxBans = 4096
 
 // gater is the host's connection gater: it refuses banned peers in both
-// directions and inbound peers beyond the peer cap, persistent peers
-// excepted. It is safe for concurrent use.
+// directions and, persistent peers excepted, inbound peers from an IP that
+// already has maxPerIP inbound peers and inbound peers beyond the peer cap
+// plus the handshake slack (which peers are admitted is decided after the
+// handshake, by Node.admitPeer). It is safe for concurrent use.
 type gater struct {
 	maxPeers   int
+	maxPerIP   int
 	persistent map[peer.ID]bool // fixed at construction
 	now        func() time.Time
 
@@ -26,8 +30,8 @@ type gater struct {
 	net    network.Network       // set once the host exists
 }
 
-func newGater(maxPeers int, persistent map[peer.ID]bool) *gater {
-	return &gater{maxPeers: maxPeers, persistent: persistent, now: time.Now, banned: make(map[peer.ID]time.Time)}
+func newGater(maxPeers, maxPerIP int, persistent map[peer.ID]bool) *gater {
+	return &gater{maxPeers: maxPeers, maxPerIP: maxPerIP, persistent: persistent, now: time.Now, banned: make(map[peer.ID]time.Time)}
 }
 
 func (g *gater) setNetwork(n network.Network) {
@@ -84,9 +88,10 @@ func (g *gater) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return tr
 // InterceptAccept allows the handshake; the peer is judged once known.
 func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
-// InterceptSecured refuses banned peers, and new inbound peers while the
-// node already has MaxPeers peers.
-func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+// InterceptSecured refuses banned peers, and new inbound peers from an IP
+// with maxPerIP inbound peers already or while the node has MaxPeers plus
+// the handshake slack connected peers.
+func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, addrs network.ConnMultiaddrs) bool {
 	if g.isBanned(p) {
 		return false
 	}
@@ -99,7 +104,30 @@ func (g *gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.Con
 	if n == nil || n.Connectedness(p) == network.Connected {
 		return true
 	}
-	return len(n.Peers()) < g.maxPeers
+	peers := n.Peers()
+	if len(peers) >= g.maxPeers+handshakeSlack(g.maxPeers) {
+		return false
+	}
+	ip, err := manet.ToIP(addrs.RemoteMultiaddr())
+	if err != nil {
+		return true // not an IP transport
+	}
+	sameIP := 0
+	for _, q := range peers {
+		if g.persistent[q] {
+			continue
+		}
+		for _, c := range n.ConnsToPeer(q) {
+			if c.Stat().Direction != network.DirInbound {
+				continue
+			}
+			if qip, err := manet.ToIP(c.RemoteMultiaddr()); err == nil && qip.Equal(ip) {
+				sameIP++
+				break
+			}
+		}
+	}
+	return sameIP < g.maxPerIP
 }
 
 // InterceptUpgraded allows every connection that got this far.
@@ -129,7 +157,11 @@ func newRejectCounter(limit int, window time.Duration) *rejectCounter {
 
 // add counts one rejected message from p and reports whether p has now
 // reached the limit within the current window.
-func (c *rejectCounter) add(p peer.ID) bool {
+func (c *rejectCounter) add(p peer.ID) bool { return c.addN(p, 1) }
+
+// addN counts weight rejected messages from p (an offence worse than one
+// rejected message) and reports whether p has now reached the limit.
+func (c *rejectCounter) addN(p peer.ID, weight int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -148,7 +180,7 @@ func (c *rejectCounter) add(p peer.ID) bool {
 		w = &rejectWindow{start: now}
 		c.peers[p] = w
 	}
-	w.count++
+	w.count += weight
 	return w.count >= c.limit
 }
 
@@ -157,40 +189,4 @@ func (c *rejectCounter) forget(p peer.ID) {
 	c.mu.Lock()
 	delete(c.peers, p)
 	c.mu.Unlock()
-}
-
-// streamLimiter bounds the inbound streams of one protocol served at once,
-// in total and per peer, so one peer cannot take every slot.
-type streamLimiter struct {
-	total, perPeer int
-
-	mu     sync.Mutex
-	n      int
-	active map[peer.ID]int
-}
-
-func newStreamLimiter(total, perPeer int) *streamLimiter {
-	return &streamLimiter{total: total, perPeer: perPeer, active: make(map[peer.ID]int)}
-}
-
-// acquire takes a slot for p, reporting false when none is free.
-func (l *streamLimiter) acquire(p peer.ID) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n >= l.total || l.active[p] >= l.perPeer {
-		return false
-	}
-	l.n++
-	l.active[p]++
-	return true
-}
-
-// release returns p's slot.
-func (l *streamLimiter) release(p peer.ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.n--
-	if l.active[p]--; l.active[p] <= 0 {
-		delete(l.active, p)
-	}
 }

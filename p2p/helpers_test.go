@@ -25,6 +25,9 @@ import (
 
 const testChainID = ledgertest.ChainID
 
+// testGenesis stands for the genesis hash of the test chain.
+var testGenesis = crypto.Sum([]byte("ledgerd p2p test genesis"))
+
 // testLogger discards logs unless LEDGERD_TEST_LOG is set (pubsub keeps
 // logging through it after a test ends, so it cannot be t.Log).
 func testLogger() *slog.Logger {
@@ -193,6 +196,7 @@ func (h *testHandler) Commit(height uint64) (*ledger.Commit, error) {
 func testConfig(mut ...func(*Config)) Config {
 	cfg := Config{
 		ChainID:             testChainID,
+		GenesisHash:         testGenesis,
 		ListenAddrs:         []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
 		Logger:              testLogger(),
 		ReconnectBackoffMin: 20 * time.Millisecond,
@@ -266,6 +270,23 @@ func waitConnectedness(tb testing.TB, ctx context.Context, h host.Host, p peer.I
 		case <-sub.Out():
 		case <-ctx.Done():
 			tb.Fatalf("%s: peer %s never became connected=%v", h.ID(), p, connected)
+		}
+	}
+}
+
+// waitAdmission waits until n has (admitted) or has not (!admitted)
+// admitted p as a peer.
+func waitAdmission(tb testing.TB, ctx context.Context, n *Node, p peer.ID, admitted bool) {
+	tb.Helper()
+	for {
+		changed := n.admits.watch()
+		if n.admits.admitted(p) == admitted {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			tb.Fatalf("%s: peer %s never became admitted=%v", n.ID(), p, admitted)
 		}
 	}
 }

@@ -76,6 +76,9 @@ func testMisbehavingPeer(t *testing.T, rejectLimit int) {
 	if err := m.h.Connect(ctx, ai); err != nil {
 		t.Fatal(err)
 	}
+	if err := Handshake(ctx, m.h, a.ID(), testChainID, testGenesis); err != nil {
+		t.Fatal(err)
+	}
 	topics := m.topics[:]
 	waitTopicPeers(t, ctx, topics, 1)
 	if err := a.WaitMesh(ctx, 2); err != nil { // b and c at least

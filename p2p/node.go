@@ -88,6 +88,8 @@ type Node struct {
 	statusCh   chan peer.ID
 	syncLimit  *streamLimiter // block-sync streams served at once
 	catchLimit *streamLimiter // catch-up streams served at once
+	budget     *serveBudget   // bytes served per peer
+	admits     *admissions    // handshake state of connected peers
 
 	mesh    *meshTracker
 	scoreMu sync.Mutex
@@ -118,6 +120,7 @@ type PeerInfo struct {
 	Addrs      []multiaddr.Multiaddr // remote addresses of the open connections
 	Inbound    bool                  // the first open connection was dialled by the peer
 	Persistent bool
+	Validator  bool    // proved in the handshake that a validator runs it
 	Height     uint64  // latest height the peer reported, 0 if unknown
 	Score      float64 // gossipsub score at the last inspection
 }
@@ -167,6 +170,8 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 		statusCh:   make(chan peer.ID, 256),
 		syncLimit:  newStreamLimiter(maxSyncServers, maxStreamsPerPeer),
 		catchLimit: newStreamLimiter(maxCatchupServers, maxStreamsPerPeer),
+		budget:     newServeBudget(cfg.ServeBytesPerSecond, cfg.ServeBurstBytes),
+		admits:     newAdmissions(),
 		scores:     make(map[peer.ID]float64),
 	}
 	n.mesh = newMeshTracker(n.log)
@@ -180,10 +185,10 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 	if err != nil {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
-	n.gater = newGater(cfg.MaxPeers, persistentIDs)
+	n.gater = newGater(cfg.MaxPeers, cfg.MaxPeersPerIP, persistentIDs)
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.NoListenAddrs, // listen below, one address at a time
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
@@ -206,6 +211,16 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 		n.cm.Close()
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
+	// Every configured address must be listened on: libp2p alone starts
+	// with any one that works (a node whose TCP port is taken would run on
+	// QUIC only and log it at INFO).
+	for _, s := range cfg.ListenAddrs {
+		a, _ := multiaddr.NewMultiaddr(s) // validated above
+		if err := n.host.Network().Listen(a); err != nil {
+			n.host.Close()
+			return nil, fmt.Errorf("p2p: listen on %s: %w", s, err)
+		}
+	}
 	n.gater.setNetwork(n.host.Network())
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	if err := n.start(); err != nil {
@@ -225,7 +240,7 @@ func (n *Node) start() error {
 	}
 	params, thresholds := scoreParams(names)
 	var err error
-	n.ps, err = pubsub.NewGossipSub(n.ctx, n.host,
+	n.ps, err = pubsub.NewGossipSub(n.ctx, pubsubHost{Host: n.host, n: n},
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMessageIdFn(messageID),
 		pubsub.WithMaxMessageSize(n.cfg.MaxMessageBytes),
@@ -259,9 +274,10 @@ func (n *Node) start() error {
 		n.topics[i] = t
 	}
 
-	n.host.SetStreamHandler(n.protocol(statusProtocol), n.serveStatus)
-	n.host.SetStreamHandler(n.protocol(syncProtocol), n.serveSync)
-	n.host.SetStreamHandler(n.protocol(catchupProtocol), n.serveCatchup)
+	n.host.SetStreamHandler(handshakeProtocol, n.serveHandshake)
+	n.host.SetStreamHandler(n.protocol(statusProtocol), n.admittedOnly(n.serveStatus))
+	n.host.SetStreamHandler(n.protocol(syncProtocol), n.admittedOnly(n.serveSync))
+	n.host.SetStreamHandler(n.protocol(catchupProtocol), n.admittedOnly(n.serveCatchup))
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    n.connected,
 		DisconnectedF: n.disconnected,
@@ -352,22 +368,19 @@ func (n *Node) FullAddrs() []multiaddr.Multiaddr {
 	return out
 }
 
-// Peers describes the connected peers, sorted by ID.
+// Peers describes the connected peers that completed the handshake (so
+// are on this chain), sorted by ID.
 func (n *Node) Peers() []PeerInfo {
 	heights := n.PeerHeights()
-	n.scoreMu.Lock()
-	scores := make(map[peer.ID]float64, len(n.scores))
-	for p, s := range n.scores {
-		scores[p] = s
-	}
-	n.scoreMu.Unlock()
+	scores := n.scoreSnapshot()
 	var out []PeerInfo
-	for _, p := range n.host.Network().Peers() {
+	for _, p := range n.admittedPeers() {
 		conns := n.host.Network().ConnsToPeer(p)
 		if len(conns) == 0 {
 			continue
 		}
-		info := PeerInfo{ID: p, Height: heights[p], Score: scores[p], Persistent: n.wake[p] != nil,
+		_, validator := n.admits.info(p)
+		info := PeerInfo{ID: p, Height: heights[p], Score: scores[p], Persistent: n.wake[p] != nil, Validator: validator,
 			Inbound: conns[0].Stat().Direction == network.DirInbound}
 		for _, c := range conns {
 			info.Addrs = append(info.Addrs, c.RemoteMultiaddr())
@@ -530,7 +543,7 @@ func (n *Node) noteHeight(author peer.ID, m *message) {
 	default:
 		return
 	}
-	if h > 1 && n.host.Network().Connectedness(author) == network.Connected {
+	if h > 1 && n.admits.admitted(author) {
 		n.heights.raise(author, h-1)
 	}
 }

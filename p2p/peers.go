@@ -41,12 +41,9 @@ func (n *Node) protocol(name string) protocol.ID {
 
 // connected and disconnected are the network's notifications; they run on
 // the network's goroutines and must not block.
-func (n *Node) connected(_ network.Network, c network.Conn) {
-	select {
-	case n.statusCh <- c.RemotePeer():
-	default: // the periodic refresh will cover it
-	}
-}
+// A new connection starts the handshake; the status exchange follows
+// admission.
+func (n *Node) connected(_ network.Network, c network.Conn) { n.onConnected(c) }
 
 func (n *Node) disconnected(net network.Network, c network.Conn) {
 	p := c.RemotePeer()
@@ -54,6 +51,7 @@ func (n *Node) disconnected(net network.Network, c network.Conn) {
 		return // another connection remains
 	}
 	n.heights.remove(p)
+	n.admits.remove(p)
 	if ch := n.wake[p]; ch != nil {
 		select {
 		case ch <- struct{}{}:

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger/ledgertest"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -38,7 +39,7 @@ func TestPersistentPeerReconnects(t *testing.T) {
 	if b2.ID() != b.ID() {
 		t.Fatalf("restarted peer has ID %s, want %s", b2.ID(), b.ID())
 	}
-	waitConnectedness(t, ctx, a.host, b.ID(), true)
+	waitAdmission(t, ctx, a, b.ID(), true)
 	if !a.Peers()[0].Persistent {
 		t.Error("peer not reported as persistent")
 	}
@@ -57,87 +58,6 @@ func TestPersistentPeerReconnects(t *testing.T) {
 	if got := recvOne(t, ctx, hb2.txs, "tx after reconnect"); got.Hash() != tx.Hash() {
 		t.Fatalf("got tx %s, want %s", got.Hash(), tx.Hash())
 	}
-}
-
-// TestOtherChainNeverJoinsTopics connects a node of another chain: it is
-// connected but shares no topic and no protocol, so its gossip never
-// reaches this chain's handlers.
-func TestOtherChainNeverJoinsTopics(t *testing.T) {
-	ha := newTestHandler(1, 0)
-	a := startNode(t, ha, testConfig())
-	b := startNode(t, newTestHandler(1, 0), testConfig(func(c *Config) { c.BootstrapPeers = []string{addrOf(t, a, false)} }))
-	x := startNode(t, newTestHandler(1, 0), testConfig(func(c *Config) {
-		c.ChainID = "other-chain"
-		c.BootstrapPeers = []string{addrOf(t, a, false)}
-	}))
-	ctx := waitCtx(t, 30*time.Second)
-	waitConnectedness(t, ctx, a.host, x.ID(), true)
-	if err := a.WaitMesh(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-
-	acct := getChain(t, 0, 0).c.Accounts
-	foreign := ledgertest.Transfer(acct[0], acct[1].PubKey().Address(), 1, 1, 0)
-	foreign.ChainID = "other-chain"
-	foreign.Sign(acct[0])
-	if err := x.PublishTx(ctx, foreign); err != nil {
-		t.Fatal(err)
-	}
-	ours := ledgertest.Transfer(acct[0], acct[1].PubKey().Address(), 2, 1, 0)
-	if err := b.PublishTx(ctx, ours); err != nil {
-		t.Fatal(err)
-	}
-	if got := recvOne(t, ctx, ha.txs, "tx"); got.Hash() != ours.Hash() {
-		t.Fatalf("got tx %s of chain %q, want ours", got.Hash(), got.ChainID)
-	}
-	for _, tp := range a.pubsubTopics() {
-		for _, p := range tp.ListPeers() {
-			if p == x.ID() {
-				t.Fatalf("peer of another chain is in topic %s", tp)
-			}
-		}
-	}
-	for _, tp := range x.pubsubTopics() {
-		if ps := tp.ListPeers(); len(ps) != 0 {
-			t.Fatalf("other chain's topic %s has peers %v", tp, ps)
-		}
-	}
-	if _, ok := a.PeerHeights()[x.ID()]; ok {
-		t.Fatal("status exchanged with a peer of another chain")
-	}
-}
-
-// TestMaxPeersRefusesInbound fills a node's peer cap; the next inbound
-// peer is refused while a persistent peer still gets in.
-func TestMaxPeersRefusesInbound(t *testing.T) {
-	keyP := genKey(t)
-	idP, _ := peer.IDFromPrivateKey(keyP)
-	a := startNode(t, newTestHandler(1, 0), testConfig(func(c *Config) {
-		c.MaxPeers = 2
-		// A persistent peer a never manages to dial (nothing listens there);
-		// it is exempt from the cap when it dials a itself.
-		c.PersistentPeers = []string{"/ip4/127.0.0.1/tcp/9/p2p/" + idP.String()}
-	}))
-	ctx := waitCtx(t, 30*time.Second)
-	for range 2 {
-		n := startNode(t, newTestHandler(1, 0), testConfig())
-		if err := n.Connect(ctx, addrOf(t, a, false)); err != nil {
-			t.Fatal(err)
-		}
-		waitConnectedness(t, ctx, a.host, n.ID(), true)
-	}
-	extra := startNode(t, newTestHandler(1, 0), testConfig())
-	if err := extra.Connect(ctx, addrOf(t, a, false)); err == nil {
-		waitConnectedness(t, ctx, extra.host, a.ID(), false)
-	}
-	if got := len(a.Peers()); got != 2 {
-		t.Fatalf("%d peers, cap is 2", got)
-	}
-	p := startNodeKey(t, newTestHandler(1, 0), testConfig(), keyP)
-	if err := p.Connect(ctx, addrOf(t, a, false)); err != nil {
-		t.Fatalf("persistent peer refused: %v", err)
-	}
-	waitConnectedness(t, ctx, a.host, p.ID(), true)
 }
 
 func TestLoadOrGenNodeKey(t *testing.T) {
@@ -201,9 +121,11 @@ func TestConfigValidation(t *testing.T) {
 		"tiny messages":      func(c *Config) { c.MaxMessageBytes = 1024 },
 		"backoff inverted":   func(c *Config) { c.ReconnectBackoffMin, c.ReconnectBackoffMax = time.Minute, time.Second },
 		"huge sync batch":    func(c *Config) { c.Sync.BatchSize = MaxSyncBatch + 1 },
+		"no genesis hash":    func(c *Config) { c.GenesisHash = crypto.Hash{} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig(testChainID)
+			cfg.GenesisHash = testGenesis
 			mut(&cfg)
 			cfg.setDefaults()
 			if err := cfg.validate(); err == nil {
@@ -212,6 +134,7 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 	cfg := DefaultConfig(testChainID)
+	cfg.GenesisHash = testGenesis
 	if err := cfg.validate(); err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}

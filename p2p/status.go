@@ -112,7 +112,7 @@ func (n *Node) PeerHeights() map[peer.ID]uint64 { return n.heights.snapshot() }
 // Peers that speak the status protocol are on this chain; the connection
 // manager keeps them over others when it trims.
 func (n *Node) recordHeight(p peer.ID, h uint64) {
-	if n.host.Network().Connectedness(p) == network.Connected {
+	if n.admits.admitted(p) {
 		n.heights.set(p, h)
 		n.cm.TagPeer(p, "ledgerd-chain", chainPeerValue)
 	}
@@ -229,7 +229,7 @@ func (n *Node) statusWorker() {
 		case <-n.ctx.Done():
 			return
 		case p := <-n.statusCh:
-			if n.host.Network().Connectedness(p) != network.Connected {
+			if !n.admits.admitted(p) {
 				continue
 			}
 			if err := n.exchangeStatus(n.ctx, p); err != nil {
@@ -249,7 +249,7 @@ func (n *Node) statusTicker() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			for _, p := range n.host.Network().Peers() {
+			for _, p := range n.admittedPeers() {
 				select {
 				case n.statusCh <- p:
 				default:
@@ -263,7 +263,7 @@ func (n *Node) statusTicker() {
 // returns when all have answered or failed.
 func (n *Node) refreshStatus(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, p := range n.host.Network().Peers() {
+	for _, p := range n.admittedPeers() {
 		wg.Go(func() {
 			if err := n.exchangeStatus(ctx, p); err != nil {
 				n.log.Debug("status exchange failed", "peer", p, "err", err)

@@ -15,6 +15,29 @@ import (
 
 var errTruncated = errors.New("input truncated")
 
+// malformedError marks input a peer sent that breaks a protocol's encoding,
+// as opposed to a stream that failed or timed out: serving code penalises
+// the peer for it. Its message is the wrapped error's.
+type malformedError struct{ err error }
+
+func (e malformedError) Error() string { return e.err.Error() }
+func (e malformedError) Unwrap() error { return e.err }
+
+// malformed marks err (nil stays nil) as the peer's fault.
+func malformed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return malformedError{err}
+}
+
+// isMalformed reports whether err, or an error it wraps, is the peer's
+// malformed input.
+func isMalformed(err error) bool {
+	var m malformedError
+	return errors.As(err, &m)
+}
+
 type wireWriter struct{ buf []byte }
 
 func (w *wireWriter) u8(v uint8)   { w.buf = append(w.buf, v) }
@@ -148,7 +171,7 @@ func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 		return nil, err
 	}
 	if v > uint64(max) {
-		return nil, fmt.Errorf("frame of %d bytes, at most %d", v, max)
+		return nil, malformed(fmt.Errorf("frame of %d bytes, at most %d", v, max))
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(min(v, 64<<10)))
@@ -175,15 +198,15 @@ func readUvarint(r io.ByteReader) (uint64, error) {
 			return 0, err
 		}
 		if i == binary.MaxVarintLen64-1 && b > 1 {
-			return 0, errors.New("frame length overflows")
+			return 0, malformed(errors.New("frame length overflows"))
 		}
 		v |= uint64(b&0x7f) << (7 * i)
 		if b < 0x80 {
 			if i > 0 && b == 0 {
-				return 0, errors.New("frame length: non-minimal varint")
+				return 0, malformed(errors.New("frame length: non-minimal varint"))
 			}
 			return v, nil
 		}
 	}
-	return 0, errors.New("frame length overflows")
+	return 0, malformed(errors.New("frame length overflows"))
 }
