@@ -8,6 +8,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/store"
+	"github.com/ledgerd/ledgerd/mempool"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -19,6 +20,7 @@ type inbound struct {
 	height   uint64 // of the part
 	round    uint32 // of the part
 	vote     *ledger.Vote
+	from     peer.ID // the peer that relayed it
 }
 
 // handler is the node as the network layer sees it (p2p.Handler). Its
@@ -26,18 +28,63 @@ type inbound struct {
 // what is safe to read concurrently.
 type handler Node
 
-var _ p2p.Handler = (*handler)(nil)
+var (
+	_ p2p.Handler   = (*handler)(nil)
+	_ p2p.TxChecker = (*handler)(nil)
+)
 
 func (h *handler) node() *Node { return (*Node)(h) }
 
-func (h *handler) HandleTxs(_ peer.ID, txs []*ledger.Tx) {
+// HandleTxs adds relayed transactions to the mempool. Each refusal that
+// proves the transaction can never execute here (mempool.Code.PeerFault,
+// or a nonce gap or unpayable amount the gossip validator could not see
+// because it depends on the sender's pooled transactions) is charged to
+// the relaying peer; duplicates, stale nonces and a full pool are not.
+func (h *handler) HandleTxs(from peer.ID, txs []*ledger.Tx) {
 	n := h.node()
+	added, junk := false, 0
+	var first error
 	for _, err := range n.pool.AddVerified(txs) {
 		if err == nil {
-			n.signalTx()
-			return
+			added = true
+			continue
+		}
+		if junkTx(err) {
+			if junk++; first == nil {
+				first = err
+			}
 		}
 	}
+	if added {
+		n.signalTx()
+	}
+	if junk > 0 {
+		n.net.Penalize(from, float64(junk)*p2p.PenaltyJunkTx,
+			fmt.Sprintf("%d of %d relayed transactions refused by the mempool: %v", junk, len(txs), first))
+	}
+}
+
+// junkTx reports whether a mempool refusal shows the transaction could
+// never have executed at this node's state (rather than arriving twice,
+// late, or at a full pool).
+func junkTx(err error) bool {
+	c, ok := mempool.CodeOf(err)
+	if !ok {
+		return false
+	}
+	return c.PeerFault() || c == mempool.NonceGap || c == mempool.InsufficientFunds
+}
+
+// CheckTx is the gossip validator's admission check (p2p.TxChecker):
+// the checks of the mempool that need only the committed state. A nonce
+// already used is stale; a nonce beyond the window or an amount the
+// sender's committed balance cannot pay is junk.
+func (h *handler) CheckTx(tx *ledger.Tx) error {
+	err := h.node().pool.Precheck(tx)
+	if c, ok := mempool.CodeOf(err); ok && (c == mempool.NonceTooLow || c == mempool.StateUnavailable) {
+		return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
+	}
+	return err
 }
 
 func (h *handler) enqueue(in inbound) {
@@ -48,13 +95,15 @@ func (h *handler) enqueue(in inbound) {
 	}
 }
 
-func (h *handler) HandleProposal(_ peer.ID, p *ledger.Proposal) { h.enqueue(inbound{proposal: p}) }
-
-func (h *handler) HandleBlockPart(_ peer.ID, height uint64, round uint32, part *ledger.Part) {
-	h.enqueue(inbound{part: part, height: height, round: round})
+func (h *handler) HandleProposal(from peer.ID, p *ledger.Proposal) {
+	h.enqueue(inbound{proposal: p, from: from})
 }
 
-func (h *handler) HandleVote(_ peer.ID, v *ledger.Vote) { h.enqueue(inbound{vote: v}) }
+func (h *handler) HandleBlockPart(from peer.ID, height uint64, round uint32, part *ledger.Part) {
+	h.enqueue(inbound{part: part, height: height, round: round, from: from})
+}
+
+func (h *handler) HandleVote(from peer.ID, v *ledger.Vote) { h.enqueue(inbound{vote: v, from: from}) }
 
 func (h *handler) HandleEvidence(_ peer.ID, ev *ledger.Evidence) {
 	n := h.node()

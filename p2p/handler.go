@@ -65,6 +65,23 @@ type RoundMessages struct {
 	Votes    []*ledger.Vote
 }
 
+// TxChecker is an optional capability of a Handler: the gossip validator
+// of the transaction topic asks it about every relayed transaction, so that
+// transfers that can never execute are neither relayed nor rewarded.
+type TxChecker interface {
+	// CheckTx reports whether tx, whose signature verified, could execute
+	// at the handler's latest state: nil if it may; an error wrapping
+	// ErrTxStale if it is out of date but no sign of misbehaviour (its
+	// nonce is already used); any other error if it can never execute (an
+	// unfunded sender, a nonce beyond the admission window). It is called
+	// from several goroutines at once and must not block for long.
+	CheckTx(tx *ledger.Tx) error
+}
+
+// ErrTxStale is what TxChecker.CheckTx wraps for a transaction that is
+// merely out of date.
+var ErrTxStale = errors.New("transaction is stale")
+
 // ErrNotFound is what Handler.Block and Handler.Commit wrap for a height
 // they do not hold.
 var ErrNotFound = errors.New("not found")
