@@ -112,7 +112,7 @@ type Node struct {
 	// (Penalize); txRate bounds the transactions accepted per peer.
 	penalties *penaltyBook
 	txRate    *rateLimiter
-	topics  [numTopics]*topic
+	topics    [numTopics]*topic
 
 	persistent []peer.AddrInfo
 	wake       map[peer.ID]chan struct{} // per persistent peer: it disconnected

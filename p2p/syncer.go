@@ -55,11 +55,11 @@ type fetchResult struct {
 	peer    peer.ID
 	claimed uint64 // the peer's credible height when it was asked
 	req     syncRequest
-	blocks []fetched // verified, consecutive from req.from
-	latest uint64    // the peer's latest height, if gotEnd
-	gotEnd bool
-	err    error // the request failed (timeout, stream error): not the peer's fault for sure
-	bad    error // the peer served something invalid
+	blocks  []fetched // verified, consecutive from req.from
+	latest  uint64    // the peer's latest height, if gotEnd
+	gotEnd  bool
+	err     error // the request failed (timeout, stream error): not the peer's fault for sure
+	bad     error // the peer served something invalid
 }
 
 // Sync fetches the blocks from height `from` up to the highest height its
