@@ -12,6 +12,12 @@ import (
 // serves to peers. See the package documentation for the calling contract:
 // methods are called concurrently, must return quickly, and may see the same
 // value twice.
+//
+// The from argument of the Handle methods names the peer accountable for
+// the message: for gossip its author (the peer whose pubsub signature it
+// carries, whoever relayed it), for a catch-up answer the peer that
+// answered. What the node finds wrong with a message only after the
+// validator passed it is charged to from with Node.Penalize.
 type Handler interface {
 	// HandleTxs receives transactions whose chain ID, basic fields and
 	// signature were checked (the mempool need not verify it again; it

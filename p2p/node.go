@@ -517,7 +517,7 @@ func (n *Node) publish(ctx context.Context, i int, data []byte) error {
 func (n *Node) validator(t *topic) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		local := from == n.host.ID()
-		v, m, err := n.check.checkFrom(t.kinds, msg.Data, from, local)
+		v, m, err := n.check.checkFrom(t.kinds, msg.Data, from, msg.GetFrom(), local)
 		switch v {
 		case accept:
 			msg.ValidatorData = m
@@ -549,8 +549,11 @@ func (n *Node) deliverLoop(t *topic) {
 		if !ok {
 			continue
 		}
+		// The handler learns the message's author: its signature (StrictSign)
+		// binds it, and what consensus or the mempool refuses is charged
+		// to it, never to the honest peers that relayed it.
 		n.noteHeight(msg.GetFrom(), m)
-		n.deliver(msg.ReceivedFrom, m, true)
+		n.deliver(msg.GetFrom(), m, true)
 	}
 }
 

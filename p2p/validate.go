@@ -87,18 +87,19 @@ func newChecker(chainID string, vals *ledger.ValidatorSet, position func() (uint
 // whatever height it claims. local skips the window: the node's own messages
 // are always current.
 func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *message, error) {
-	return c.checkFrom(allowed, data, "", local)
+	return c.checkFrom(allowed, data, "", "", local)
 }
 
-// checkFrom is check for a message relayed by peer from (empty when
-// unknown). Transactions from a known peer also pass the per-peer rate
+// checkFrom is check for a message that peer from relayed and peer author
+// signed (either empty when unknown). Transactions also pass from's rate
 // limit, before their signatures are checked, and the state admission
 // check (TxChecker) after: a message over the limit, or carrying a
 // transaction that can never execute, is ignored (not relayed), and the
-// latter costs its sender PenaltyJunkTx per such transaction. Whether a
+// latter costs its author PenaltyJunkTx per such transaction. Whether a
 // transfer can execute depends on this node's state, which an honest
-// relay's may trail or lead by a block, so it is not a reject.
-func (c *checker) checkFrom(allowed kindSet, data []byte, from peer.ID, local bool) (verdict, *message, error) {
+// relay's may trail or lead by a block, so it is not a reject (which would
+// cost the relay); the author is who chose to publish it.
+func (c *checker) checkFrom(allowed kindSet, data []byte, from, author peer.ID, local bool) (verdict, *message, error) {
 	m, err := decodeMessage(data)
 	if err != nil {
 		return reject, nil, err
@@ -124,7 +125,7 @@ func (c *checker) checkFrom(allowed kindSet, data []byte, from peer.ID, local bo
 			return reject, nil, err
 		}
 		if c.txs != nil {
-			if err := c.admitTxs(from, m.txs); err != nil {
+			if err := c.admitTxs(author, m.txs); err != nil {
 				return ignore, nil, err
 			}
 		}
@@ -167,9 +168,9 @@ func (c *checker) checkFrom(allowed kindSet, data []byte, from peer.ID, local bo
 }
 
 // admitTxs checks txs against the node's state. It returns an error when
-// any of them can never execute (and charges from for each) or when all are
-// stale.
-func (c *checker) admitTxs(from peer.ID, txs []*ledger.Tx) error {
+// any of them can never execute (and charges author for each) or when all
+// are stale.
+func (c *checker) admitTxs(author peer.ID, txs []*ledger.Tx) error {
 	var junk, stale int
 	var first error
 	for _, tx := range txs {
@@ -187,8 +188,8 @@ func (c *checker) admitTxs(from peer.ID, txs []*ledger.Tx) error {
 	switch {
 	case junk > 0:
 		err := fmt.Errorf("%d of %d transactions can never execute: %w", junk, len(txs), first)
-		if from != "" && c.penalize != nil {
-			c.penalize(from, float64(junk)*PenaltyJunkTx, err.Error())
+		if author != "" && c.penalize != nil {
+			c.penalize(author, float64(junk)*PenaltyJunkTx, err.Error())
 		}
 		return err
 	case stale == len(txs):
