@@ -239,6 +239,10 @@ func (m *Mempool) Precheck(tx *ledger.Tx) error {
 	return nil
 }
 
+// NonceWindow is Config.NonceWindow: how far ahead of the committed nonce
+// a transaction is admitted.
+func (m *Mempool) NonceWindow() uint64 { return m.cfg.NonceWindow }
+
 // addCost returns a + b and whether it did not overflow.
 func addCost(a, b uint64) (uint64, bool) {
 	s := a + b

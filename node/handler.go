@@ -36,10 +36,12 @@ var (
 func (h *handler) node() *Node { return (*Node)(h) }
 
 // HandleTxs adds relayed transactions to the mempool. Each refusal that
-// proves the transaction can never execute here (mempool.Code.PeerFault,
-// or a nonce gap or unpayable amount the gossip validator could not see
-// because it depends on the sender's pooled transactions) is charged to
-// the relaying peer; duplicates, stale nonces and a full pool are not.
+// proves the transaction could never be valid on this chain
+// (mempool.Code.PeerFault) is charged to the peer accountable for it;
+// refusals that depend on this node's state or pool (duplicates, nonces,
+// balances, a full pool) are not: the gossip validator already charged the
+// gross cases, and a node that lags by a block must not punish honest
+// peers for it.
 func (h *handler) HandleTxs(from peer.ID, txs []*ledger.Tx) {
 	n := h.node()
 	added, junk := false, 0
@@ -72,17 +74,35 @@ func junkTx(err error) bool {
 	if !ok {
 		return false
 	}
-	return c.PeerFault() || c == mempool.NonceGap || c == mempool.InsufficientFunds
+	return c.PeerFault()
 }
+
+// junkNonceGap is how many nonce windows ahead of the committed nonce a
+// transfer must be before the gossip validator calls it junk rather than
+// early: a node whose state lags its peers' by a few blocks sees honest
+// transfers a little beyond one window.
+const junkNonceGap = 4
 
 // CheckTx is the gossip validator's admission check (p2p.TxChecker):
 // the checks of the mempool that need only the committed state. A nonce
-// already used is stale; a nonce beyond the window or an amount the
-// sender's committed balance cannot pay is junk.
+// already used, or ahead of the window by less than junkNonceGap windows,
+// is stale (no use here, no proof of misbehaviour); a nonce further ahead,
+// or an amount the sender's committed balance cannot pay, is junk.
 func (h *handler) CheckTx(tx *ledger.Tx) error {
-	err := h.node().pool.Precheck(tx)
-	if c, ok := mempool.CodeOf(err); ok && (c == mempool.NonceTooLow || c == mempool.StateUnavailable) {
+	n := h.node()
+	err := n.pool.Precheck(tx)
+	c, ok := mempool.CodeOf(err)
+	if !ok {
+		return err
+	}
+	switch c {
+	case mempool.NonceTooLow, mempool.StateUnavailable:
 		return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
+	case mempool.NonceGap:
+		acct, aerr := n.store.Reader().Account(tx.Sender())
+		if aerr != nil || tx.Nonce-acct.Nonce < junkNonceGap*n.pool.NonceWindow() {
+			return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
+		}
 	}
 	return err
 }

@@ -215,6 +215,10 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 	n.check = newChecker(cfg.ChainID, vals, handler.ConsensusPosition)
 	n.check.txs, _ = handler.(TxChecker)
 	n.check.txRate, n.check.penalize = n.txRate, n.Penalize
+	n.check.behind = func() bool {
+		top, _ := n.heights.max()
+		return top > handler.LatestHeight()+1
+	}
 	for _, ai := range persistent {
 		n.wake[ai.ID] = make(chan struct{}, 1)
 	}

@@ -71,6 +71,9 @@ type checker struct {
 	txRate   *rateLimiter
 	txs      TxChecker
 	penalize func(p peer.ID, weight float64, reason string)
+	// behind reports that peers are ahead of this node: its state is old,
+	// and what looks like junk to it may not be, so nobody is charged.
+	behind func() bool
 	// proposals remembers proposals whose signature verified, so the
 	// parts of one proposal cost one signature check, not one each.
 	proposals *hashCache
@@ -188,7 +191,7 @@ func (c *checker) admitTxs(author peer.ID, txs []*ledger.Tx) error {
 	switch {
 	case junk > 0:
 		err := fmt.Errorf("%d of %d transactions can never execute: %w", junk, len(txs), first)
-		if author != "" && c.penalize != nil {
+		if author != "" && c.penalize != nil && (c.behind == nil || !c.behind()) {
 			c.penalize(author, float64(junk)*PenaltyJunkTx, err.Error())
 		}
 		return err
