@@ -213,6 +213,42 @@ func (m *Mempool) prepare(tx *ledger.Tx) (*candidate, *RejectError) {
 	}, nil
 }
 
+// Precheck runs the admission checks that need only the committed state,
+// without adding tx or verifying its signature: it returns a RejectError
+// with NonceTooLow (already executed, or replaced by a committed
+// transaction), NonceGap (Config.NonceWindow or more ahead), or
+// InsufficientFunds (the committed balance cannot pay amount plus fee),
+// StateUnavailable when the account cannot be read, or nil. Gossip
+// validators call it to drop, before relaying, transfers that can never
+// execute.
+func (m *Mempool) Precheck(tx *ledger.Tx) error {
+	m.mu.RLock()
+	state := m.state
+	m.mu.RUnlock()
+	acct, err := state.Account(tx.Sender())
+	if err != nil {
+		return rejectf(StateUnavailable, "read account %s: %w", tx.Sender(), err)
+	}
+	if rerr := m.checkNonce(tx.Nonce, acct); rerr != nil {
+		return rerr
+	}
+	if cost, ok := addCost(tx.Amount, tx.Fee); !ok || cost > acct.Balance {
+		return rejectf(InsufficientFunds, "%w: sender %s has %d, the transfer needs %d + %d",
+			ledger.ErrInsufficientFunds, tx.Sender(), acct.Balance, tx.Amount, tx.Fee)
+	}
+	return nil
+}
+
+// NonceWindow is Config.NonceWindow: how far ahead of the committed nonce
+// a transaction is admitted.
+func (m *Mempool) NonceWindow() uint64 { return m.cfg.NonceWindow }
+
+// addCost returns a + b and whether it did not overflow.
+func addCost(a, b uint64) (uint64, bool) {
+	s := a + b
+	return s, s >= a
+}
+
 // checkNonce applies the nonce rules that need only the committed account.
 func (m *Mempool) checkNonce(nonce uint64, acct ledger.Account) *RejectError {
 	if nonce < acct.Nonce {

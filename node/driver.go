@@ -10,7 +10,9 @@ import (
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/ledgerd/ledgerd/privval"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // driver is the one goroutine that owns the consensus machine.
@@ -39,6 +41,13 @@ type driver struct {
 
 	parts map[partsKey]*partsEntry // proposals whose blocks are being assembled
 
+	// Block sync runs alongside consensus (syncLoop). Consensus pauses
+	// only when a verified block arrives (synced): paused says the machine
+	// is stale, and it restarts when the sync pass ends (syncDone).
+	synced   chan syncedBlock
+	syncDone chan struct{}
+	paused   bool
+
 	// For the time-per-step metric.
 	stepName  string
 	stepSince time.Time
@@ -51,6 +60,15 @@ type driver struct {
 type queued struct {
 	ev     consensus.Event
 	logged bool
+	from   peer.ID // the peer that relayed it, if it came from the network
+}
+
+// syncedBlock is a block with a verified commit from block sync, waiting
+// for the driver to store it; done receives the outcome.
+type syncedBlock struct {
+	block  *ledger.Block
+	commit *ledger.Commit
+	done   chan error
 }
 
 type partsKey struct {
@@ -74,34 +92,18 @@ const maxPartsEntries = 64
 const emptyBlockCheck = time.Second
 
 func newDriver(n *Node) *driver {
-	return &driver{n: n, timers: newTimers(n.clock), parts: make(map[partsKey]*partsEntry)}
+	return &driver{n: n, timers: newTimers(n.clock), parts: make(map[partsKey]*partsEntry),
+		synced: make(chan syncedBlock), syncDone: make(chan struct{})}
 }
 
-// run drives consensus until ctx ends: block sync while behind, consensus
-// otherwise, back to block sync whenever the network reports the node behind.
+// run drives consensus until ctx ends, with block sync alongside it
+// whenever the network reports the node behind: consensus keeps running
+// until block sync brings a block whose commit verifies against the
+// validator set, and pauses from then until the sync pass ends.
 func (d *driver) run(ctx context.Context) error {
 	d.ctx = ctx
 	n := d.n
-	behind := make(chan uint64, 1)
-	resume := make(chan struct{})
-	n.goRun(func() error {
-		for {
-			h, err := n.net.WaitBehind(ctx)
-			if err != nil {
-				return ctx.Err()
-			}
-			select {
-			case behind <- h:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			select {
-			case <-resume:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	})
+	n.goRun(func() error { return d.syncLoop(ctx) })
 	check := n.clock.NewTimer(emptyBlockCheck)
 	defer check.Stop()
 	d.started = n.clock.Now()
@@ -116,22 +118,23 @@ func (d *driver) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case target := <-behind:
-			if err := d.blockSync(target); err != nil {
-				return err
-			}
-			if err := d.startMachine(); err != nil {
-				return err
-			}
-			select {
-			case resume <- struct{}{}:
-			case <-ctx.Done():
-				return ctx.Err()
+		case sb := <-d.synced:
+			sb.done <- d.storeSynced(sb.block, sb.commit)
+		case <-d.syncDone:
+			if d.paused {
+				if err := d.resume(); err != nil {
+					return err
+				}
 			}
 		case in := <-n.inbox:
-			d.receive(in)
+			if !d.paused {
+				d.receive(in)
+			}
 		case <-d.timers.t.C():
 			for _, e := range d.timers.due() {
+				if d.paused {
+					continue
+				}
 				if e.ev != nil {
 					d.input(e.ev)
 				} else {
@@ -139,10 +142,14 @@ func (d *driver) run(ctx context.Context) error {
 				}
 			}
 		case <-n.txReady:
-			d.maybeStartWaiting(false)
+			if !d.paused {
+				d.maybeStartWaiting(false)
+			}
 		case <-check.C():
 			check.Reset(emptyBlockCheck)
-			d.maybeStartWaiting(false)
+			if !d.paused {
+				d.maybeStartWaiting(false)
+			}
 			n.metrics.Peers.Set(float64(len(n.net.Peers())))
 			txs, bytes := n.pool.Size()
 			n.metrics.MempoolTxs.Set(float64(txs))
@@ -151,8 +158,10 @@ func (d *driver) run(ctx context.Context) error {
 		if d.failed() {
 			return d.n.Err()
 		}
-		d.releaseHeld()
-		d.observe()
+		if !d.paused {
+			d.releaseHeld()
+			d.observe()
+		}
 	}
 }
 
@@ -341,9 +350,11 @@ const peerWait = 5 * time.Second
 
 // maySign reports whether the node may sign a message of height h now. With
 // the double-sign check on, it must not sign before the check has run over
-// every height it has learned of: not while a peer reports a committed
+// every height it has learned of: not while its peers report a committed
 // height above both the stored one (checked) and the last signed one plus
-// one (block sync fetches and checks it first), and, just after start, not
+// one (block sync fetches and checks it first). A height counts once two
+// peers reach it (or the only peer does), so one lying peer cannot hold the
+// validator's votes back; and, just after start, not
 // before it has heard from a peer (or peerWait has passed, or it has none).
 func (d *driver) maySign(h uint64) bool {
 	n := d.n
@@ -358,15 +369,30 @@ func (d *driver) maySign(h uint64) bool {
 		}
 		return true
 	}
-	var learned uint64
-	for _, ph := range heights {
-		learned = max(learned, ph)
-	}
+	learned := agreedHeight(heights)
 	if known := max(n.store.Height(), n.signer.LastSigned().Height) + 1; learned > known {
 		n.log.Debug("not signing: peers hold heights not yet fetched and checked", "height", h, "peer_height", learned)
 		return false
 	}
 	return true
+}
+
+// agreedHeight is the highest height that at least two of the peers reach
+// (the only peer's height when there is one).
+func agreedHeight(heights map[peer.ID]uint64) uint64 {
+	var first, second uint64
+	for _, h := range heights {
+		switch {
+		case h > first:
+			first, second = h, first
+		case h > second:
+			second = h
+		}
+	}
+	if len(heights) == 1 {
+		return first
+	}
+	return second
 }
 
 // checkStore compares the store with the signing state after the WAL
@@ -465,8 +491,15 @@ func (d *driver) maybeStartWaiting(force bool) {
 func (d *driver) input(ev consensus.Event) { d.feed(ev, false) }
 
 // feed queues ev (logged: it came from the WAL) and drains the queue.
-func (d *driver) feed(ev consensus.Event, logged bool) {
-	d.queue = append(d.queue, queued{ev, logged})
+func (d *driver) feed(ev consensus.Event, logged bool) { d.feedFrom(ev, logged, "") }
+
+// inputFrom is input for an event that peer from relayed: what the machine
+// refuses of it, other than duplicates and stale messages, is charged to
+// from.
+func (d *driver) inputFrom(ev consensus.Event, from peer.ID) { d.feedFrom(ev, false, from) }
+
+func (d *driver) feedFrom(ev consensus.Event, logged bool, from peer.ID) {
+	d.queue = append(d.queue, queued{ev, logged, from})
 	if len(d.queue) > 1 {
 		return // already draining
 	}
@@ -476,7 +509,8 @@ func (d *driver) feed(ev consensus.Event, logged bool) {
 // drain steps the queued events in order, including those their effects add.
 func (d *driver) drain() {
 	for i := 0; i < len(d.queue) && !d.failed(); i++ {
-		d.step(d.queue[i].ev, d.queue[i].logged)
+		q := d.queue[i]
+		d.step(q.ev, q.logged, q.from)
 	}
 	d.queue = d.queue[:0]
 }
@@ -510,14 +544,23 @@ func (d *driver) releaseHeld() {
 	d.drain()
 }
 
+// penalize charges peer from (if any) for a consensus message that proved
+// useless or invalid only once consensus or block assembly looked at it.
+func (d *driver) penalize(from peer.ID, reason string) {
+	if from != "" {
+		d.n.net.Penalize(from, p2p.PenaltyRefusedMessage, reason)
+	}
+}
+
 // step is one turn: step the machine, log the event (unless it came from
 // the WAL), carry out the effects.
-func (d *driver) step(ev consensus.Event, logged bool) {
+func (d *driver) step(ev consensus.Event, logged bool, from peer.ID) {
 	n := d.n
 	effects, err := d.m.Step(ev)
 	if err != nil {
 		if !errors.Is(err, consensus.ErrDuplicate) && !errors.Is(err, consensus.ErrStale) {
-			n.log.Debug("consensus refused an event", "event", ev.String(), "err", err)
+			n.log.Debug("consensus refused an event", "event", ev.String(), "peer", from, "err", err)
+			d.penalize(from, fmt.Sprintf("consensus refused %s: %v", ev, err))
 		}
 		return
 	}
@@ -669,7 +712,7 @@ func (d *driver) buildBlock(h uint64) (*ledger.Block, error) {
 			ValidatorsHash: n.vals.Hash(),
 			Proposer:       n.self,
 		},
-		Evidence:   n.evpool.pending(int(st.Params.MaxEvidence), n.store.Reader()),
+		Evidence:   n.evpool.pending(int(st.Params.MaxEvidence), h, n.store.Reader()),
 		LastCommit: last,
 	}
 	// What the block holds besides its transactions.
@@ -765,11 +808,11 @@ func (d *driver) receive(in inbound) {
 		if d.waitingTxs && in.vote.Height == d.waitHeight {
 			d.maybeStartWaiting(true)
 		}
-		d.input(consensus.EventVote{Vote: in.vote})
+		d.inputFrom(consensus.EventVote{Vote: in.vote}, in.from)
 	case in.proposal != nil:
 		d.addProposal(in.proposal)
 	case in.part != nil:
-		d.addPart(in.height, in.round, in.part)
+		d.addPart(in.height, in.round, in.part, in.from)
 	}
 }
 
@@ -794,7 +837,7 @@ func (d *driver) addProposal(p *ledger.Proposal) {
 
 // addPart adds a block part to the proposal it belongs to and, once the
 // block is complete and matches the proposal, hands both to the machine.
-func (d *driver) addPart(h uint64, r uint32, part *ledger.Part) {
+func (d *driver) addPart(h uint64, r uint32, part *ledger.Part, from peer.ID) {
 	for k, e := range d.parts {
 		if k.height != h || k.round != r || e.done {
 			continue
@@ -810,48 +853,124 @@ func (d *driver) addPart(h uint64, r uint32, part *ledger.Part) {
 		e.done = true
 		b, err := e.set.Block()
 		if err != nil || b.Hash() != e.proposal.BlockID {
+			// The proposer signed a part set that does not decode to its
+			// block; whoever relayed the last part relayed that proposal.
 			d.n.log.Warn("proposal's parts do not make its block", "height", h, "round", r, "err", err)
+			d.penalize(from, fmt.Sprintf("parts of proposal %d/%d do not make its block", h, r))
 			delete(d.parts, k)
 			return
 		}
 		if h == d.m.Height() {
 			d.n.rounds.addProposal(e.proposal, e.parts)
 		}
-		d.input(consensus.EventProposal{Proposal: e.proposal, Block: b})
+		d.inputFrom(consensus.EventProposal{Proposal: e.proposal, Block: b}, from)
 		return
 	}
 }
 
-// blockSync pauses consensus and fetches committed blocks until the node
-// has caught up with its peers.
-func (d *driver) blockSync(target uint64) error {
+// syncLoop runs block sync passes alongside consensus for as long as ctx
+// lasts: each time the network reports the node behind, one pass fetches
+// and verifies blocks from the next height on and hands them to the driver
+// (storeSynced); when the pass ends, the driver resumes consensus if it
+// had paused it.
+func (d *driver) syncLoop(ctx context.Context) error {
 	n := d.n
+	for {
+		target, err := n.net.WaitBehind(ctx)
+		if err != nil {
+			return ctx.Err()
+		}
+		from := n.store.Height() + 1
+		n.log.Info("peers report heights ahead; block sync alongside consensus", "from", from, "target", target)
+		start := n.clock.Now()
+		last, err := n.net.NewSyncer().Sync(ctx, from, func(b *ledger.Block, c *ledger.Commit) error {
+			return d.handSynced(ctx, b, c)
+		})
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("block sync: %w", err)
+		}
+		if last >= from {
+			el := n.clock.Now().Sub(start)
+			n.log.Info("block sync done", "from", from, "to", last, "blocks", last-from+1,
+				"seconds", el.Seconds(), "blocks_per_s", float64(last-from+1)/max(el.Seconds(), 1e-9))
+		}
+		select {
+		case d.syncDone <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// handSynced gives a verified block to the driver goroutine and waits for
+// it to be stored.
+func (d *driver) handSynced(ctx context.Context, b *ledger.Block, c *ledger.Commit) error {
+	sb := syncedBlock{block: b, commit: c, done: make(chan error, 1)}
+	select {
+	case d.synced <- sb:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-sb.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storeSynced stores a block from block sync whose commit verified
+// against the validator set. The first such block is the proof that the
+// node is behind: consensus pauses until the pass ends. A block consensus
+// committed meanwhile is skipped (it must be the same block: two blocks
+// with valid commits at one height would mean a third of the voting power
+// equivocated).
+func (d *driver) storeSynced(b *ledger.Block, c *ledger.Commit) error {
+	n := d.n
+	h, stored := b.Height(), n.store.Height()
+	switch {
+	case h <= stored:
+		have, err := n.store.Block(h)
+		if err != nil {
+			return fmt.Errorf("read block %d: %w", h, err)
+		}
+		if have.Hash() != b.Hash() {
+			return fmt.Errorf("block sync brought block %s at height %d, which holds %s: conflicting commits", b.Hash(), h, have.Hash())
+		}
+		return nil
+	case h > stored+1:
+		return fmt.Errorf("block sync brought height %d, the next is %d", h, stored+1)
+	}
+	if !d.paused {
+		d.pause(h)
+	}
+	if err := d.applyBlock(b, c); err != nil {
+		return err
+	}
+	n.metrics.BlocksSynced.Inc()
+	return nil
+}
+
+// pause stops consensus while block sync stores verified blocks from
+// height h on.
+func (d *driver) pause(h uint64) {
+	n := d.n
+	n.log.Info("block sync has a verified block ahead; pausing consensus", "height", h, "consensus_height", d.m.Height())
+	d.paused = true
+	d.timers.clear()
+	d.waitingTxs, d.deferred = false, nil
 	n.syncing.Store(true)
 	n.metrics.BlockSyncing.Set(1)
-	defer func() {
-		n.syncing.Store(false)
-		n.metrics.BlockSyncing.Set(0)
-	}()
-	from := n.store.Height() + 1
-	n.log.Info("behind peers; block sync", "from", from, "target", target)
-	start := n.clock.Now()
-	last, err := n.net.NewSyncer().Sync(d.ctx, from, func(b *ledger.Block, c *ledger.Commit) error {
-		if err := d.applyBlock(b, c); err != nil {
-			return err
-		}
-		n.metrics.BlocksSynced.Inc()
-		return nil
-	})
-	if err != nil && d.ctx.Err() == nil {
-		return fmt.Errorf("block sync: %w", err)
-	}
+}
+
+// resume restarts consensus after the height block sync reached.
+func (d *driver) resume() error {
+	n := d.n
+	d.paused = false
+	n.syncing.Store(false)
+	n.metrics.BlockSyncing.Set(0)
 	if err := n.wal.Prune(n.store.Height()); err != nil {
 		n.log.Warn("prune WAL", "err", err)
 	}
-	if last >= from {
-		el := n.clock.Now().Sub(start)
-		n.log.Info("block sync done", "from", from, "to", last, "blocks", last-from+1,
-			"seconds", el.Seconds(), "blocks_per_s", float64(last-from+1)/max(el.Seconds(), 1e-9))
-	}
-	return d.ctx.Err()
+	return d.startMachine()
 }

@@ -37,15 +37,19 @@ func (p *evidencePool) add(ev *ledger.Evidence) bool {
 	return true
 }
 
-// pending returns up to limit pieces of evidence, oldest first, that the
-// state does not record as committed.
-func (p *evidencePool) pending(limit int, st ledger.StateReader) []*ledger.Evidence {
+// pending returns up to limit pieces of evidence, oldest first, for
+// heights below `below` (a block may only carry evidence of earlier
+// heights) that the state does not record as committed.
+func (p *evidencePool) pending(limit int, below uint64, st ledger.StateReader) []*ledger.Evidence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*ledger.Evidence
 	for _, k := range p.order {
 		if len(out) >= limit {
 			break
+		}
+		if p.byKey[k].VoteA.Height >= below {
+			continue
 		}
 		if done, err := st.EvidenceCommitted(k); err == nil && !done {
 			out = append(out, p.byKey[k])

@@ -8,6 +8,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/store"
+	"github.com/ledgerd/ledgerd/mempool"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -19,6 +20,7 @@ type inbound struct {
 	height   uint64 // of the part
 	round    uint32 // of the part
 	vote     *ledger.Vote
+	from     peer.ID // the peer that relayed it
 }
 
 // handler is the node as the network layer sees it (p2p.Handler). Its
@@ -26,18 +28,83 @@ type inbound struct {
 // what is safe to read concurrently.
 type handler Node
 
-var _ p2p.Handler = (*handler)(nil)
+var (
+	_ p2p.Handler   = (*handler)(nil)
+	_ p2p.TxChecker = (*handler)(nil)
+)
 
 func (h *handler) node() *Node { return (*Node)(h) }
 
-func (h *handler) HandleTxs(_ peer.ID, txs []*ledger.Tx) {
+// HandleTxs adds relayed transactions to the mempool. Each refusal that
+// proves the transaction could never be valid on this chain
+// (mempool.Code.PeerFault) is charged to the peer accountable for it;
+// refusals that depend on this node's state or pool (duplicates, nonces,
+// balances, a full pool) are not: the gossip validator already charged the
+// gross cases, and a node that lags by a block must not punish honest
+// peers for it.
+func (h *handler) HandleTxs(from peer.ID, txs []*ledger.Tx) {
 	n := h.node()
+	added, junk := false, 0
+	var first error
 	for _, err := range n.pool.AddVerified(txs) {
 		if err == nil {
-			n.signalTx()
-			return
+			added = true
+			continue
+		}
+		if junkTx(err) {
+			if junk++; first == nil {
+				first = err
+			}
 		}
 	}
+	if added {
+		n.signalTx()
+	}
+	if junk > 0 {
+		n.net.Penalize(from, float64(junk)*p2p.PenaltyJunkTx,
+			fmt.Sprintf("%d of %d relayed transactions refused by the mempool: %v", junk, len(txs), first))
+	}
+}
+
+// junkTx reports whether a mempool refusal shows the transaction could
+// never have executed at this node's state (rather than arriving twice,
+// late, or at a full pool).
+func junkTx(err error) bool {
+	c, ok := mempool.CodeOf(err)
+	if !ok {
+		return false
+	}
+	return c.PeerFault()
+}
+
+// junkNonceGap is how many nonce windows ahead of the committed nonce a
+// transfer must be before the gossip validator calls it junk rather than
+// early: a node whose state lags its peers' by a few blocks sees honest
+// transfers a little beyond one window.
+const junkNonceGap = 4
+
+// CheckTx is the gossip validator's admission check (p2p.TxChecker):
+// the checks of the mempool that need only the committed state. A nonce
+// already used, or ahead of the window by less than junkNonceGap windows,
+// is stale (no use here, no proof of misbehaviour); a nonce further ahead,
+// or an amount the sender's committed balance cannot pay, is junk.
+func (h *handler) CheckTx(tx *ledger.Tx) error {
+	n := h.node()
+	err := n.pool.Precheck(tx)
+	c, ok := mempool.CodeOf(err)
+	if !ok {
+		return err
+	}
+	switch c {
+	case mempool.NonceTooLow, mempool.StateUnavailable:
+		return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
+	case mempool.NonceGap:
+		acct, aerr := n.store.Reader().Account(tx.Sender())
+		if aerr != nil || tx.Nonce-acct.Nonce < junkNonceGap*n.pool.NonceWindow() {
+			return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
+		}
+	}
+	return err
 }
 
 func (h *handler) enqueue(in inbound) {
@@ -48,13 +115,15 @@ func (h *handler) enqueue(in inbound) {
 	}
 }
 
-func (h *handler) HandleProposal(_ peer.ID, p *ledger.Proposal) { h.enqueue(inbound{proposal: p}) }
-
-func (h *handler) HandleBlockPart(_ peer.ID, height uint64, round uint32, part *ledger.Part) {
-	h.enqueue(inbound{part: part, height: height, round: round})
+func (h *handler) HandleProposal(from peer.ID, p *ledger.Proposal) {
+	h.enqueue(inbound{proposal: p, from: from})
 }
 
-func (h *handler) HandleVote(_ peer.ID, v *ledger.Vote) { h.enqueue(inbound{vote: v}) }
+func (h *handler) HandleBlockPart(from peer.ID, height uint64, round uint32, part *ledger.Part) {
+	h.enqueue(inbound{part: part, height: height, round: round, from: from})
+}
+
+func (h *handler) HandleVote(from peer.ID, v *ledger.Vote) { h.enqueue(inbound{vote: v, from: from}) }
 
 func (h *handler) HandleEvidence(_ peer.ID, ev *ledger.Evidence) {
 	n := h.node()

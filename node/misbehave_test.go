@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // TestGarbagePeerIsDisconnectedWhileNetworkCommits connects a raw libp2p
@@ -38,6 +39,12 @@ func TestGarbagePeerIsDisconnectedWhileNetworkCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Transactions travel on their own gossip router and protocol.
+	txps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(1<<20),
+		pubsub.WithGossipSubProtocols(p2p.TxGossipProtocols("node-test"), func(pubsub.GossipSubFeature, protocol.ID) bool { return true }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	conns, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +53,11 @@ func TestGarbagePeerIsDisconnectedWhileNetworkCommits(t *testing.T) {
 	topics := map[string]*pubsub.Topic{}
 	joins := map[string]*pubsub.TopicEventHandler{}
 	for kind, name := range p2p.TopicNames("node-test") {
-		if topics[kind], err = ps.Join(name); err != nil {
+		router := ps
+		if kind == "tx" {
+			router = txps
+		}
+		if topics[kind], err = router.Join(name); err != nil {
 			t.Fatal(err)
 		}
 		if joins[kind], err = topics[kind].EventHandler(); err != nil {

@@ -230,7 +230,7 @@ func (n *Node) writeBlocks(s network.Stream, p peer.ID, req syncRequest) error {
 			break
 		}
 		f := encodeSyncBlock(h, block, commit.Encode())
-		if !n.budget.take(p, len(f)) {
+		if !n.budget.spend(p, len(f)) {
 			n.log.Debug("block sync: peer's serving budget spent", "peer", p, "height", h)
 			break
 		}

@@ -215,7 +215,7 @@ func (n *Node) writeRound(s network.Stream, p peer.ID, height uint64, round uint
 	// emit writes one frame; false means stop (budget spent or error).
 	var err error
 	emit := func(f []byte) bool {
-		if !n.budget.take(p, len(f)) {
+		if !n.budget.spend(p, len(f)) {
 			n.log.Debug("catch-up: peer's serving budget spent", "peer", p, "height", height, "round", round)
 			return false
 		}

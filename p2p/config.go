@@ -124,6 +124,10 @@ type SyncConfig struct {
 	// RetryBackoff is how long a peer that timed out or failed is left
 	// alone before it is asked again (default 2s).
 	RetryBackoff time.Duration
+	// ResponseTimeout bounds the wait for the first frame of an answer
+	// (default 5s, at most RequestTimeout): a peer that claims heights and
+	// stalls is found out this fast.
+	ResponseTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults for chainID.
@@ -165,6 +169,7 @@ func (c *SyncConfig) setDefaults() {
 	setDefault(&c.PerPeerRequests, 2)
 	setDefault(&c.RequestTimeout, 20*time.Second)
 	setDefault(&c.RetryBackoff, 2*time.Second)
+	setDefault(&c.ResponseTimeout, min(5*time.Second, c.RequestTimeout))
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -210,7 +215,7 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("reject limit must be positive"))
 	}
 	s := &c.Sync
-	if s.Window < 1 || s.BatchSize < 1 || s.BatchSize > MaxSyncBatch || s.PerPeerRequests < 1 || s.PerPeerRequests > maxStreamsPerPeer || s.RequestTimeout <= 0 || s.RetryBackoff <= 0 {
+	if s.Window < 1 || s.BatchSize < 1 || s.BatchSize > MaxSyncBatch || s.PerPeerRequests < 1 || s.PerPeerRequests > maxStreamsPerPeer || s.RequestTimeout <= 0 || s.RetryBackoff <= 0 || s.ResponseTimeout <= 0 || s.ResponseTimeout > s.RequestTimeout {
 		errs = append(errs, fmt.Errorf("sync: window and timeouts must be positive, batch size in [1, %d], per-peer requests in [1, %d]", MaxSyncBatch, maxStreamsPerPeer))
 	}
 	return errors.Join(errs...)

@@ -24,13 +24,23 @@
 // message size limit (Config.MaxMessageBytes, 256 KiB by default) leaves room
 // for one part message and pubsub's own framing.
 //
+// Transactions travel on their own gossipsub router, with its own stream
+// protocols (TxGossipProtocols) and so its own outbound queue per peer; the
+// consensus topics (proposals and parts, votes, evidence) share the other.
+// A flood of transactions, or a slow peer, can make the node drop
+// transaction RPCs but never a vote or a block part.
+//
 // Each topic has a validator that decodes once, checks the message's basic
 // fields, chain and signature against the validator set, and answers:
 //   - reject for garbage, a wrong chain, a bad signature, a non-validator
-//     signer, or a message of the wrong kind for the topic;
+//     signer, a message of the wrong kind for the topic, or a round more
+//     than MaxRoundsAhead beyond the window at any height it admits;
 //   - ignore for a message that is honest but of no use now: a height below
 //     the consensus position, or too far above it (the node is behind and block
-//     sync, not gossip, will bring it forward);
+//     sync, not gossip, will bring it forward); transactions beyond the
+//     sender's per-peer rate, or that the Handler's optional TxChecker finds
+//     stale or unable ever to execute (the latter also cost the relaying peer
+//     PenaltyJunkTx each, through Penalize);
 //   - accept otherwise, attaching the decoded value, which a per-topic loop
 //     hands to the Handler.
 //
@@ -42,10 +52,13 @@
 // messages, signed by a member of the validator set.
 //
 // Rejected messages weigh heavily in gossipsub's peer score
-// (InvalidMessageDeliveriesWeight); a peer whose score falls below the
-// graylist threshold, or that sends Config.RejectLimit rejected messages
-// within Config.RejectWindow, is disconnected and banned by the connection
-// gater for Config.BanDuration.
+// (InvalidMessageDeliveriesWeight). What only the application can judge —
+// consensus refusing a message, the mempool refusing a relayed transaction,
+// a height claim block sync could not back — is charged with Penalize and
+// enters the score as its application-specific part. A peer whose score
+// falls below the graylist threshold, whose penalty reaches it, or that
+// sends Config.RejectLimit rejected messages within Config.RejectWindow, is
+// disconnected and banned by the connection gater for Config.BanDuration.
 //
 // # Recovering missed messages
 //
@@ -62,13 +75,17 @@
 // Peers exchange their latest height over /ledgerd/<chain>/status/1 when they
 // connect and every Config.StatusInterval; a verified vote or proposal also
 // tells us its author has reached the height before it. WaitBehind returns when
-// peers are ahead by more than Config.SyncLag heights, or ahead at all for
-// longer than Config.SyncStall; the driver then pauses consensus and runs a
-// Syncer, which fetches blocks and commits from several peers in parallel over
-// /ledgerd/<chain>/blocksync/1, verifies every commit against the validator
-// set and every block's body against its header, and applies them in height
-// order. A peer that serves a bad block or commit is banned and its heights
-// are fetched from another.
+// two peers (or the only one) are ahead by more than Config.SyncLag heights,
+// or one peer has been ahead for longer than Config.SyncStall; the driver
+// then runs a Syncer alongside consensus, which fetches blocks and commits
+// from several peers in parallel over /ledgerd/<chain>/blocksync/1, verifies
+// every commit against the validator set and every block's body against its
+// header, and hands them over in height order. Only that verified block
+// makes the driver pause consensus: a claim alone never does. A peer that
+// serves a bad block or commit is banned and its heights are fetched from
+// another; a peer that cannot back its claim (no blocks for heights it
+// claims, or stalled answers) is penalised, its claim stops counting, and
+// claiming it again gets it banned.
 //
 // # Driving it
 //
@@ -79,13 +96,13 @@
 //	n, err := p2p.New(ctx, cfg, key, handler, vals)
 //	...
 //	defer n.Close()
-//	for {
+//	for { // beside the consensus goroutine
 //		if _, err := n.WaitBehind(ctx); err != nil {
 //			return err
 //		}
-//		// pause consensus (through its goroutine), then:
-//		h, err := n.NewSyncer().Sync(ctx, store.Height()+1, verifyExecuteAndStore)
-//		// on success, restart consensus at height h+1
+//		h, err := n.NewSyncer().Sync(ctx, store.Height()+1, handToConsensusGoroutine)
+//		// that goroutine pauses consensus at the first verified block it
+//		// gets, stores each, and restarts consensus at h+1 once Sync returns
 //	}
 //
 // WaitMesh lets it wait for the gossip mesh before proposing the first block.

@@ -12,6 +12,12 @@ import (
 // serves to peers. See the package documentation for the calling contract:
 // methods are called concurrently, must return quickly, and may see the same
 // value twice.
+//
+// The from argument of the Handle methods names the peer accountable for
+// the message: for gossip its author (the peer whose pubsub signature it
+// carries, whoever relayed it), for a catch-up answer the peer that
+// answered. What the node finds wrong with a message only after the
+// validator passed it is charged to from with Node.Penalize.
 type Handler interface {
 	// HandleTxs receives transactions whose chain ID, basic fields and
 	// signature were checked (the mempool need not verify it again; it
@@ -64,6 +70,23 @@ type RoundMessages struct {
 	Parts    []*ledger.Part
 	Votes    []*ledger.Vote
 }
+
+// TxChecker is an optional capability of a Handler: the gossip validator
+// of the transaction topic asks it about every relayed transaction, so that
+// transfers that can never execute are neither relayed nor rewarded.
+type TxChecker interface {
+	// CheckTx reports whether tx, whose signature verified, could execute
+	// at the handler's latest state: nil if it may; an error wrapping
+	// ErrTxStale if it is out of date but no sign of misbehaviour (its
+	// nonce is already used); any other error if it can never execute (an
+	// unfunded sender, a nonce beyond the admission window). It is called
+	// from several goroutines at once and must not block for long.
+	CheckTx(tx *ledger.Tx) error
+}
+
+// ErrTxStale is what TxChecker.CheckTx wraps for a transaction that is
+// merely out of date.
+var ErrTxStale = errors.New("transaction is stale")
 
 // ErrNotFound is what Handler.Block and Handler.Commit wrap for a height
 // they do not hold.

@@ -34,14 +34,20 @@ func startRawPeer(t *testing.T, chainID string) *rawPeer {
 		cancel()
 		h.Close()
 	})
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMessageIdFn(messageID), pubsub.WithMaxMessageSize(DefaultMaxMessageBytes))
-	if err != nil {
-		t.Fatal(err)
+	var routers [numRouters]*pubsub.PubSub
+	for i := range routers {
+		opts := []pubsub.Option{pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+			pubsub.WithMessageIdFn(messageID), pubsub.WithMaxMessageSize(DefaultMaxMessageBytes)}
+		if i == routerTx {
+			opts = append(opts, pubsub.WithGossipSubProtocols(TxGossipProtocols(chainID), txGossipFeatures))
+		}
+		if routers[i], err = pubsub.NewGossipSub(ctx, h, opts...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	r := &rawPeer{h: h, ps: ps}
+	r := &rawPeer{h: h, ps: routers[routerConsensus]}
 	for i, spec := range topicSpecs {
-		if r.topics[i], err = ps.Join(topicName(chainID, spec.name)); err != nil {
+		if r.topics[i], err = routers[spec.router].Join(topicName(chainID, spec.name)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -36,18 +37,47 @@ const (
 	numTopics
 )
 
+// Gossip routers. Consensus messages and transactions travel on two
+// separate gossipsub instances with their own stream protocols, so each has
+// its own outbound queue per peer: a flood of transactions can fill the
+// transaction queue and be dropped there, but never crowds out a vote or a
+// block part.
+const (
+	routerConsensus = iota
+	routerTx
+	numRouters
+)
+
 type topicSpec struct {
 	name        string // the kind part of the topic name
 	kinds       kindSet
+	router      int
 	concurrency int // concurrent validations
 	buffer      int // delivery buffer; pubsub drops beyond it
 }
 
 var topicSpecs = [numTopics]topicSpec{
-	topicTx:       {"tx", kinds(kindTx), 128, 1024},
-	topicProposal: {"proposal", kinds(kindProposal, kindPart), 64, 1024},
-	topicVote:     {"vote", kinds(kindVote), 128, 1024},
-	topicEvidence: {"evidence", kinds(kindEvidence), 16, 64},
+	topicTx:       {"tx", kinds(kindTx), routerTx, 128, 1024},
+	topicProposal: {"proposal", kinds(kindProposal, kindPart), routerConsensus, 64, 1024},
+	topicVote:     {"vote", kinds(kindVote), routerConsensus, 128, 1024},
+	topicEvidence: {"evidence", kinds(kindEvidence), routerConsensus, 16, 64},
+}
+
+// TxGossipProtocols are the stream protocols of chainID's transaction
+// gossip router (the consensus topics use gossipsub's standard ones). A
+// peer must speak one of them to exchange transactions.
+func TxGossipProtocols(chainID string) []protocol.ID {
+	return []protocol.ID{protocol.ID("/ledgerd/" + chainID + "/txgossip/1.2.0")}
+}
+
+// txGossipFeatures: the transaction router's protocol is gossipsub v1.2
+// (mesh, peer exchange, IDONTWANT) under its own name.
+func txGossipFeatures(feat pubsub.GossipSubFeature, _ protocol.ID) bool {
+	switch feat {
+	case pubsub.GossipSubFeatureMesh, pubsub.GossipSubFeaturePX, pubsub.GossipSubFeatureIdontwant:
+		return true
+	}
+	return false
 }
 
 const (
@@ -60,6 +90,8 @@ const (
 	maxStreamsPerPeer = 2
 )
 
+var routerNames = [numRouters]string{routerConsensus: "consensus", routerTx: "tx"}
+
 // topicName is the gossipsub topic of one message family on chainID.
 func topicName(chainID, kind string) string { return "/ledgerd/" + chainID + "/" + kind + "/1" }
 
@@ -71,12 +103,16 @@ type Node struct {
 	handler Handler
 	vals    *ledger.ValidatorSet
 	host    host.Host
-	ps      *pubsub.PubSub
+	routers [numRouters]*pubsub.PubSub
 	cm      *connmgr.BasicConnMgr
 	gater   *gater
 	check   *checker
 	rejects *rejectCounter
-	topics  [numTopics]*topic
+	// penalties is the application's account of each peer's misbehaviour
+	// (Penalize); txRate bounds the transactions accepted per peer.
+	penalties *penaltyBook
+	txRate    *peerBuckets
+	topics    [numTopics]*topic
 
 	persistent []peer.AddrInfo
 	wake       map[peer.ID]chan struct{} // per persistent peer: it disconnected
@@ -88,12 +124,12 @@ type Node struct {
 	statusCh   chan peer.ID
 	syncLimit  *streamLimiter // block-sync streams served at once
 	catchLimit *streamLimiter // catch-up streams served at once
-	budget     *serveBudget   // bytes served per peer
+	budget     *peerBuckets   // bytes served per peer
 	admits     *admissions    // handshake state of connected peers
 
-	mesh    *meshTracker
+	mesh    [numRouters]*meshTracker
 	scoreMu sync.Mutex
-	scores  map[peer.ID]float64
+	scores  [numRouters]map[peer.ID]float64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,6 +141,7 @@ type Node struct {
 type topic struct {
 	topicSpec
 	full string
+	mesh *meshTracker
 	t    *pubsub.Topic
 	sub  *pubsub.Subscription
 }
@@ -122,7 +159,8 @@ type PeerInfo struct {
 	Persistent bool
 	Validator  bool    // proved in the handshake that a validator runs it
 	Height     uint64  // latest height the peer reported, 0 if unknown
-	Score      float64 // gossipsub score at the last inspection
+	Score      float64 // lower of its two gossip routers' scores at the last inspection
+	Penalty    float64 // accumulated application penalty (Node.Penalize)
 }
 
 // New starts a node: it listens on cfg.ListenAddrs with identity key, joins
@@ -172,10 +210,20 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 		catchLimit: newStreamLimiter(maxCatchupServers, maxStreamsPerPeer),
 		budget:     newServeBudget(cfg.ServeBytesPerSecond, cfg.ServeBurstBytes),
 		admits:     newAdmissions(),
-		scores:     make(map[peer.ID]float64),
+		penalties:  newPenaltyBook(penaltyHalfLife, maxPenaltyPeers),
+		txRate:     newPeerBuckets(txRatePerPeer, txBurstPerPeer, maxRatePeers),
 	}
-	n.mesh = newMeshTracker(n.log)
+	for i := range n.mesh {
+		n.mesh[i] = newMeshTracker(n.log)
+		n.scores[i] = make(map[peer.ID]float64)
+	}
 	n.check = newChecker(cfg.ChainID, vals, handler.ConsensusPosition)
+	n.check.txs, _ = handler.(TxChecker)
+	n.check.txRate, n.check.penalize = n.txRate, n.Penalize
+	n.check.behind = func() bool {
+		top, _ := n.heights.max()
+		return top > handler.LatestHeight()+1
+	}
 	for _, ai := range persistent {
 		n.wake[ai.ID] = make(chan struct{}, 1)
 	}
@@ -235,37 +283,47 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 // start joins the topics, registers protocols and starts the goroutines.
 func (n *Node) start() error {
 	names := make([]string, numTopics)
+	var routerTopics [numRouters][]string
 	for i, spec := range topicSpecs {
 		names[i] = topicName(n.cfg.ChainID, spec.name)
+		routerTopics[spec.router] = append(routerTopics[spec.router], names[i])
 	}
-	params, thresholds := scoreParams(names)
-	var err error
-	n.ps, err = pubsub.NewGossipSub(n.ctx, pubsubHost{Host: n.host, n: n},
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(n.cfg.MaxMessageBytes),
-		pubsub.WithPeerScore(params, thresholds),
-		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.inspectScores), scoreInspectPeriod),
-		pubsub.WithPeerExchange(false),
-		pubsub.WithFloodPublish(true),
-		pubsub.WithValidateQueueSize(256),
-		pubsub.WithValidateThrottle(1024),
-		pubsub.WithPeerOutboundQueueSize(256),
-		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(pubsub.NewAllowlistSubscriptionFilter(names...), 64)),
-		pubsub.WithRawTracer(n.mesh),
-		pubsub.WithLogger(n.cfg.Logger.With("component", "pubsub")),
-	)
-	if err != nil {
-		return fmt.Errorf("p2p: start gossipsub: %w", err)
+	for r := range numRouters {
+		params, thresholds := scoreParams(routerTopics[r], n.penalties.appScore)
+		opts := []pubsub.Option{
+			pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+			pubsub.WithMessageIdFn(messageID),
+			pubsub.WithMaxMessageSize(n.cfg.MaxMessageBytes),
+			pubsub.WithPeerScore(params, thresholds),
+			pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(func(s map[peer.ID]float64) { n.inspectScores(r, s) }), scoreInspectPeriod),
+			pubsub.WithPeerExchange(false),
+			pubsub.WithFloodPublish(true),
+			pubsub.WithValidateQueueSize(256),
+			pubsub.WithValidateThrottle(1024),
+			pubsub.WithPeerOutboundQueueSize(256),
+			pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(pubsub.NewAllowlistSubscriptionFilter(routerTopics[r]...), 64)),
+			pubsub.WithRawTracer(n.mesh[r]),
+			pubsub.WithLogger(n.cfg.Logger.With("component", "pubsub", "router", routerNames[r])),
+		}
+		if r == routerTx {
+			opts = append(opts, pubsub.WithGossipSubProtocols(TxGossipProtocols(n.cfg.ChainID), txGossipFeatures))
+		}
+		ps, err := pubsub.NewGossipSub(n.ctx, pubsubHost{Host: n.host, n: n}, opts...)
+		if err != nil {
+			return fmt.Errorf("p2p: start gossipsub (%s): %w", routerNames[r], err)
+		}
+		n.routers[r] = ps
 	}
 	for i, spec := range topicSpecs {
-		t := &topic{topicSpec: spec, full: names[i]}
-		if err := n.ps.RegisterTopicValidator(t.full, n.validator(t),
+		t := &topic{topicSpec: spec, full: names[i], mesh: n.mesh[spec.router]}
+		ps := n.routers[spec.router]
+		if err := ps.RegisterTopicValidator(t.full, n.validator(t),
 			pubsub.WithValidatorTimeout(validatorTimeout),
 			pubsub.WithValidatorConcurrency(spec.concurrency)); err != nil {
 			return fmt.Errorf("p2p: validator for %s: %w", t.full, err)
 		}
-		if t.t, err = n.ps.Join(t.full); err != nil {
+		var err error
+		if t.t, err = ps.Join(t.full); err != nil {
 			return fmt.Errorf("p2p: join %s: %w", t.full, err)
 		}
 		if t.sub, err = t.t.Subscribe(pubsub.WithBufferSize(spec.buffer)); err != nil {
@@ -380,7 +438,7 @@ func (n *Node) Peers() []PeerInfo {
 			continue
 		}
 		_, validator := n.admits.info(p)
-		info := PeerInfo{ID: p, Height: heights[p], Score: scores[p], Persistent: n.wake[p] != nil, Validator: validator,
+		info := PeerInfo{ID: p, Height: heights[p], Score: scores[p], Penalty: n.penalties.value(p), Persistent: n.wake[p] != nil, Validator: validator,
 			Inbound: conns[0].Stat().Direction == network.DirInbound}
 		for _, c := range conns {
 			info.Addrs = append(info.Addrs, c.RemoteMultiaddr())
@@ -400,7 +458,7 @@ func (n *Node) WaitMesh(ctx context.Context, min int) error {
 		var changed <-chan struct{}
 		for _, t := range n.topics {
 			var ps []peer.ID
-			ps, changed = n.mesh.peers(t.full)
+			ps, changed = t.mesh.peers(t.full)
 			if len(ps) < min {
 				ready = false
 				break
@@ -472,7 +530,7 @@ func (n *Node) publish(ctx context.Context, i int, data []byte) error {
 func (n *Node) validator(t *topic) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		local := from == n.host.ID()
-		v, m, err := n.check.check(t.kinds, msg.Data, local)
+		v, m, err := n.check.checkFrom(t.kinds, msg.Data, from, msg.GetFrom(), local)
 		switch v {
 		case accept:
 			msg.ValidatorData = m
@@ -504,8 +562,11 @@ func (n *Node) deliverLoop(t *topic) {
 		if !ok {
 			continue
 		}
+		// The handler learns the message's author: its signature (StrictSign)
+		// binds it, and what consensus or the mempool refuses is charged
+		// to it, never to the honest peers that relayed it.
 		n.noteHeight(msg.GetFrom(), m)
-		n.deliver(msg.ReceivedFrom, m, true)
+		n.deliver(msg.GetFrom(), m, true)
 	}
 }
 
@@ -548,12 +609,12 @@ func (n *Node) noteHeight(author peer.ID, m *message) {
 	}
 }
 
-// inspectScores receives gossipsub's peer scores every scoreInspectPeriod.
-func (n *Node) inspectScores(scores map[peer.ID]float64) {
+// inspectScores receives router r's peer scores every scoreInspectPeriod.
+func (n *Node) inspectScores(r int, scores map[peer.ID]float64) {
 	n.scoreMu.Lock()
-	clear(n.scores)
+	clear(n.scores[r])
 	for p, s := range scores {
-		n.scores[p] = s
+		n.scores[r][p] = s
 	}
 	n.scoreMu.Unlock()
 	for p, s := range scores {
@@ -576,6 +637,7 @@ func (n *Node) requestBan(p peer.ID, reason string) {
 func (n *Node) Ban(p peer.ID, reason string) {
 	n.gater.ban(p, n.cfg.BanDuration)
 	n.rejects.forget(p)
+	n.txRate.forget(p)
 	n.heights.remove(p)
 	n.log.Warn("banned peer", "peer", p, "reason", reason, "for", n.cfg.BanDuration)
 	if err := n.host.Network().ClosePeer(p); err != nil {

@@ -137,13 +137,18 @@ func (n *Node) admitPeer(p peer.ID, validator bool) {
 	}
 }
 
-// scoreSnapshot copies the latest gossipsub scores.
+// scoreSnapshot copies the latest gossipsub scores: per peer, the lower of
+// its two routers' scores, so misbehaving on either router counts.
 func (n *Node) scoreSnapshot() map[peer.ID]float64 {
 	n.scoreMu.Lock()
 	defer n.scoreMu.Unlock()
-	out := make(map[peer.ID]float64, len(n.scores))
-	for p, s := range n.scores {
-		out[p] = s
+	out := make(map[peer.ID]float64, len(n.scores[routerConsensus]))
+	for _, rs := range n.scores {
+		for p, s := range rs {
+			if old, ok := out[p]; !ok || s < old {
+				out[p] = s
+			}
+		}
 	}
 	return out
 }
@@ -200,55 +205,9 @@ func (l *streamLimiter) release(p peer.ID, privileged bool) {
 // maxBudgets bounds the per-peer serving buckets kept.
 const maxBudgets = 1024
 
-// serveBudget is a token bucket of bytes per peer that everything the node
-// serves (block-sync and catch-up answers) draws from, so no peer gets more
-// than the configured rate however it asks. A bucket that has refilled is
-// the same as a new one, so full buckets are dropped when the map is full;
-// when every bucket is in use, new peers get nothing until one refills.
-type serveBudget struct {
-	rate, burst float64
-	now         func() time.Time
-
-	mu      sync.Mutex
-	buckets map[peer.ID]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func newServeBudget(rate, burst int) *serveBudget {
-	return &serveBudget{rate: float64(rate), burst: float64(burst), now: time.Now, buckets: make(map[peer.ID]*bucket)}
-}
-
-// take spends n bytes of p's budget. It succeeds while the bucket is not
-// empty, so one frame larger than the burst can still be served; the
-// bucket then stays in debt until the rate pays it back.
-func (b *serveBudget) take(p peer.ID, n int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	bk := b.buckets[p]
-	if bk == nil {
-		if len(b.buckets) >= maxBudgets {
-			for q, o := range b.buckets {
-				if o.tokens+b.rate*now.Sub(o.at).Seconds() >= b.burst {
-					delete(b.buckets, q)
-				}
-			}
-			if len(b.buckets) >= maxBudgets {
-				return false
-			}
-		}
-		bk = &bucket{tokens: b.burst, at: now}
-		b.buckets[p] = bk
-	}
-	bk.tokens = min(b.burst, bk.tokens+b.rate*now.Sub(bk.at).Seconds())
-	bk.at = now
-	if bk.tokens <= 0 {
-		return false
-	}
-	bk.tokens -= float64(n)
-	return true
+// newServeBudget is the token bucket of bytes per peer that everything the
+// node serves (block-sync and catch-up answers) spends from, so no peer gets
+// more than rate bytes a second however it asks.
+func newServeBudget(rate, burst int) *peerBuckets {
+	return newPeerBuckets(float64(rate), float64(burst), maxBudgets)
 }

@@ -41,37 +41,97 @@ func decodeStatus(b []byte) (uint64, error) {
 	return h, r.finish("status")
 }
 
-// peerHeights is what this node knows of its peers' latest heights. Only
-// connected peers are kept, so it is bounded by the connection cap.
+// peerHeights is what this node knows of its peers' latest heights, and
+// which of those claims block sync could not back. Only connected peers
+// are kept, so it is bounded by the connection cap.
+//
+// A claim is unbacked from height u when the peer, asked for blocks from u
+// on, had none to give (it answered with none, contradicted itself, or
+// stalled). Until the peer serves a verified block at u or above, its
+// credible height is below u, whatever it goes on claiming: an unbacked
+// claim neither sends this node to block sync again nor counts as support.
 type peerHeights struct {
 	mu      sync.Mutex
-	h       map[peer.ID]uint64
-	changed chan struct{} // closed and replaced whenever a height rises
+	h       map[peer.ID]*heightClaim
+	changed chan struct{} // closed and replaced whenever a credible height rises
+}
+
+type heightClaim struct {
+	claimed  uint64 // what the peer last said (or showed) its height is
+	unbacked uint64 // 0, or the lowest height it failed to serve
+}
+
+// credible is the part of the claim block sync has not disproved.
+func (c *heightClaim) credible() uint64 {
+	if c.unbacked != 0 && c.claimed >= c.unbacked {
+		return c.unbacked - 1
+	}
+	return c.claimed
 }
 
 func newPeerHeights() *peerHeights {
-	return &peerHeights{h: make(map[peer.ID]uint64), changed: make(chan struct{})}
+	return &peerHeights{h: make(map[peer.ID]*heightClaim), changed: make(chan struct{})}
 }
 
 // set records p's own statement of its height, which may be lower than
-// before (a peer restored from an older state).
-func (ph *peerHeights) set(p peer.ID, h uint64) { ph.update(p, h, true) }
+// before (a peer restored from an older state). It reports whether the
+// statement repeats a claim already found unbacked.
+func (ph *peerHeights) set(p peer.ID, h uint64) (reasserted bool) { return ph.update(p, h, true) }
 
 // raise records that p has at least height h.
 func (ph *peerHeights) raise(p peer.ID, h uint64) { ph.update(p, h, false) }
 
-func (ph *peerHeights) update(p peer.ID, h uint64, exact bool) {
+func (ph *peerHeights) update(p peer.ID, h uint64, exact bool) bool {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
-	old, ok := ph.h[p]
-	if ok && h <= old && !exact {
+	c, ok := ph.h[p]
+	if !ok {
+		c = &heightClaim{}
+		ph.h[p] = c
+	} else if h <= c.claimed && !exact {
+		return false
+	}
+	old := c.credible()
+	c.claimed = h
+	if !ok || c.credible() > old {
+		ph.notify()
+	}
+	return c.unbacked != 0 && h >= c.unbacked
+}
+
+// unback records that p could not serve height from, which it claimed. It
+// reports whether p had an unbacked claim already.
+func (ph *peerHeights) unback(p peer.ID, from uint64) (again bool) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	c, ok := ph.h[p]
+	if !ok {
+		return false
+	}
+	again = c.unbacked != 0
+	if c.unbacked == 0 || from < c.unbacked {
+		c.unbacked = max(from, 1)
+	}
+	return again
+}
+
+// backed records that p served a verified block at height h: its claims
+// up to h stand.
+func (ph *peerHeights) backed(p peer.ID, h uint64) {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	c, ok := ph.h[p]
+	if !ok || c.unbacked == 0 || h < c.unbacked {
 		return
 	}
-	ph.h[p] = h
-	if !ok || h > old {
-		close(ph.changed)
-		ph.changed = make(chan struct{})
-	}
+	c.unbacked = 0
+	c.claimed = max(c.claimed, h)
+	ph.notify()
+}
+
+func (ph *peerHeights) notify() {
+	close(ph.changed)
+	ph.changed = make(chan struct{})
 }
 
 func (ph *peerHeights) remove(p peer.ID) {
@@ -80,26 +140,42 @@ func (ph *peerHeights) remove(p peer.ID) {
 	ph.mu.Unlock()
 }
 
+// snapshot returns every peer's credible height.
 func (ph *peerHeights) snapshot() map[peer.ID]uint64 {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
 	out := make(map[peer.ID]uint64, len(ph.h))
-	for p, h := range ph.h {
-		out[p] = h
+	for p, c := range ph.h {
+		out[p] = c.credible()
 	}
 	return out
 }
 
-// max returns the highest known height and a channel closed when any
-// height rises after this call.
+// max returns the highest credible height and a channel closed when any
+// credible height rises after this call.
 func (ph *peerHeights) max() (uint64, <-chan struct{}) {
+	top, _, ch := ph.top2()
+	return top, ch
+}
+
+// top2 returns the highest credible height, the highest one that at least
+// two peers reach (the highest when only one peer is known), and a channel
+// closed when any credible height rises after this call.
+func (ph *peerHeights) top2() (first, second uint64, changed <-chan struct{}) {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
-	var m uint64
-	for _, h := range ph.h {
-		m = max(m, h)
+	for _, c := range ph.h {
+		switch h := c.credible(); {
+		case h > first:
+			first, second = h, first
+		case h > second:
+			second = h
+		}
 	}
-	return m, ph.changed
+	if len(ph.h) == 1 {
+		second = first
+	}
+	return first, second, ph.changed
 }
 
 // PeerHeights returns the latest height each connected peer reported (by
@@ -108,36 +184,56 @@ func (ph *peerHeights) max() (uint64, <-chan struct{}) {
 func (n *Node) PeerHeights() map[peer.ID]uint64 { return n.heights.snapshot() }
 
 // recordHeight records a peer's own statement of its height, if it is
-// still connected.
-// Peers that speak the status protocol are on this chain; the connection
-// manager keeps them over others when it trims.
+// still connected. Peers that speak the status protocol are on this chain;
+// the connection manager keeps them over others when it trims. A peer that
+// repeats a claim block sync found unbacked, while that claim would put
+// this node behind, is penalised again (and so banned the second time).
 func (n *Node) recordHeight(p peer.ID, h uint64) {
-	if n.admits.admitted(p) {
-		n.heights.set(p, h)
-		n.cm.TagPeer(p, "ledgerd-chain", chainPeerValue)
+	if !n.admits.admitted(p) {
+		return
 	}
+	if n.heights.set(p, h) && h > n.handler.LatestHeight()+n.cfg.SyncLag {
+		n.Penalize(p, PenaltyUnbackedClaim, fmt.Sprintf("claims height %d again after block sync found it unbacked", h))
+	}
+	n.cm.TagPeer(p, "ledgerd-chain", chainPeerValue)
+}
+
+// claimUnbacked records that p claimed height from or above but block sync
+// could not get it from p, and penalises p.
+func (n *Node) claimUnbacked(p peer.ID, from uint64, why string) {
+	n.heights.unback(p, from)
+	n.Penalize(p, PenaltyUnbackedClaim, fmt.Sprintf("claimed height %d but %s", from, why))
 }
 
 // WaitBehind blocks until this node is behind its peers and returns the
-// highest height a peer reported. Behind means a peer is more than
-// Config.SyncLag heights ahead of Handler.LatestHeight, or ahead at all
-// while the latest height has not moved for Config.SyncStall (a node that
-// missed the votes of one height and cannot decide it). The driver then
-// pauses consensus and runs a Syncer, and calls WaitBehind again once it
-// has rejoined, so a node that falls behind while running (partitioned,
-// paused) goes back to block sync by itself.
+// highest credible height a peer reported. Behind means at least two peers
+// (or the only peer) are more than Config.SyncLag heights ahead of
+// Handler.LatestHeight, or one peer has been ahead for longer than
+// Config.SyncStall: more than SyncLag ahead however the local height
+// moves, or ahead at all while the local height stays put (a node that
+// missed the votes of one height and cannot decide it). A lone claim thus
+// waits SyncStall before it is tested; a claim block sync found unbacked
+// does not count (see peerHeights).
+//
+// The driver runs a Syncer alongside consensus and pauses consensus only
+// once a verified block arrives, then calls WaitBehind again, so a node
+// that falls behind while running (partitioned, paused) goes back to block
+// sync by itself and a peer that lies about its height costs nothing but
+// the requests that expose it.
 func (n *Node) WaitBehind(ctx context.Context) (uint64, error) {
 	var since time.Time // when a peer was first seen ahead of sinceLocal
 	var sinceLocal uint64
 	for {
-		target, changed := n.heights.max()
+		target, supported, changed := n.heights.top2()
 		local := n.handler.LatestHeight()
 		var left time.Duration
 		switch {
-		case target > local+n.cfg.SyncLag:
+		case supported > local+n.cfg.SyncLag:
 			return target, nil
 		case target > local:
-			if since.IsZero() || sinceLocal != local {
+			// A local height that moves restarts the clock only for a
+			// peer within SyncLag: that node is merely following.
+			if since.IsZero() || (sinceLocal != local && target <= local+n.cfg.SyncLag) {
 				since, sinceLocal = time.Now(), local
 			}
 			if left = n.cfg.SyncStall - time.Since(since); left <= 0 {

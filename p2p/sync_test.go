@@ -195,7 +195,12 @@ func TestBlockSyncThousandHeights(t *testing.T) {
 }
 
 // TestBlockSyncGivesUpOnPeerThatWithholds: a peer claims far more heights
-// than the others but serves none; Sync does not wait for it forever.
+// than the others but serves none; Sync does not wait for it forever, and
+// the peer's claim is found unbacked: it is penalised and its credible
+// height drops below the heights it would not serve. (It used to be left
+// alone as a peer that "merely lacks blocks"; a peer whose own answer claims
+// heights it does not serve is the liar of issue 18, and repeating the
+// claim gets it banned.)
 func TestBlockSyncGivesUpOnPeerThatWithholds(t *testing.T) {
 	const N = 50
 	tc := getChain(t, N*2, 1)
@@ -213,8 +218,12 @@ func TestBlockSyncGivesUpOnPeerThatWithholds(t *testing.T) {
 		t.Fatalf("reached %d, want %d", reached, N)
 	}
 	checkApplied(t, tc, 1, got, N)
-	if sn.fresh.IsBanned(sn.servers[0].ID()) {
-		t.Fatal("a peer that merely lacks blocks was banned")
+	liarID := sn.servers[0].ID()
+	if p := sn.fresh.Penalty(liarID); p < PenaltyUnbackedClaim/2 && !sn.fresh.IsBanned(liarID) {
+		t.Fatalf("withholding peer has penalty %.0f and is not banned", p)
+	}
+	if h, ok := sn.fresh.PeerHeights()[liarID]; ok && h > N {
+		t.Fatalf("withholding peer still credited with height %d", h)
 	}
 }
 

@@ -24,8 +24,14 @@ import (
 // banned and its heights are fetched from another; a peer that times out is
 // rested for SyncConfig.RetryBackoff.
 //
-// A peer that fails maxSyncFailures requests in a row (timeouts, empty
-// answers) is left out for the rest of the Sync.
+// A peer's height claim is what sends it requests, so a claim it cannot
+// back is misbehaviour: a peer that answers with no blocks for heights it
+// claims (in its status or in the same answer), or that fails
+// maxSyncFailures requests in a row (no first frame within
+// SyncConfig.ResponseTimeout, empty answers), is left out for the rest of
+// the Sync, penalised (PenaltyUnbackedClaim), and its claim stops counting
+// from that height on, across Syncs, until it serves a verified block
+// there. Claiming it again gets it banned (Node.recordHeight).
 //
 // A Syncer runs one Sync at a time.
 type Syncer struct {
@@ -33,7 +39,7 @@ type Syncer struct {
 	cfg SyncConfig
 }
 
-const maxSyncFailures = 5
+const maxSyncFailures = 3
 
 // NewSyncer returns a Syncer that fetches through n with n's SyncConfig.
 func (n *Node) NewSyncer() *Syncer { return &Syncer{n: n, cfg: n.cfg.Sync} }
@@ -46,13 +52,14 @@ type fetched struct {
 
 // fetchResult is the outcome of one request.
 type fetchResult struct {
-	peer   peer.ID
-	req    syncRequest
-	blocks []fetched // verified, consecutive from req.from
-	latest uint64    // the peer's latest height, if gotEnd
-	gotEnd bool
-	err    error // the request failed (timeout, stream error): not the peer's fault for sure
-	bad    error // the peer served something invalid
+	peer    peer.ID
+	claimed uint64 // the peer's credible height when it was asked
+	req     syncRequest
+	blocks  []fetched // verified, consecutive from req.from
+	latest  uint64    // the peer's latest height, if gotEnd
+	gotEnd  bool
+	err     error // the request failed (timeout, stream error): not the peer's fault for sure
+	bad     error // the peer served something invalid
 }
 
 // Sync fetches the blocks from height `from` up to the highest height its
@@ -136,8 +143,10 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 				inflight[h+i] = true
 			}
 			active[p]++
+			claimed := heights[p]
 			wg.Go(func() {
 				r := s.fetch(ctx, p, req)
+				r.claimed = claimed
 				select {
 				case results <- r:
 				case <-ctx.Done():
@@ -173,23 +182,33 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 					ready[h] = f
 				}
 			}
+			// The answer says the peer lacks heights it claimed: in its
+			// status (claimed) or in this very answer (latest).
+			contradicts := r.bad == nil && r.err == nil && len(r.blocks) == 0 && r.gotEnd &&
+				(r.latest >= r.req.from || r.claimed >= r.req.from)
 			switch {
 			case r.bad != nil:
 				excluded[r.peer] = true
 				n.Ban(r.peer, "block sync: "+r.bad.Error())
+			case contradicts:
+				log.Info("block sync: peer lacks heights it claimed", "peer", r.peer, "from", r.req.from, "claimed", r.claimed, "latest", r.latest)
+				excluded[r.peer] = true
+				n.claimUnbacked(r.peer, r.req.from, fmt.Sprintf("served none of it (its latest: %d)", r.latest))
 			case r.err != nil || len(r.blocks) == 0:
 				log.Debug("block sync request failed", "peer", r.peer, "from", r.req.from, "blocks", len(r.blocks), "err", r.err)
 				rested[r.peer] = time.Now().Add(s.cfg.RetryBackoff)
 				if failures[r.peer]++; failures[r.peer] >= maxSyncFailures {
 					// It claims heights it does not serve: stop counting on
-					// it for this sync, so Sync ends instead of waiting.
+					// it, in this sync and the next.
 					log.Info("block sync: giving up on peer", "peer", r.peer, "failures", failures[r.peer])
 					excluded[r.peer] = true
+					n.claimUnbacked(r.peer, r.req.from, fmt.Sprintf("%d requests in a row failed (last: %v)", failures[r.peer], r.err))
 				}
 			default:
 				failures[r.peer] = 0
+				n.heights.backed(r.peer, r.blocks[len(r.blocks)-1].block.Height())
 			}
-			if r.gotEnd && r.bad == nil {
+			if r.gotEnd && r.bad == nil && !(contradicts && r.latest >= r.req.from) {
 				n.recordHeight(r.peer, r.latest)
 			}
 		}
@@ -253,9 +272,14 @@ func (s *Syncer) fetch(ctx context.Context, p peer.ID, req syncRequest) (r fetch
 		r.err = err
 		return r
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(d)
+	// Until the first frame, the shorter ResponseTimeout applies: an honest
+	// peer answers at once, one that stalls is found out quickly.
+	deadline, _ := ctx.Deadline()
+	first := time.Now().Add(s.cfg.ResponseTimeout)
+	if first.After(deadline) {
+		first = deadline
 	}
+	_ = st.SetDeadline(first)
 	defer func() {
 		if r.gotEnd {
 			_ = st.Close()
@@ -277,6 +301,9 @@ func (s *Syncer) fetch(ctx context.Context, p peer.ID, req syncRequest) (r fetch
 		if err != nil {
 			r.err = err
 			return r
+		}
+		if i == 0 {
+			_ = st.SetDeadline(deadline)
 		}
 		f, err := decodeSyncFrame(frame)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // verdict is a validator's answer, mapped onto pubsub's ValidationResult.
@@ -35,17 +36,26 @@ func (v verdict) String() string {
 // Height and round windows for consensus messages. Relative to the
 // consensus position (h, r), a vote is useful from height h-1 (late
 // precommits for the last commit) to h+1 (peers that already moved on), a
-// proposal or part from h to h+1, and at height h up to r+MaxRoundsAhead.
-// Anything further ahead means this node is behind: block sync, not gossip,
-// brings it forward.
+// proposal or part from h to h+1. A height outside that window is ignored:
+// an honest peer may be there, and when it is ahead this node is behind and
+// block sync, not gossip, brings it forward.
+//
+// Rounds are bounded at every height the window admits: at most
+// MaxRoundsAhead rounds above r at height h, and at most MaxRoundsAhead at
+// h-1 and h+1 (a height is decided, or started, at round 0 and honest rounds
+// advance only by timeouts, so no honest validator reaches round 100 of a
+// neighbouring height while this node follows). Beyond that the message is
+// rejected and its sender penalised: it can only be a flood.
 const (
 	MaxHeightsAhead = 1
 	MaxRoundsAhead  = 100
 )
 
 var (
-	errStale  = errors.New("height below the consensus window")
-	errFuture = errors.New("height or round above the consensus window")
+	errTxRate      = errors.New("peer exceeds its transaction rate")
+	errStale       = errors.New("height below the consensus window")
+	errFuture      = errors.New("height above the consensus window")
+	errRoundWindow = errors.New("round above the consensus window")
 )
 
 // checker holds what the validators need; it is safe for concurrent use.
@@ -53,6 +63,16 @@ type checker struct {
 	chainID  string
 	vals     *ledger.ValidatorSet
 	position func() (uint64, uint32)
+	// For transactions from a known peer (checkFrom): txRate bounds how
+	// many one peer may send, txs (optional) checks them against the
+	// node's state, and penalize charges the peer for those that can never
+	// execute. Nil fields skip their check.
+	txRate   *peerBuckets
+	txs      TxChecker
+	penalize func(p peer.ID, weight float64, reason string)
+	// behind reports that peers are ahead of this node: its state is old,
+	// and what looks like junk to it may not be, so nobody is charged.
+	behind func() bool
 	// proposals remembers proposals whose signature verified, so the
 	// parts of one proposal cost one signature check, not one each.
 	proposals *hashCache
@@ -69,6 +89,19 @@ func newChecker(chainID string, vals *ledger.ValidatorSet, position func() (uint
 // whatever height it claims. local skips the window: the node's own messages
 // are always current.
 func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *message, error) {
+	return c.checkFrom(allowed, data, "", "", local)
+}
+
+// checkFrom is check for a message that peer from relayed and peer author
+// signed (either empty when unknown). Transactions also pass from's rate
+// limit, before their signatures are checked, and the state admission
+// check (TxChecker) after: a message over the limit, or carrying a
+// transaction that can never execute, is ignored (not relayed), and the
+// latter costs its author PenaltyJunkTx per such transaction. Whether a
+// transfer can execute depends on this node's state, which an honest
+// relay's may trail or lead by a block, so it is not a reject (which would
+// cost the relay); the author is who chose to publish it.
+func (c *checker) checkFrom(allowed kindSet, data []byte, from, author peer.ID, local bool) (verdict, *message, error) {
 	m, err := decodeMessage(data)
 	if err != nil {
 		return reject, nil, err
@@ -84,9 +117,18 @@ func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *mes
 			}
 		}
 		// The node's own batches come from its mempool, which verified them.
-		if !local {
-			if err := verifyTxBatch(m.txs); err != nil {
-				return reject, nil, err
+		if local {
+			return accept, m, nil
+		}
+		if from != "" && c.txRate != nil && !c.txRate.allow(from, len(m.txs)) {
+			return ignore, nil, fmt.Errorf("%d transactions: %w", len(m.txs), errTxRate)
+		}
+		if err := verifyTxBatch(m.txs); err != nil {
+			return reject, nil, err
+		}
+		if c.txs != nil {
+			if err := c.admitTxs(author, m.txs); err != nil {
+				return ignore, nil, err
 			}
 		}
 		return accept, m, nil
@@ -96,7 +138,7 @@ func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *mes
 		}
 		if !local {
 			if err := c.window(m.vote.Height, m.vote.Round, 1); err != nil {
-				return ignore, nil, fmt.Errorf("vote %d/%d: %w", m.vote.Height, m.vote.Round, err)
+				return windowVerdict(err), nil, fmt.Errorf("vote %d/%d: %w", m.vote.Height, m.vote.Round, err)
 			}
 		}
 		return accept, m, nil
@@ -111,7 +153,7 @@ func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *mes
 		}
 		if !local {
 			if err := c.window(m.proposal.Height, m.proposal.Round, 0); err != nil {
-				return ignore, nil, fmt.Errorf("%s %d/%d: %w", m.kind, m.proposal.Height, m.proposal.Round, err)
+				return windowVerdict(err), nil, fmt.Errorf("%s %d/%d: %w", m.kind, m.proposal.Height, m.proposal.Round, err)
 			}
 		}
 		return accept, m, nil
@@ -125,6 +167,37 @@ func (c *checker) check(allowed kindSet, data []byte, local bool) (verdict, *mes
 		return accept, m, nil
 	}
 	return reject, nil, fmt.Errorf("%s: %w", m.kind, errWrongKind)
+}
+
+// admitTxs checks txs against the node's state. It returns an error when
+// any of them can never execute (and charges author for each) or when all
+// are stale.
+func (c *checker) admitTxs(author peer.ID, txs []*ledger.Tx) error {
+	var junk, stale int
+	var first error
+	for _, tx := range txs {
+		err := c.txs.CheckTx(tx)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrTxStale):
+			stale++
+		default:
+			if junk++; first == nil {
+				first = err
+			}
+		}
+	}
+	switch {
+	case junk > 0:
+		err := fmt.Errorf("%d of %d transactions can never execute: %w", junk, len(txs), first)
+		if author != "" && c.penalize != nil && (c.behind == nil || !c.behind()) {
+			c.penalize(author, float64(junk)*PenaltyJunkTx, err.Error())
+		}
+		return err
+	case stale == len(txs):
+		return fmt.Errorf("all %d transactions: %w", len(txs), ErrTxStale)
+	}
+	return nil
 }
 
 // verifyTxBatch batch-verifies the signatures of txs.
@@ -146,7 +219,9 @@ func verifyTxBatch(txs []*ledger.Tx) error {
 }
 
 // window checks (height, round) against the consensus position; below
-// allows that many heights below the current one.
+// allows that many heights below the current one. It returns errStale or
+// errFuture for a height outside the window and errRoundWindow for a round
+// beyond the window at a height inside it.
 func (c *checker) window(height uint64, round uint32, below uint64) error {
 	h, r := c.position()
 	switch {
@@ -155,9 +230,20 @@ func (c *checker) window(height uint64, round uint32, below uint64) error {
 	case height > h+MaxHeightsAhead:
 		return errFuture
 	case height == h && round > r && round-r > MaxRoundsAhead:
-		return errFuture
+		return errRoundWindow
+	case height != h && round > MaxRoundsAhead:
+		return errRoundWindow
 	}
 	return nil
+}
+
+// windowVerdict maps a window error onto a verdict: a height outside the
+// window may be honest (ignore), a round beyond it may not (reject).
+func windowVerdict(err error) verdict {
+	if errors.Is(err, errRoundWindow) {
+		return reject
+	}
+	return ignore
 }
 
 func (c *checker) verifyProposal(p *ledger.Proposal) error {
@@ -226,3 +312,12 @@ func (c *hashCache) add(h crypto.Hash) bool {
 	c.young[h] = struct{}{}
 	return true
 }
+
+// Per-peer transaction rate. Honest load is hundreds of transfers a second
+// for the whole network, and a peer relays each at most once; the limit
+// leaves an order of magnitude of room.
+const (
+	txRatePerPeer  = 4096.0 // transactions per second
+	txBurstPerPeer = 8 * MaxTxsPerMessage
+	maxRatePeers   = 4096
+)

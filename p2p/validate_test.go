@@ -12,6 +12,8 @@ import (
 // TestValidatorVerdicts pins each topic validator's answer for good,
 // garbage, wrong-chain, bad-signature, non-validator, stale and
 // far-future messages, with the consensus position at height 10 round 2.
+// A round beyond the window is rejected (its sender penalised) at every
+// height the validator accepts, not only the current one.
 func TestValidatorVerdicts(t *testing.T) {
 	vals, keys := testVals(t)
 	const H, R = 10, 2
@@ -53,6 +55,8 @@ func TestValidatorVerdicts(t *testing.T) {
 	strangerProp, _ := prop(stranger, testChainID, H, R)
 	staleProp, staleParts := prop(keys[0], testChainID, H-1, 0)
 	futureProp, _ := prop(keys[0], testChainID, H+2, 0)
+	nextFarProp, _ := prop(keys[0], testChainID, H+1, 1<<20)
+	farRoundProp, _ := prop(keys[0], testChainID, H, R+MaxRoundsAhead+1)
 	badSigProp := *goodProp
 	badSigProp.Sig[0] ^= 1
 	tamperedPart := *goodParts[0]
@@ -106,7 +110,12 @@ func TestValidatorVerdicts(t *testing.T) {
 		{"vote/stale height", topicVote, encodeVote(vote(keys[0], testChainID, H-2, 0)), false, ignore},
 		{"vote/stale height, bad signature", topicVote, encodeVote(badSig(vote(keys[0], testChainID, H-2, 0))), false, reject},
 		{"vote/far-future height", topicVote, encodeVote(vote(keys[0], testChainID, H+2, 0)), false, ignore},
-		{"vote/far-future round", topicVote, encodeVote(vote(keys[0], testChainID, H, R+MaxRoundsAhead+1)), false, ignore},
+		{"vote/far-future round", topicVote, encodeVote(vote(keys[0], testChainID, H, R+MaxRoundsAhead+1)), false, reject},
+		{"vote/next height, round in window", topicVote, encodeVote(vote(keys[0], testChainID, H+1, MaxRoundsAhead)), false, accept},
+		{"vote/next height, far-future round", topicVote, encodeVote(vote(keys[0], testChainID, H+1, MaxRoundsAhead+1)), false, reject},
+		{"vote/next height, round 2^20", topicVote, encodeVote(vote(keys[0], testChainID, H+1, 1<<20)), false, reject},
+		{"vote/previous height, far-future round", topicVote, encodeVote(vote(keys[0], testChainID, H-1, R+MaxRoundsAhead+1)), false, reject},
+		{"vote/far-future height, far round", topicVote, encodeVote(vote(keys[0], testChainID, H+2, 1<<20)), false, ignore},
 		{"vote/round above MaxRound", topicVote, encodeVote(vote(keys[0], testChainID, H, ledger.MaxRound+1)), false, reject},
 		{"vote/local stale", topicVote, encodeVote(vote(keys[0], testChainID, H-2, 0)), true, accept},
 		{"vote/proposal on vote topic", topicVote, encodeProposal(goodProp), false, reject},
@@ -118,6 +127,8 @@ func TestValidatorVerdicts(t *testing.T) {
 		{"proposal/non-validator", topicProposal, encodeProposal(strangerProp), false, reject},
 		{"proposal/stale height", topicProposal, encodeProposal(staleProp), false, ignore},
 		{"proposal/far-future height", topicProposal, encodeProposal(futureProp), false, ignore},
+		{"proposal/next height, far-future round", topicProposal, encodeProposal(nextFarProp), false, reject},
+		{"proposal/far-future round", topicProposal, encodeProposal(farRoundProp), false, reject},
 		{"proposal/tx on proposal topic", topicProposal, encodeTx(goodTx), false, reject},
 
 		{"part/good", topicProposal, encodePart(goodProp, goodParts[0]), false, accept},
