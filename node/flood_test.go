@@ -61,6 +61,9 @@ func startAttacker(t *testing.T, ctx context.Context, w *testNet) *attacker {
 		if err := h.Connect(ctx, peer.AddrInfo{ID: nd.net.ID(), Addrs: nd.net.Addrs()}); err != nil {
 			t.Fatal(err)
 		}
+		if err := p2p.Handshake(ctx, h, nd.net.ID(), nd.Genesis().ChainID, nd.Genesis().Hash()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return a
 }

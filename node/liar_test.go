@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -99,6 +100,9 @@ func testLiar(t *testing.T, stall bool) {
 	defer cancel()
 	for _, nd := range w.nodes {
 		if err := liar.Connect(ctx, peer.AddrInfo{ID: nd.net.ID(), Addrs: nd.net.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p2p.Handshake(ctx, liar, nd.net.ID(), nd.Genesis().ChainID, nd.Genesis().Hash()); err != nil {
 			t.Fatal(err)
 		}
 	}
