@@ -54,6 +54,12 @@ type RPCConfig struct {
 	MaxSubscriptions   int      `toml:"max_subscriptions_per_client"`
 	MaxConnections     int      `toml:"max_open_connections"`
 	CORSAllowedOrigins []string `toml:"cors_allowed_origins"`
+	// VirtualHosts are the names the Host header may carry ("*": any);
+	// IP-address hosts always pass. Empty means localhost only.
+	VirtualHosts []string `toml:"vhosts"`
+	// WSOrigins are the browser origins allowed to open a WebSocket
+	// ("*": any). Empty means the localhost origins.
+	WSOrigins []string `toml:"ws_origins"`
 }
 
 // P2PConfig configures the libp2p host.
@@ -97,6 +103,8 @@ func DefaultConfig(home string) *Config {
 			MaxSubscriptions:   16,
 			MaxConnections:     256,
 			CORSAllowedOrigins: []string{},
+			VirtualHosts:       []string{"localhost"},
+			WSOrigins:          []string{"http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]", "https://[::1]"},
 		},
 		P2P: P2PConfig{
 			ListenAddrs:     []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26656/quic-v1"},
@@ -242,6 +250,15 @@ max_subscriptions_per_client = {{.RPC.MaxSubscriptions}}
 max_open_connections = {{.RPC.MaxConnections}}
 # Origins allowed by CORS; empty disables CORS.
 cors_allowed_origins = {{list .RPC.CORSAllowedOrigins}}
+# Names the HTTP Host header may carry, like geth's --http.vhosts ("*" for
+# any). A request naming another host is refused (403, -32011): a guard
+# against DNS rebinding. Hosts given as IP addresses always pass. Add the
+# DNS name clients use when you expose the node. Empty = localhost only.
+vhosts = {{list .RPC.VirtualHosts}}
+# Browser origins allowed to open a WebSocket, like geth's --ws.origins
+# ("*" for any; "scheme://host" matches any port). Others are refused (403,
+# -32012). cors_allowed_origins are allowed too. Empty = the localhost origins.
+ws_origins = {{list .RPC.WSOrigins}}
 
 [p2p]
 # libp2p listen multiaddrs (TCP and QUIC).

@@ -32,6 +32,8 @@ func (n *Node) startRPC(ctx context.Context) error {
 		MaxSubscriptions:   c.MaxSubscriptions,
 		MaxConnections:     c.MaxConnections,
 		CORSAllowedOrigins: c.CORSAllowedOrigins,
+		VirtualHosts:       c.VirtualHosts,
+		WSOrigins:          c.WSOrigins,
 		Logger:             n.log.With("module", "rpc"),
 		Metrics:            n.metrics,
 	})
@@ -44,7 +46,21 @@ func (n *Node) startRPC(ctx context.Context) error {
 	}
 	n.cfg.RPC.ListenAddr = ln.Addr().String()
 	n.log.Info("rpc listening", "addr", n.cfg.RPC.ListenAddr)
+	if ip := tcpIP(ln.Addr()); ip != nil && !ip.IsLoopback() {
+		n.log.Warn("rpc: listening on an address that is not loopback: anyone who can reach it can call the API; "+
+			"put it behind a TLS proxy with access control, and keep rpc.vhosts, rpc.ws_origins and the per-client limits tight",
+			"addr", n.cfg.RPC.ListenAddr, "every_interface", ip.IsUnspecified(),
+			"vhosts", c.VirtualHosts, "ws_origins", c.WSOrigins)
+	}
 	n.goRun(func() error { return srv.Serve(ctx, ln) })
+	return nil
+}
+
+// tcpIP is the IP address of a TCP listener's address, nil for others.
+func tcpIP(a net.Addr) net.IP {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP
+	}
 	return nil
 }
 

@@ -37,6 +37,15 @@ type Config struct {
 	// CORSAllowedOrigins lists the browser origins allowed to call the
 	// API ("*" for any). Empty disables CORS and cross-origin WebSockets.
 	CORSAllowedOrigins []string
+	// VirtualHosts lists the names the Host header may carry (like
+	// geth's --http.vhosts; "*" for any). A Host that is an IP address is
+	// always accepted: DNS rebinding needs a name. Empty means "localhost".
+	VirtualHosts []string
+	// WSOrigins lists the browser origins allowed to open a WebSocket
+	// (like geth's --ws.origins; "*" for any; "scheme://host" matches
+	// any port). CORSAllowedOrigins are allowed too. Empty means the
+	// localhost origins: http(s)://localhost, 127.0.0.1 and [::1].
+	WSOrigins []string
 	// DefaultWait and MaxWait are the default and the largest timeout of
 	// ledger_sendTransactionAndWait.
 	DefaultWait time.Duration
@@ -86,6 +95,12 @@ func (c *Config) fill() {
 	c.DefaultWait = min(c.DefaultWait, c.MaxWait)
 	if c.NotifyQueue <= 0 {
 		c.NotifyQueue = d.NotifyQueue
+	}
+	if len(c.VirtualHosts) == 0 {
+		c.VirtualHosts = defaultVirtualHosts
+	}
+	if len(c.WSOrigins) == 0 {
+		c.WSOrigins = defaultWSOrigins
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -223,6 +238,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inflight.Done()
+	if !s.hostAllowed(r.Host) {
+		s.refuseHost(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case "/", "/rpc":
 	case "/health":

@@ -52,21 +52,18 @@ func (s *Server) upgrader() *websocket.Upgrader {
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 		HandshakeTimeout: 10 * time.Second,
-		CheckOrigin: func(r *http.Request) bool {
-			origin := r.Header.Get("Origin")
-			if origin == "" {
-				return true // not a browser
-			}
-			return s.originAllowed(origin) || sameOrigin(r, origin)
-		},
+		// serveWS checked the Origin before upgrading. (Same-origin is
+		// not enough: under DNS rebinding the attacker's page is
+		// same-origin with the name it rebinds.)
+		CheckOrigin: func(r *http.Request) bool { return s.wsOriginAllowed(r.Header.Get("Origin")) },
 	}
 }
 
-func sameOrigin(r *http.Request, origin string) bool {
-	return origin == "http://"+r.Host || origin == "https://"+r.Host
-}
-
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.wsOriginAllowed(r.Header.Get("Origin")) {
+		s.refuseOrigin(w, r)
+		return
+	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered with an HTTP error

@@ -76,6 +76,8 @@ func newStartFlags(fs *flag.FlagSet) *startFlags {
 	num("rpc.max-subscriptions", "most WebSocket subscriptions per connection", def.RPC.MaxSubscriptions, func(c *node.Config, v int) { c.RPC.MaxSubscriptions = v })
 	num("rpc.max-connections", "most simultaneous RPC connections", def.RPC.MaxConnections, func(c *node.Config, v int) { c.RPC.MaxConnections = v })
 	list("rpc.cors-origins", "origins allowed by CORS", func(c *node.Config, v []string) { c.RPC.CORSAllowedOrigins = v })
+	list("rpc.vhosts", "host names the RPC answers to (\"*\" for any; IP addresses always pass)", func(c *node.Config, v []string) { c.RPC.VirtualHosts = v })
+	list("rpc.ws-origins", "browser origins allowed to open a WebSocket (\"*\" for any)", func(c *node.Config, v []string) { c.RPC.WSOrigins = v })
 	list("p2p.laddr", "libp2p listen multiaddrs", func(c *node.Config, v []string) { c.P2P.ListenAddrs = v })
 	list("p2p.external-addrs", "multiaddrs advertised to peers", func(c *node.Config, v []string) { c.P2P.ExternalAddrs = v })
 	list("p2p.persistent-peers", "peers kept connected", func(c *node.Config, v []string) { c.P2P.PersistentPeers = v })
