@@ -54,6 +54,14 @@ type RPCConfig struct {
 	MaxSubscriptions   int      `toml:"max_subscriptions_per_client"`
 	MaxConnections     int      `toml:"max_open_connections"`
 	CORSAllowedOrigins []string `toml:"cors_allowed_origins"`
+	// MaxResponseBytes caps one call's answer, MaxBatchResponseBytes a
+	// batch's answers together, MaxResponseBytesInFlight the answers built
+	// and not yet sent across all clients, WSQueueBytes what waits to be
+	// written to one WebSocket.
+	MaxResponseBytes         int64 `toml:"max_response_bytes"`
+	MaxBatchResponseBytes    int64 `toml:"max_batch_response_bytes"`
+	MaxResponseBytesInFlight int64 `toml:"max_response_bytes_in_flight"`
+	WSQueueBytes             int64 `toml:"ws_queue_bytes"`
 	// VirtualHosts are the names the Host header may carry ("*": any);
 	// IP-address hosts always pass. Empty means localhost only.
 	VirtualHosts []string `toml:"vhosts"`
@@ -97,14 +105,18 @@ func DefaultConfig(home string) *Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		RPC: RPCConfig{
-			ListenAddr:         "127.0.0.1:26657",
-			MaxBodyBytes:       1 << 20,
-			MaxBatchRequests:   100,
-			MaxSubscriptions:   16,
-			MaxConnections:     256,
-			CORSAllowedOrigins: []string{},
-			VirtualHosts:       []string{"localhost"},
-			WSOrigins:          []string{"http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]", "https://[::1]"},
+			ListenAddr:               "127.0.0.1:26657",
+			MaxBodyBytes:             1 << 20,
+			MaxBatchRequests:         100,
+			MaxSubscriptions:         16,
+			MaxConnections:           256,
+			CORSAllowedOrigins:       []string{},
+			MaxResponseBytes:         16 << 20,
+			MaxBatchResponseBytes:    4 << 20,
+			MaxResponseBytesInFlight: 64 << 20,
+			WSQueueBytes:             4 << 20,
+			VirtualHosts:             []string{"localhost"},
+			WSOrigins:                []string{"http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]", "https://[::1]"},
 		},
 		P2P: P2PConfig{
 			ListenAddrs:     []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26656/quic-v1"},
@@ -187,6 +199,13 @@ func (c *Config) Validate() error {
 	if c.RPC.MaxBatchRequests <= 0 {
 		errs = append(errs, errors.New("rpc.max_batch_requests must be positive"))
 	}
+	if c.RPC.MaxResponseBytes <= 0 || c.RPC.MaxBatchResponseBytes <= 0 || c.RPC.MaxResponseBytesInFlight <= 0 || c.RPC.WSQueueBytes <= 0 {
+		errs = append(errs, errors.New("rpc.max_response_bytes, max_batch_response_bytes, max_response_bytes_in_flight and ws_queue_bytes must be positive"))
+	}
+	if c.RPC.MaxResponseBytesInFlight < c.RPC.MaxResponseBytes {
+		errs = append(errs, fmt.Errorf("rpc.max_response_bytes_in_flight (%d) is below rpc.max_response_bytes (%d): no answer of the largest size could be sent",
+			c.RPC.MaxResponseBytesInFlight, c.RPC.MaxResponseBytes))
+	}
 	if c.P2P.MaxPeers <= 0 {
 		errs = append(errs, errors.New("p2p.max_peers must be positive"))
 	}
@@ -248,6 +267,20 @@ max_batch_requests = {{.RPC.MaxBatchRequests}}
 max_subscriptions_per_client = {{.RPC.MaxSubscriptions}}
 # Most simultaneous HTTP/WebSocket connections.
 max_open_connections = {{.RPC.MaxConnections}}
+# Largest answer to one call, in bytes; a larger one is refused with -32008
+# (response_too_large). Must hold the largest block (ledger_getBlockByHeight).
+max_response_bytes = {{.RPC.MaxResponseBytes}}
+# Most bytes of answers in one batch (its first answer may take up to
+# max_response_bytes); the calls after the budget is spent are not run and
+# answer -32008.
+max_batch_response_bytes = {{.RPC.MaxBatchResponseBytes}}
+# Most bytes of answers built and not yet sent, across all clients; a call
+# beyond it answers -32010 (overloaded, retry later).
+max_response_bytes_in_flight = {{.RPC.MaxResponseBytesInFlight}}
+# Most bytes waiting to be written to one WebSocket. A notification that does
+# not fit drops the client (close 1008); an answer waits for room and the
+# connection reads no further calls meanwhile.
+ws_queue_bytes = {{.RPC.WSQueueBytes}}
 # Origins allowed by CORS; empty disables CORS.
 cors_allowed_origins = {{list .RPC.CORSAllowedOrigins}}
 # Names the HTTP Host header may carry, like geth's --http.vhosts ("*" for

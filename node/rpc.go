@@ -33,9 +33,14 @@ func (n *Node) startRPC(ctx context.Context) error {
 		MaxConnections:     c.MaxConnections,
 		CORSAllowedOrigins: c.CORSAllowedOrigins,
 		VirtualHosts:       c.VirtualHosts,
-		WSOrigins:          c.WSOrigins,
-		Logger:             n.log.With("module", "rpc"),
-		Metrics:            n.metrics,
+
+		MaxResponseBytes:         c.MaxResponseBytes,
+		MaxBatchResponseBytes:    c.MaxBatchResponseBytes,
+		MaxResponseBytesInFlight: c.MaxResponseBytesInFlight,
+		WSQueueBytes:             c.WSQueueBytes,
+		WSOrigins:                c.WSOrigins,
+		Logger:                   n.log.With("module", "rpc"),
+		Metrics:                  n.metrics,
 	})
 	if err != nil {
 		return err

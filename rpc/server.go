@@ -53,6 +53,23 @@ type Config struct {
 	// NotifyQueue is how many messages may wait to be written to one
 	// WebSocket client; a client that lets more pile up is dropped.
 	NotifyQueue int
+	// MaxResponseBytes caps one call's encoded answer; a larger one is
+	// replaced by a response_too_large error.
+	MaxResponseBytes int64
+	// MaxBatchResponseBytes caps the answers of one batch together
+	// (except that its first answer may take up to MaxResponseBytes); the
+	// calls after the budget is spent are not run and answer
+	// response_too_large.
+	MaxBatchResponseBytes int64
+	// MaxResponseBytesInFlight caps the bytes of answers built and not yet
+	// written, across all connections; a call whose answer does not fit
+	// answers overloaded.
+	MaxResponseBytesInFlight int64
+	// WSQueueBytes caps the bytes waiting to be written to one WebSocket
+	// (answers and notifications). A notification that does not fit drops
+	// the client; an answer waits for room, and the connection stops
+	// reading meanwhile. One answer may always enter an empty queue.
+	WSQueueBytes int64
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Metrics receives the RPC metrics; nil makes a private set.
@@ -69,6 +86,11 @@ func DefaultConfig() Config {
 		DefaultWait:      30 * time.Second,
 		MaxWait:          120 * time.Second,
 		NotifyQueue:      256,
+
+		MaxResponseBytes:         16 << 20,
+		MaxBatchResponseBytes:    4 << 20,
+		MaxResponseBytesInFlight: 64 << 20,
+		WSQueueBytes:             4 << 20,
 	}
 }
 
@@ -95,6 +117,18 @@ func (c *Config) fill() {
 	c.DefaultWait = min(c.DefaultWait, c.MaxWait)
 	if c.NotifyQueue <= 0 {
 		c.NotifyQueue = d.NotifyQueue
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = d.MaxResponseBytes
+	}
+	if c.MaxBatchResponseBytes <= 0 {
+		c.MaxBatchResponseBytes = d.MaxBatchResponseBytes
+	}
+	if c.MaxResponseBytesInFlight <= 0 {
+		c.MaxResponseBytesInFlight = d.MaxResponseBytesInFlight
+	}
+	if c.WSQueueBytes <= 0 {
+		c.WSQueueBytes = d.WSQueueBytes
 	}
 	if len(c.VirtualHosts) == 0 {
 		c.VirtualHosts = defaultVirtualHosts
@@ -135,6 +169,13 @@ type Server struct {
 
 	// droppedClients counts WebSocket clients dropped for being slow.
 	droppedClients atomic.Int64
+	// answerBytes holds the bytes of answers and notifications built and
+	// not yet written (rpc.max_response_bytes_in_flight bounds answers).
+	answerBytes *byteBudget
+	// answerWaits counts answers that waited for room in a WebSocket's queue.
+	answerWaits atomic.Int64
+	// wsQueuePeak is the most bytes one WebSocket's queue has held.
+	wsQueuePeak atomic.Int64
 
 	mu       sync.Mutex
 	closing  bool
@@ -152,7 +193,8 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpc: encode genesis: %w", err)
 	}
-	s := &Server{b: b, cfg: cfg, log: cfg.Logger, genesisHash: doc.Hash(), genesisJSON: gj}
+	s := &Server{b: b, cfg: cfg, log: cfg.Logger, genesisHash: doc.Hash(), genesisJSON: gj,
+		answerBytes: newByteBudget(cfg.MaxResponseBytesInFlight)}
 	s.hub = newHub(s)
 	s.methods = s.methodTable()
 	return s, nil
@@ -354,6 +396,7 @@ func (s *Server) servePOST(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	defer s.answerBytes.release(int64(len(out)))
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
 }
@@ -366,7 +409,8 @@ func writeJSONError(w http.ResponseWriter, status int, e *api.Error) {
 
 // handleBody answers one request body (one call or a batch); nil means
 // nothing to send (only notifications). conn is the WebSocket connection
-// the body came on, nil for HTTP.
+// the body came on, nil for HTTP. The answer's bytes are held in
+// s.answerBytes: the caller releases len(answer) once it is written.
 func (s *Server) handleBody(ctx context.Context, body []byte, conn *wsConn) []byte {
 	out, afters := s.handleBodyDeferred(ctx, body, conn)
 	for _, f := range afters {
@@ -377,45 +421,112 @@ func (s *Server) handleBody(ctx context.Context, body []byte, conn *wsConn) []by
 
 // handleBodyDeferred is handleBody that returns, instead of running them,
 // the actions to take once the answer is sent (activating subscriptions).
+//
+// Answers are bounded by bytes: each by MaxResponseBytes, a batch's
+// together by MaxBatchResponseBytes (the calls after that are not run),
+// and all answers in flight on the server by MaxResponseBytesInFlight. A
+// batch's answers are appended to its output as each call finishes, so
+// no more than the output and one answer are ever held.
 func (s *Server) handleBodyDeferred(ctx context.Context, body []byte, conn *wsConn) ([]byte, []func()) {
 	reqs, batch, derr := DecodeRequest(body, s.cfg.MaxBatchRequests)
 	if derr != nil {
 		s.observe("invalid", derr.Code, 0)
-		return encodeError(nil, derr), nil
+		out := encodeError(nil, derr)
+		s.answerBytes.force(int64(len(out)))
+		return out, nil
 	}
-	var answers [][]byte
+	var out []byte
 	var afters []func()
+	answered := 0
+	spent := false // the batch's answer budget is spent
 	for i := range reqs {
-		ans, after := s.call(ctx, &reqs[i], conn)
+		req := &reqs[i]
+		var ans []byte
+		var after func()
+		switch {
+		case req.IsNotification():
+			ans, after = s.call(ctx, req, conn)
+		case spent:
+			s.observe(callLabel(s, req), api.CodeResponseTooLarge, 0)
+			ans = encodeError(req.ID, api.Errorf(api.CodeResponseTooLarge,
+				"not run: the batch's answers reached rpc.max_batch_response_bytes (%d bytes); send fewer calls per batch", s.cfg.MaxBatchResponseBytes))
+			s.answerBytes.force(int64(len(ans)))
+		case !s.answerBytes.room(s.cfg.MaxResponseBytes):
+			// No room for the largest answer a call may give: do not do
+			// work whose answer may have to be thrown away.
+			ans = s.overloaded(req)
+		default:
+			ans, after = s.call(ctx, req, conn)
+			ans, after = s.charge(req, ans, after, batch, int64(len(out)), &spent)
+		}
 		if after != nil {
 			afters = append(afters, after)
 		}
-		if ans != nil {
-			answers = append(answers, ans)
+		if ans == nil {
+			continue
 		}
-	}
-	if !batch {
-		if len(answers) == 0 {
-			return nil, afters
+		if !batch {
+			return ans, afters
 		}
-		return answers[0], afters
+		sep := byte(',')
+		if answered == 0 {
+			sep = '['
+		}
+		out = append(out, sep)
+		out = append(out, ans...)
+		answered++
 	}
-	if len(answers) == 0 {
+	if answered == 0 {
 		return nil, afters
 	}
-	size := 2
-	for _, a := range answers {
-		size += len(a) + 1
+	out = append(out, ']')
+	s.answerBytes.force(int64(answered + 1)) // the brackets and commas
+	return out, afters
+}
+
+// charge takes the bytes of a call's answer from the budgets, or replaces
+// the answer by the documented error when it does not fit: the batch's
+// (spent is then set, so the batch's later calls are not run) or the
+// server's answers in flight. after is dropped with a replaced answer.
+func (s *Server) charge(req *Request, ans []byte, after func(), batch bool, batchBytes int64, spent *bool) ([]byte, func()) {
+	if ans == nil {
+		return nil, after
 	}
-	out := make([]byte, 0, size)
-	out = append(out, '[')
-	for i, a := range answers {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, a...)
+	// A batch's first answer may be as large as one call's (a block);
+	// after it the batch's budget counts.
+	if batch && batchBytes > 0 && batchBytes+int64(len(ans))+2 > s.cfg.MaxBatchResponseBytes {
+		*spent = true
+		s.observe(callLabel(s, req), api.CodeResponseTooLarge, 0)
+		out := encodeError(req.ID, api.Errorf(api.CodeResponseTooLarge,
+			"the answer (%d bytes) would take the batch's answers past rpc.max_batch_response_bytes (%d bytes); send fewer calls per batch",
+			len(ans), s.cfg.MaxBatchResponseBytes))
+		s.answerBytes.force(int64(len(out)))
+		return out, nil
 	}
-	return append(out, ']'), afters
+	if !s.answerBytes.acquire(int64(len(ans))) {
+		return s.overloaded(req), nil
+	}
+	return ans, after
+}
+
+// overloaded answers a call with the overloaded error, charged to the budget.
+func (s *Server) overloaded(req *Request) []byte {
+	s.observe(callLabel(s, req), api.CodeOverloaded, 0)
+	out := encodeError(req.ID, api.Errorf(api.CodeOverloaded,
+		"the node is busy: answers waiting to be sent reached rpc.max_response_bytes_in_flight (%d bytes); retry later", s.cfg.MaxResponseBytesInFlight))
+	s.answerBytes.force(int64(len(out)))
+	return out
+}
+
+// callLabel is the metrics label of a request's method.
+func callLabel(s *Server, req *Request) string {
+	if req.Err != nil {
+		return "invalid"
+	}
+	if _, ok := s.methods[req.Method]; !ok {
+		return "unknown"
+	}
+	return req.Method
 }
 
 // call runs one call and encodes its answer (nil for a notification).
@@ -456,6 +567,11 @@ func (s *Server) call(ctx context.Context, req *Request, conn *wsConn) (answer [
 	if encErr != nil {
 		s.log.Error("rpc: encode result", "method", req.Method, "err", encErr)
 		return encodeError(req.ID, api.Errorf(api.CodeInternal, "internal error")), nil
+	}
+	if int64(len(out)) > s.cfg.MaxResponseBytes {
+		s.observe(label, api.CodeResponseTooLarge, 0)
+		return encodeError(req.ID, api.Errorf(api.CodeResponseTooLarge,
+			"the answer (%d bytes) exceeds rpc.max_response_bytes (%d bytes); ask for less (a lower limit)", len(out), s.cfg.MaxResponseBytes)), nil
 	}
 	return out, after
 }
