@@ -27,12 +27,21 @@ func (n *Node) startRPC(ctx context.Context) error {
 		return nil
 	}
 	srv, err := rpc.New(rpcBackend{n}, rpc.Config{
-		MaxBodyBytes:       c.MaxBodyBytes,
-		MaxBatchRequests:   c.MaxBatchRequests,
-		MaxSubscriptions:   c.MaxSubscriptions,
-		MaxConnections:     c.MaxConnections,
-		CORSAllowedOrigins: c.CORSAllowedOrigins,
-		VirtualHosts:       c.VirtualHosts,
+		MaxBodyBytes:     c.MaxBodyBytes,
+		MaxBatchRequests: c.MaxBatchRequests,
+		MaxSubscriptions: c.MaxSubscriptions,
+		MaxConnections:   c.MaxConnections,
+
+		MaxConnectionsPerClient:    c.MaxConnectionsPerClient,
+		MaxWebSockets:              c.MaxWebSockets,
+		MaxWebSocketsPerClient:     c.MaxWebSocketsPerClient,
+		RequestsPerSecondPerClient: c.RequestsPerSecondPerClient,
+		RequestBurstPerClient:      c.RequestBurstPerClient,
+		UnlimitedClients:           unlimitedClients(c.UnlimitedClients),
+		ReadHeaderTimeout:          c.ReadHeaderTimeout.Duration,
+		IdleTimeout:                c.IdleTimeout.Duration,
+		CORSAllowedOrigins:         c.CORSAllowedOrigins,
+		VirtualHosts:               c.VirtualHosts,
 
 		MaxResponseBytes:         c.MaxResponseBytes,
 		MaxBatchResponseBytes:    c.MaxBatchResponseBytes,
@@ -59,6 +68,15 @@ func (n *Node) startRPC(ctx context.Context) error {
 	}
 	n.goRun(func() error { return srv.Serve(ctx, ln) })
 	return nil
+}
+
+// unlimitedClients passes the configured list on; an empty list means
+// nobody is exempt (rpc.Config reads nil as its default).
+func unlimitedClients(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
 
 // tcpIP is the IP address of a TCP listener's address, nil for others.

@@ -79,7 +79,7 @@ func checkBatchAnswer(t *testing.T, raw []byte, n int) (ok, tooLarge, overloaded
 			ok++
 		case api.CodeResponseTooLarge:
 			tooLarge++
-			if r.Error.Data.Reason != "" && r.Error.Data.Reason != "response_too_large" {
+			if r.Error.Data.Reason != "response_too_large" {
 				t.Fatalf("reason %q", r.Error.Data.Reason)
 			}
 		case api.CodeOverloaded:

@@ -10,14 +10,13 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/metrics"
@@ -33,7 +32,34 @@ type Config struct {
 	// MaxSubscriptions caps the subscriptions one WebSocket connection holds.
 	MaxSubscriptions int
 	// MaxConnections caps simultaneous connections (HTTP and WebSocket).
+	// When full, an idle keep-alive connection is closed to admit a new
+	// one; failing that the new one is refused at once (503), never kept
+	// waiting.
 	MaxConnections int
+	// MaxConnectionsPerClient caps the connections of one client (IP
+	// address); beyond it, the client's own idle connection is reclaimed
+	// or the new one refused (429).
+	MaxConnectionsPerClient int
+	// MaxWebSockets and MaxWebSocketsPerClient cap open WebSockets, on the
+	// server and per client: WebSockets can so never take every
+	// connection slot from plain HTTP calls.
+	MaxWebSockets          int
+	MaxWebSocketsPerClient int
+	// RequestsPerSecondPerClient and RequestBurstPerClient are one
+	// client's call rate (each call of a batch counts): a token bucket
+	// refilled at the rate and holding at most the burst. A call beyond it
+	// answers rate_limited without running.
+	RequestsPerSecondPerClient float64
+	RequestBurstPerClient      int
+	// UnlimitedClients lists addresses or CIDR prefixes exempt from the
+	// per-client limits (the global caps still apply): the node's own
+	// host, where a TLS proxy or a load generator would connect from. Nil
+	// means 127.0.0.1 and ::1; an empty list exempts no one.
+	UnlimitedClients []string
+	// ReadHeaderTimeout bounds the wait for a request's headers (slowloris)
+	// and IdleTimeout an idle keep-alive connection.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
 	// CORSAllowedOrigins lists the browser origins allowed to call the
 	// API ("*" for any). Empty disables CORS and cross-origin WebSockets.
 	CORSAllowedOrigins []string
@@ -74,6 +100,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives the RPC metrics; nil makes a private set.
 	Metrics *metrics.Metrics
+
+	unlimited []netip.Prefix // UnlimitedClients, parsed by New
 }
 
 // DefaultConfig returns the defaults, which match node's config.toml.
@@ -83,9 +111,18 @@ func DefaultConfig() Config {
 		MaxBatchRequests: 100,
 		MaxSubscriptions: 16,
 		MaxConnections:   256,
-		DefaultWait:      30 * time.Second,
-		MaxWait:          120 * time.Second,
-		NotifyQueue:      256,
+
+		MaxConnectionsPerClient:    32,
+		MaxWebSockets:              128,
+		MaxWebSocketsPerClient:     8,
+		RequestsPerSecondPerClient: 100,
+		RequestBurstPerClient:      200,
+		UnlimitedClients:           []string{"127.0.0.1", "::1"},
+		ReadHeaderTimeout:          5 * time.Second,
+		IdleTimeout:                60 * time.Second,
+		DefaultWait:                30 * time.Second,
+		MaxWait:                    120 * time.Second,
+		NotifyQueue:                256,
 
 		MaxResponseBytes:         16 << 20,
 		MaxBatchResponseBytes:    4 << 20,
@@ -118,6 +155,30 @@ func (c *Config) fill() {
 	if c.NotifyQueue <= 0 {
 		c.NotifyQueue = d.NotifyQueue
 	}
+	if c.MaxConnectionsPerClient <= 0 {
+		c.MaxConnectionsPerClient = d.MaxConnectionsPerClient
+	}
+	if c.MaxWebSockets <= 0 {
+		c.MaxWebSockets = d.MaxWebSockets
+	}
+	if c.MaxWebSocketsPerClient <= 0 {
+		c.MaxWebSocketsPerClient = d.MaxWebSocketsPerClient
+	}
+	if c.RequestsPerSecondPerClient <= 0 {
+		c.RequestsPerSecondPerClient = d.RequestsPerSecondPerClient
+	}
+	if c.RequestBurstPerClient <= 0 {
+		c.RequestBurstPerClient = d.RequestBurstPerClient
+	}
+	if c.UnlimitedClients == nil {
+		c.UnlimitedClients = d.UnlimitedClients
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = d.MaxResponseBytes
 	}
@@ -146,10 +207,10 @@ func (c *Config) fill() {
 
 // Timeouts of the HTTP server and of WebSocket keep-alives.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	shutdownGrace     = 2 * time.Second
+	readTimeout   = 30 * time.Second
+	shutdownGrace = 2 * time.Second
+	// maxRefusing bounds the goroutines explaining refused connections.
+	maxRefusing = 64
 	// feedBuffer is the room of the server's own subscription to the node.
 	feedBuffer = 1024
 )
@@ -176,6 +237,8 @@ type Server struct {
 	answerWaits atomic.Int64
 	// wsQueuePeak is the most bytes one WebSocket's queue has held.
 	wsQueuePeak atomic.Int64
+	// clients keeps the connection caps and per-client limits.
+	clients *clients
 
 	mu       sync.Mutex
 	closing  bool
@@ -185,6 +248,17 @@ type Server struct {
 // New returns a server over b.
 func New(b Backend, cfg Config) (*Server, error) {
 	cfg.fill()
+	for _, u := range cfg.UnlimitedClients {
+		p, err := netip.ParsePrefix(u)
+		if err != nil {
+			a, aerr := netip.ParseAddr(u)
+			if aerr != nil {
+				return nil, fmt.Errorf("rpc: unlimited client %q: want an IP address or a CIDR prefix", u)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		cfg.unlimited = append(cfg.unlimited, p.Masked())
+	}
 	doc := b.Genesis()
 	if doc == nil {
 		return nil, errors.New("rpc: backend has no genesis")
@@ -195,6 +269,7 @@ func New(b Backend, cfg Config) (*Server, error) {
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, genesisHash: doc.Hash(), genesisJSON: gj,
 		answerBytes: newByteBudget(cfg.MaxResponseBytesInFlight)}
+	s.clients = newClients(&s.cfg)
 	s.hub = newHub(s)
 	s.methods = s.methodTable()
 	return s, nil
@@ -210,12 +285,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.serveCtx = ctx
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		IdleTimeout:       idleTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*trackedConn); ok {
+				return context.WithValue(ctx, clientKey{}, tc.st)
+			}
+			return ctx
+		},
+		ConnState: s.clients.setState,
+		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Subscribe before serving, so every call sees the events that
 	// follow its answer.
@@ -236,7 +318,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := hs.Serve(netutil.LimitListener(ln, s.cfg.MaxConnections)); !errors.Is(err, http.ErrServerClosed) {
+		lln := &limitedListener{Listener: ln, cl: s.clients, log: s.log.Debug, refuser: make(chan struct{}, maxRefusing), wg: &wg}
+		if err := hs.Serve(lln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("rpc: serve: %w", err)
 			cancel()
 		}
@@ -435,6 +518,7 @@ func (s *Server) handleBodyDeferred(ctx context.Context, body []byte, conn *wsCo
 		s.answerBytes.force(int64(len(out)))
 		return out, nil
 	}
+	cl := clientOf(ctx)
 	var out []byte
 	var afters []func()
 	answered := 0
@@ -444,6 +528,15 @@ func (s *Server) handleBodyDeferred(ctx context.Context, body []byte, conn *wsCo
 		var ans []byte
 		var after func()
 		switch {
+		case !s.clients.allowCall(cl):
+			s.observe(callLabel(s, req), api.CodeRateLimited, 0)
+			if req.IsNotification() {
+				continue // not run, and nothing to answer
+			}
+			ans = encodeError(req.ID, api.Errorf(api.CodeRateLimited,
+				"rate limited: more than %g calls per second (burst %d) from this client (rpc.max_requests_per_second_per_client); retry later",
+				s.cfg.RequestsPerSecondPerClient, s.cfg.RequestBurstPerClient))
+			s.answerBytes.force(int64(len(ans)))
 		case req.IsNotification():
 			ans, after = s.call(ctx, req, conn)
 		case spent:

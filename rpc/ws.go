@@ -71,6 +71,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuseOrigin(w, r)
 		return
 	}
+	if st := clientOf(r.Context()); st != nil {
+		if why := s.clients.enterWS(st); why != nil {
+			s.observe("invalid", why.err.Code, 0)
+			writeJSONError(w, why.status, why.err)
+			return
+		}
+		defer s.clients.leaveWS(st)
+	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered with an HTTP error

@@ -152,7 +152,8 @@ type ErrorData struct {
 	Status TxStatus `json:"status,omitempty"`
 }
 
-// Errorf returns an *Error with a formatted message.
+// Errorf returns an *Error with a formatted message and data.reason set
+// to the code's stable name.
 func Errorf(code int, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Data: &ErrorData{Reason: CodeName(code)}}
 }
