@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,12 +49,36 @@ type Config struct {
 
 // RPCConfig configures the JSON-RPC server.
 type RPCConfig struct {
-	ListenAddr         string   `toml:"laddr"`
-	MaxBodyBytes       int64    `toml:"max_body_bytes"`
-	MaxBatchRequests   int      `toml:"max_batch_requests"`
-	MaxSubscriptions   int      `toml:"max_subscriptions_per_client"`
-	MaxConnections     int      `toml:"max_open_connections"`
-	CORSAllowedOrigins []string `toml:"cors_allowed_origins"`
+	ListenAddr       string `toml:"laddr"`
+	MaxBodyBytes     int64  `toml:"max_body_bytes"`
+	MaxBatchRequests int    `toml:"max_batch_requests"`
+	MaxSubscriptions int    `toml:"max_subscriptions_per_client"`
+	MaxConnections   int    `toml:"max_open_connections"`
+	// Per-client (per IP address) limits, the WebSocket caps and the
+	// HTTP timeouts; see rpc.Config.
+	MaxConnectionsPerClient    int      `toml:"max_connections_per_client"`
+	MaxWebSockets              int      `toml:"max_websockets"`
+	MaxWebSocketsPerClient     int      `toml:"max_websockets_per_client"`
+	RequestsPerSecondPerClient float64  `toml:"max_requests_per_second_per_client"`
+	RequestBurstPerClient      int      `toml:"request_burst_per_client"`
+	UnlimitedClients           []string `toml:"unlimited_clients"`
+	ReadHeaderTimeout          Duration `toml:"read_header_timeout"`
+	IdleTimeout                Duration `toml:"idle_timeout"`
+	CORSAllowedOrigins         []string `toml:"cors_allowed_origins"`
+	// MaxResponseBytes caps one call's answer, MaxBatchResponseBytes a
+	// batch's answers together, MaxResponseBytesInFlight the answers built
+	// and not yet sent across all clients, WSQueueBytes what waits to be
+	// written to one WebSocket.
+	MaxResponseBytes         int64 `toml:"max_response_bytes"`
+	MaxBatchResponseBytes    int64 `toml:"max_batch_response_bytes"`
+	MaxResponseBytesInFlight int64 `toml:"max_response_bytes_in_flight"`
+	WSQueueBytes             int64 `toml:"ws_queue_bytes"`
+	// VirtualHosts are the names the Host header may carry ("*": any);
+	// IP-address hosts always pass. Empty means localhost only.
+	VirtualHosts []string `toml:"vhosts"`
+	// WSOrigins are the browser origins allowed to open a WebSocket
+	// ("*": any). Empty means the localhost origins.
+	WSOrigins []string `toml:"ws_origins"`
 }
 
 // P2PConfig configures the libp2p host.
@@ -106,12 +131,28 @@ func DefaultConfig(home string) *Config {
 		LogLevel:  "info",
 		LogFormat: "text",
 		RPC: RPCConfig{
-			ListenAddr:         "127.0.0.1:26657",
-			MaxBodyBytes:       1 << 20,
-			MaxBatchRequests:   100,
-			MaxSubscriptions:   16,
-			MaxConnections:     256,
-			CORSAllowedOrigins: []string{},
+			ListenAddr:               "127.0.0.1:26657",
+			MaxBodyBytes:             1 << 20,
+			MaxBatchRequests:         100,
+			MaxSubscriptions:         16,
+			MaxConnections:           256,
+			CORSAllowedOrigins:       []string{},
+			MaxResponseBytes:         16 << 20,
+			MaxBatchResponseBytes:    4 << 20,
+			MaxResponseBytesInFlight: 64 << 20,
+			WSQueueBytes:             4 << 20,
+
+			MaxConnectionsPerClient:    32,
+			MaxWebSockets:              128,
+			MaxWebSocketsPerClient:     8,
+			RequestsPerSecondPerClient: 100,
+			RequestBurstPerClient:      200,
+			UnlimitedClients:           []string{"127.0.0.1", "::1"},
+			ReadHeaderTimeout:          Duration{5 * time.Second},
+			IdleTimeout:                Duration{60 * time.Second},
+
+			VirtualHosts: []string{"localhost"},
+			WSOrigins:    []string{"http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]", "https://[::1]"},
 		},
 		P2P: P2PConfig{
 			ListenAddrs:     []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26656/quic-v1"},
@@ -196,6 +237,28 @@ func (c *Config) Validate() error {
 	if c.RPC.MaxBatchRequests <= 0 {
 		errs = append(errs, errors.New("rpc.max_batch_requests must be positive"))
 	}
+	if c.RPC.MaxResponseBytes <= 0 || c.RPC.MaxBatchResponseBytes <= 0 || c.RPC.MaxResponseBytesInFlight <= 0 || c.RPC.WSQueueBytes <= 0 {
+		errs = append(errs, errors.New("rpc.max_response_bytes, max_batch_response_bytes, max_response_bytes_in_flight and ws_queue_bytes must be positive"))
+	}
+	if c.RPC.MaxConnections <= 0 || c.RPC.MaxConnectionsPerClient <= 0 || c.RPC.MaxWebSockets <= 0 || c.RPC.MaxWebSocketsPerClient <= 0 ||
+		c.RPC.RequestsPerSecondPerClient <= 0 || c.RPC.RequestBurstPerClient <= 0 {
+		errs = append(errs, errors.New("rpc.max_open_connections, max_connections_per_client, max_websockets, max_websockets_per_client, "+
+			"max_requests_per_second_per_client and request_burst_per_client must be positive"))
+	}
+	if c.RPC.ReadHeaderTimeout.Duration <= 0 || c.RPC.IdleTimeout.Duration <= 0 {
+		errs = append(errs, errors.New("rpc.read_header_timeout and rpc.idle_timeout must be positive"))
+	}
+	for _, u := range c.RPC.UnlimitedClients {
+		if _, err := netip.ParsePrefix(u); err != nil {
+			if _, err := netip.ParseAddr(u); err != nil {
+				errs = append(errs, fmt.Errorf("rpc.unlimited_clients: %q is neither an IP address nor a CIDR prefix", u))
+			}
+		}
+	}
+	if c.RPC.MaxResponseBytesInFlight < c.RPC.MaxResponseBytes {
+		errs = append(errs, fmt.Errorf("rpc.max_response_bytes_in_flight (%d) is below rpc.max_response_bytes (%d): no answer of the largest size could be sent",
+			c.RPC.MaxResponseBytesInFlight, c.RPC.MaxResponseBytes))
+	}
 	if c.P2P.MaxPeers <= 0 {
 		errs = append(errs, errors.New("p2p.max_peers must be positive"))
 	}
@@ -258,10 +321,54 @@ max_body_bytes = {{.RPC.MaxBodyBytes}}
 max_batch_requests = {{.RPC.MaxBatchRequests}}
 # Most WebSocket subscriptions one connection may hold.
 max_subscriptions_per_client = {{.RPC.MaxSubscriptions}}
-# Most simultaneous HTTP/WebSocket connections.
+# Most simultaneous HTTP/WebSocket connections. When full, the longest-idle
+# keep-alive connection is closed for a new one; failing that the new one is
+# refused at once (HTTP 503, -32013), never left waiting.
 max_open_connections = {{.RPC.MaxConnections}}
+# Most connections from one client (IP address): beyond it the client's own
+# idle keep-alive is closed, or the new connection refused (HTTP 429, -32013).
+max_connections_per_client = {{.RPC.MaxConnectionsPerClient}}
+# Most open WebSockets on the node, and from one client (HTTP 503 / 429,
+# -32013): WebSockets cannot take every slot from plain HTTP calls.
+max_websockets = {{.RPC.MaxWebSockets}}
+max_websockets_per_client = {{.RPC.MaxWebSocketsPerClient}}
+# Calls per second from one client (each call of a batch counts), with bursts
+# up to request_burst_per_client; calls beyond answer -32009 (rate_limited).
+max_requests_per_second_per_client = {{.RPC.RequestsPerSecondPerClient}}
+request_burst_per_client = {{.RPC.RequestBurstPerClient}}
+# Addresses or CIDR prefixes exempt from the per-client limits (the node-wide
+# caps still apply): the node's own host, where a TLS proxy or a load
+# generator connects from. Behind a proxy every client shares its address.
+unlimited_clients = {{list .RPC.UnlimitedClients}}
+# How long a client may take to send a request's headers (slowloris guard),
+# and how long an idle keep-alive connection stays open.
+read_header_timeout = "{{.RPC.ReadHeaderTimeout}}"
+idle_timeout = "{{.RPC.IdleTimeout}}"
+# Largest answer to one call, in bytes; a larger one is refused with -32008
+# (response_too_large). Must hold the largest block (ledger_getBlockByHeight).
+max_response_bytes = {{.RPC.MaxResponseBytes}}
+# Most bytes of answers in one batch (its first answer may take up to
+# max_response_bytes); the calls after the budget is spent are not run and
+# answer -32008.
+max_batch_response_bytes = {{.RPC.MaxBatchResponseBytes}}
+# Most bytes of answers built and not yet sent, across all clients; a call
+# beyond it answers -32010 (overloaded, retry later).
+max_response_bytes_in_flight = {{.RPC.MaxResponseBytesInFlight}}
+# Most bytes waiting to be written to one WebSocket. A notification that does
+# not fit drops the client (close 1008); an answer waits for room and the
+# connection reads no further calls meanwhile.
+ws_queue_bytes = {{.RPC.WSQueueBytes}}
 # Origins allowed by CORS; empty disables CORS.
 cors_allowed_origins = {{list .RPC.CORSAllowedOrigins}}
+# Names the HTTP Host header may carry, like geth's --http.vhosts ("*" for
+# any). A request naming another host is refused (403, -32011): a guard
+# against DNS rebinding. Hosts given as IP addresses always pass. Add the
+# DNS name clients use when you expose the node. Empty = localhost only.
+vhosts = {{list .RPC.VirtualHosts}}
+# Browser origins allowed to open a WebSocket, like geth's --ws.origins
+# ("*" for any; "scheme://host" matches any port). Others are refused (403,
+# -32012). cors_allowed_origins are allowed too. Empty = the localhost origins.
+ws_origins = {{list .RPC.WSOrigins}}
 
 [p2p]
 # libp2p listen multiaddrs (TCP and QUIC).

@@ -27,13 +27,29 @@ func (n *Node) startRPC(ctx context.Context) error {
 		return nil
 	}
 	srv, err := rpc.New(rpcBackend{n}, rpc.Config{
-		MaxBodyBytes:       c.MaxBodyBytes,
-		MaxBatchRequests:   c.MaxBatchRequests,
-		MaxSubscriptions:   c.MaxSubscriptions,
-		MaxConnections:     c.MaxConnections,
-		CORSAllowedOrigins: c.CORSAllowedOrigins,
-		Logger:             n.log.With("module", "rpc"),
-		Metrics:            n.metrics,
+		MaxBodyBytes:     c.MaxBodyBytes,
+		MaxBatchRequests: c.MaxBatchRequests,
+		MaxSubscriptions: c.MaxSubscriptions,
+		MaxConnections:   c.MaxConnections,
+
+		MaxConnectionsPerClient:    c.MaxConnectionsPerClient,
+		MaxWebSockets:              c.MaxWebSockets,
+		MaxWebSocketsPerClient:     c.MaxWebSocketsPerClient,
+		RequestsPerSecondPerClient: c.RequestsPerSecondPerClient,
+		RequestBurstPerClient:      c.RequestBurstPerClient,
+		UnlimitedClients:           unlimitedClients(c.UnlimitedClients),
+		ReadHeaderTimeout:          c.ReadHeaderTimeout.Duration,
+		IdleTimeout:                c.IdleTimeout.Duration,
+		CORSAllowedOrigins:         c.CORSAllowedOrigins,
+		VirtualHosts:               c.VirtualHosts,
+
+		MaxResponseBytes:         c.MaxResponseBytes,
+		MaxBatchResponseBytes:    c.MaxBatchResponseBytes,
+		MaxResponseBytesInFlight: c.MaxResponseBytesInFlight,
+		WSQueueBytes:             c.WSQueueBytes,
+		WSOrigins:                c.WSOrigins,
+		Logger:                   n.log.With("module", "rpc"),
+		Metrics:                  n.metrics,
 	})
 	if err != nil {
 		return err
@@ -44,7 +60,30 @@ func (n *Node) startRPC(ctx context.Context) error {
 	}
 	n.cfg.RPC.ListenAddr = ln.Addr().String()
 	n.log.Info("rpc listening", "addr", n.cfg.RPC.ListenAddr)
+	if ip := tcpIP(ln.Addr()); ip != nil && !ip.IsLoopback() {
+		n.log.Warn("rpc: listening on an address that is not loopback: anyone who can reach it can call the API; "+
+			"put it behind a TLS proxy with access control, and keep rpc.vhosts, rpc.ws_origins and the per-client limits tight",
+			"addr", n.cfg.RPC.ListenAddr, "every_interface", ip.IsUnspecified(),
+			"vhosts", c.VirtualHosts, "ws_origins", c.WSOrigins)
+	}
 	n.goRun(func() error { return srv.Serve(ctx, ln) })
+	return nil
+}
+
+// unlimitedClients passes the configured list on; an empty list means
+// nobody is exempt (rpc.Config reads nil as its default).
+func unlimitedClients(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// tcpIP is the IP address of a TCP listener's address, nil for others.
+func tcpIP(a net.Addr) net.IP {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP
+	}
 	return nil
 }
 

@@ -15,16 +15,24 @@
 // Every input is bounded before it is decoded: request bodies and
 // WebSocket messages (MaxBodyBytes), batches (MaxBatchRequests),
 // subscriptions per connection (MaxSubscriptions), connections
-// (MaxConnections), list answers (1000 items), waits (MaxWait). A bad
-// call gets a JSON-RPC error, never a panic (handlers are also guarded by
-// recover), and only that call fails.
+// (MaxConnections), list answers (1000 items), waits (MaxWait). Outputs
+// are bounded by bytes: each answer (MaxResponseBytes), a batch's answers
+// (MaxBatchResponseBytes), all answers not yet written
+// (MaxResponseBytesInFlight) and each WebSocket's queue (WSQueueBytes).
+// Clients are kept apart by IP address (clients.go): connection,
+// WebSocket and call-rate limits per client, refusals answered at once.
+// Hosts and WebSocket origins are checked against DNS rebinding
+// (guard.go). A bad call gets a JSON-RPC error, never a panic (handlers
+// are also guarded by recover), and only that call fails.
 //
 // # Subscriptions
 //
 // The server holds one subscription to the node's events and fans it out
 // through a hub. Each WebSocket connection has one writer goroutine and a
-// bounded queue; the hub never waits on a client: a client that lets its
-// queue fill is dropped with close code 1008 and a reason that says so.
+// queue bounded in messages and bytes; the hub never waits on a client: a
+// client that lets its queue fill with notifications is dropped with close
+// code 1008 and a reason that says so, and one that does not read its
+// answers is no longer read from until it does.
 //
 // # Ownership
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/ledgerd/ledgerd/rpc/api"
 )
@@ -112,6 +113,11 @@ func decodeCall(raw json.RawMessage) Request {
 		}
 		if len(id) > maxIDLen {
 			return invalid(nil, "invalid request: id longer than %d bytes", maxIDLen)
+		}
+		// The id is echoed verbatim: it must be valid JSON text, which
+		// is UTF-8 (RFC 8259), or the answer would not be.
+		if !utf8.Valid(id) {
+			return invalid(nil, "invalid request: id is not valid UTF-8")
 		}
 	}
 	var version string

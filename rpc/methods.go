@@ -25,7 +25,7 @@ func (s *Server) methodTable() map[string]*method {
 		{name: api.MethodSendTransactionAndWait, params: []string{"tx", "timeout?"}, fn: s.sendTransactionAndWait},
 		{name: api.MethodGetTransaction, params: []string{"hash", "prove?"}, fn: s.getTransaction},
 		{name: api.MethodGetAccount, params: []string{"address", "height?", "prove?"}, fn: s.getAccount},
-		{name: api.MethodGetAccountTransactions, params: []string{"address", "from_height?", "limit?"}, fn: s.getAccountTransactions},
+		{name: api.MethodGetAccountTransactions, params: []string{"address", "from_height?", "limit?", "from_index?"}, fn: s.getAccountTransactions},
 		{name: api.MethodGetBlockByHeight, params: []string{"height"}, fn: s.getBlockByHeight},
 		{name: api.MethodGetBlockByHash, params: []string{"hash"}, fn: s.getBlockByHash},
 		{name: api.MethodGetCommit, params: []string{"height?"}, fn: s.getCommit},
@@ -272,56 +272,42 @@ func (s *Server) getAccount(ctx context.Context, c *call) (any, error) {
 	return out, nil
 }
 
+// getAccountTransactions answers one page of an account's history. The
+// cursor is a position (height, index in the block), so a page ends after
+// exactly limit transactions, inside a block if need be, and the next one
+// resumes right after it.
 func (s *Server) getAccountTransactions(ctx context.Context, c *call) (any, error) {
 	var addr crypto.Address
 	var from api.Uint64
+	var fromIndex uint32
 	limit := defaultListLimit
-	if err := c.bind(&addr, &from, &limit); err != nil {
+	if err := c.bind(&addr, &from, &limit, &fromIndex); err != nil {
 		return nil, err
 	}
 	if limit < 1 || limit > maxListLimit {
 		return nil, api.Errorf(api.CodeInvalidParams, `invalid params: parameter "limit": want 1 to %d, got %d`, maxListLimit, limit)
 	}
 	st := s.b.Store()
-	refs, err := st.AccountTxs(addr, uint64(from), limit+1)
+	refs, more, err := st.AccountTxs(addr, store.TxLocation{Height: uint64(from), Index: fromIndex}, limit)
 	if err != nil {
 		return nil, err
 	}
-	out := &api.AccountTxs{Address: addr, Txs: []api.AccountTx{}}
-	if len(refs) > limit {
-		// Cut at a height boundary so the next page, which starts at a
-		// height, neither repeats nor skips a transaction.
-		cut := refs[limit].Location.Height
-		keep := refs[:limit]
-		for len(keep) > 0 && keep[len(keep)-1].Location.Height == cut {
-			keep = keep[:len(keep)-1]
-		}
-		next := cut
-		if len(keep) == 0 {
-			// One block holds more than limit of the account's
-			// transactions: return that whole block (up to the store's cap).
-			all, err := st.AccountTxs(addr, cut, store.MaxAccountTxs)
-			if err != nil {
+	out := &api.AccountTxs{Address: addr, Txs: make([]api.AccountTx, 0, len(refs))}
+	if more {
+		next := refs[len(refs)-1].Location.Next()
+		out.NextFromHeight = api.Uint64(next.Height).Ptr()
+		out.NextFromIndex = &next.Index
+	}
+	// Entries come in height order: hold one decoded block at a time.
+	var b *ledger.Block
+	for _, r := range refs {
+		if b == nil || b.Height() != r.Location.Height {
+			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			for _, r := range all {
-				if r.Location.Height == cut {
-					keep = append(keep, r)
-				}
-			}
-			next = cut + 1
-		}
-		refs = keep
-		out.NextFromHeight = api.Uint64(next).Ptr()
-	}
-	blocks := map[uint64]*ledger.Block{}
-	for _, r := range refs {
-		b, ok := blocks[r.Location.Height]
-		if !ok {
 			if b, err = st.Block(r.Location.Height); err != nil {
 				return nil, err
 			}
-			blocks[r.Location.Height] = b
 		}
 		if int(r.Location.Index) >= len(b.Txs) {
 			return nil, fmt.Errorf("account tx index: %s beyond block %d", r.Hash, r.Location.Height)

@@ -140,13 +140,13 @@ func TestMethodsAnswerFromTheChain(t *testing.T) {
 	}
 }
 
-// TestAccountTransactionsPagesAtHeights checks that paging neither
+// TestAccountTransactionsPagesInsideBlocks checks that paging neither
 // repeats nor skips a transaction when a page ends inside a block.
-func TestAccountTransactionsPagesAtHeights(t *testing.T) {
+func TestAccountTransactionsPagesInsideBlocks(t *testing.T) {
 	b := newTestBackend(t, 1)
 	ts := startServer(t, b, Config{})
 	to := b.addr(1)
-	var want []crypto.Hash
+	var want []historyEntry
 	nonce := uint64(0)
 	for h := 0; h < 4; h++ { // blocks of 3 transfers each
 		var txs []*ledger.Tx
@@ -154,28 +154,15 @@ func TestAccountTransactionsPagesAtHeights(t *testing.T) {
 			tx := b.transfer(0, to, 1, 0, nonce)
 			nonce++
 			txs = append(txs, tx)
-			want = append(want, tx.Hash())
 		}
-		b.commit(t, txs...)
+		blk := b.commit(t, txs...)
+		for i, tx := range txs {
+			want = append(want, historyEntry{blk.Height(), uint32(i), tx.Hash()})
+		}
 	}
 	for _, limit := range []int{1, 2, 4, 5, 100} {
 		t.Run(fmt.Sprintf("limit=%d", limit), func(t *testing.T) {
-			var got []crypto.Hash
-			from := uint64(0)
-			for pages := 0; ; pages++ {
-				if pages > 20 {
-					t.Fatal("paging does not end")
-				}
-				var page api.AccountTxs
-				ts.call(t, api.MethodGetAccountTransactions, &page, to, from, limit)
-				for _, tx := range page.Txs {
-					got = append(got, tx.Hash)
-				}
-				if page.NextFromHeight == nil {
-					break
-				}
-				from = uint64(*page.NextFromHeight)
-			}
+			got := pageThrough(t, ts, to, limit, len(want))
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("pages gave %d txs %v,\nwant %d %v", len(got), got, len(want), want)
 			}

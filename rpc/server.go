@@ -10,14 +10,13 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/metrics"
@@ -33,10 +32,46 @@ type Config struct {
 	// MaxSubscriptions caps the subscriptions one WebSocket connection holds.
 	MaxSubscriptions int
 	// MaxConnections caps simultaneous connections (HTTP and WebSocket).
+	// When full, an idle keep-alive connection is closed to admit a new
+	// one; failing that the new one is refused at once (503), never kept
+	// waiting.
 	MaxConnections int
+	// MaxConnectionsPerClient caps the connections of one client (IP
+	// address); beyond it, the client's own idle connection is reclaimed
+	// or the new one refused (429).
+	MaxConnectionsPerClient int
+	// MaxWebSockets and MaxWebSocketsPerClient cap open WebSockets, on the
+	// server and per client: WebSockets can so never take every
+	// connection slot from plain HTTP calls.
+	MaxWebSockets          int
+	MaxWebSocketsPerClient int
+	// RequestsPerSecondPerClient and RequestBurstPerClient are one
+	// client's call rate (each call of a batch counts): a token bucket
+	// refilled at the rate and holding at most the burst. A call beyond it
+	// answers rate_limited without running.
+	RequestsPerSecondPerClient float64
+	RequestBurstPerClient      int
+	// UnlimitedClients lists addresses or CIDR prefixes exempt from the
+	// per-client limits (the global caps still apply): the node's own
+	// host, where a TLS proxy or a load generator would connect from. Nil
+	// means 127.0.0.1 and ::1; an empty list exempts no one.
+	UnlimitedClients []string
+	// ReadHeaderTimeout bounds the wait for a request's headers (slowloris)
+	// and IdleTimeout an idle keep-alive connection.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
 	// CORSAllowedOrigins lists the browser origins allowed to call the
 	// API ("*" for any). Empty disables CORS and cross-origin WebSockets.
 	CORSAllowedOrigins []string
+	// VirtualHosts lists the names the Host header may carry (like
+	// geth's --http.vhosts; "*" for any). A Host that is an IP address is
+	// always accepted: DNS rebinding needs a name. Empty means "localhost".
+	VirtualHosts []string
+	// WSOrigins lists the browser origins allowed to open a WebSocket
+	// (like geth's --ws.origins; "*" for any; "scheme://host" matches
+	// any port). CORSAllowedOrigins are allowed too. Empty means the
+	// localhost origins: http(s)://localhost, 127.0.0.1 and [::1].
+	WSOrigins []string
 	// DefaultWait and MaxWait are the default and the largest timeout of
 	// ledger_sendTransactionAndWait.
 	DefaultWait time.Duration
@@ -44,10 +79,29 @@ type Config struct {
 	// NotifyQueue is how many messages may wait to be written to one
 	// WebSocket client; a client that lets more pile up is dropped.
 	NotifyQueue int
+	// MaxResponseBytes caps one call's encoded answer; a larger one is
+	// replaced by a response_too_large error.
+	MaxResponseBytes int64
+	// MaxBatchResponseBytes caps the answers of one batch together
+	// (except that its first answer may take up to MaxResponseBytes); the
+	// calls after the budget is spent are not run and answer
+	// response_too_large.
+	MaxBatchResponseBytes int64
+	// MaxResponseBytesInFlight caps the bytes of answers built and not yet
+	// written, across all connections; a call whose answer does not fit
+	// answers overloaded.
+	MaxResponseBytesInFlight int64
+	// WSQueueBytes caps the bytes waiting to be written to one WebSocket
+	// (answers and notifications). A notification that does not fit drops
+	// the client; an answer waits for room, and the connection stops
+	// reading meanwhile. One answer may always enter an empty queue.
+	WSQueueBytes int64
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Metrics receives the RPC metrics; nil makes a private set.
 	Metrics *metrics.Metrics
+
+	unlimited []netip.Prefix // UnlimitedClients, parsed by New
 }
 
 // DefaultConfig returns the defaults, which match node's config.toml.
@@ -57,9 +111,23 @@ func DefaultConfig() Config {
 		MaxBatchRequests: 100,
 		MaxSubscriptions: 16,
 		MaxConnections:   256,
-		DefaultWait:      30 * time.Second,
-		MaxWait:          120 * time.Second,
-		NotifyQueue:      256,
+
+		MaxConnectionsPerClient:    32,
+		MaxWebSockets:              128,
+		MaxWebSocketsPerClient:     8,
+		RequestsPerSecondPerClient: 100,
+		RequestBurstPerClient:      200,
+		UnlimitedClients:           []string{"127.0.0.1", "::1"},
+		ReadHeaderTimeout:          5 * time.Second,
+		IdleTimeout:                60 * time.Second,
+		DefaultWait:                30 * time.Second,
+		MaxWait:                    120 * time.Second,
+		NotifyQueue:                256,
+
+		MaxResponseBytes:         16 << 20,
+		MaxBatchResponseBytes:    4 << 20,
+		MaxResponseBytesInFlight: 64 << 20,
+		WSQueueBytes:             4 << 20,
 	}
 }
 
@@ -87,6 +155,48 @@ func (c *Config) fill() {
 	if c.NotifyQueue <= 0 {
 		c.NotifyQueue = d.NotifyQueue
 	}
+	if c.MaxConnectionsPerClient <= 0 {
+		c.MaxConnectionsPerClient = d.MaxConnectionsPerClient
+	}
+	if c.MaxWebSockets <= 0 {
+		c.MaxWebSockets = d.MaxWebSockets
+	}
+	if c.MaxWebSocketsPerClient <= 0 {
+		c.MaxWebSocketsPerClient = d.MaxWebSocketsPerClient
+	}
+	if c.RequestsPerSecondPerClient <= 0 {
+		c.RequestsPerSecondPerClient = d.RequestsPerSecondPerClient
+	}
+	if c.RequestBurstPerClient <= 0 {
+		c.RequestBurstPerClient = d.RequestBurstPerClient
+	}
+	if c.UnlimitedClients == nil {
+		c.UnlimitedClients = d.UnlimitedClients
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = d.MaxResponseBytes
+	}
+	if c.MaxBatchResponseBytes <= 0 {
+		c.MaxBatchResponseBytes = d.MaxBatchResponseBytes
+	}
+	if c.MaxResponseBytesInFlight <= 0 {
+		c.MaxResponseBytesInFlight = d.MaxResponseBytesInFlight
+	}
+	if c.WSQueueBytes <= 0 {
+		c.WSQueueBytes = d.WSQueueBytes
+	}
+	if len(c.VirtualHosts) == 0 {
+		c.VirtualHosts = defaultVirtualHosts
+	}
+	if len(c.WSOrigins) == 0 {
+		c.WSOrigins = defaultWSOrigins
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -97,10 +207,10 @@ func (c *Config) fill() {
 
 // Timeouts of the HTTP server and of WebSocket keep-alives.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	shutdownGrace     = 2 * time.Second
+	readTimeout   = 30 * time.Second
+	shutdownGrace = 2 * time.Second
+	// maxRefusing bounds the goroutines explaining refused connections.
+	maxRefusing = 64
 	// feedBuffer is the room of the server's own subscription to the node.
 	feedBuffer = 1024
 )
@@ -120,6 +230,15 @@ type Server struct {
 
 	// droppedClients counts WebSocket clients dropped for being slow.
 	droppedClients atomic.Int64
+	// answerBytes holds the bytes of answers and notifications built and
+	// not yet written (rpc.max_response_bytes_in_flight bounds answers).
+	answerBytes *byteBudget
+	// answerWaits counts answers that waited for room in a WebSocket's queue.
+	answerWaits atomic.Int64
+	// wsQueuePeak is the most bytes one WebSocket's queue has held.
+	wsQueuePeak atomic.Int64
+	// clients keeps the connection caps and per-client limits.
+	clients *clients
 
 	mu       sync.Mutex
 	closing  bool
@@ -129,6 +248,17 @@ type Server struct {
 // New returns a server over b.
 func New(b Backend, cfg Config) (*Server, error) {
 	cfg.fill()
+	for _, u := range cfg.UnlimitedClients {
+		p, err := netip.ParsePrefix(u)
+		if err != nil {
+			a, aerr := netip.ParseAddr(u)
+			if aerr != nil {
+				return nil, fmt.Errorf("rpc: unlimited client %q: want an IP address or a CIDR prefix", u)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		cfg.unlimited = append(cfg.unlimited, p.Masked())
+	}
 	doc := b.Genesis()
 	if doc == nil {
 		return nil, errors.New("rpc: backend has no genesis")
@@ -137,7 +267,9 @@ func New(b Backend, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpc: encode genesis: %w", err)
 	}
-	s := &Server{b: b, cfg: cfg, log: cfg.Logger, genesisHash: doc.Hash(), genesisJSON: gj}
+	s := &Server{b: b, cfg: cfg, log: cfg.Logger, genesisHash: doc.Hash(), genesisJSON: gj,
+		answerBytes: newByteBudget(cfg.MaxResponseBytesInFlight)}
+	s.clients = newClients(&s.cfg)
 	s.hub = newHub(s)
 	s.methods = s.methodTable()
 	return s, nil
@@ -153,12 +285,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.serveCtx = ctx
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		IdleTimeout:       idleTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*trackedConn); ok {
+				return context.WithValue(ctx, clientKey{}, tc.st)
+			}
+			return ctx
+		},
+		ConnState: s.clients.setState,
+		ErrorLog:  slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Subscribe before serving, so every call sees the events that
 	// follow its answer.
@@ -179,7 +318,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := hs.Serve(netutil.LimitListener(ln, s.cfg.MaxConnections)); !errors.Is(err, http.ErrServerClosed) {
+		lln := &limitedListener{Listener: ln, cl: s.clients, log: s.log.Debug, refuser: make(chan struct{}, maxRefusing), wg: &wg}
+		if err := hs.Serve(lln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("rpc: serve: %w", err)
 			cancel()
 		}
@@ -223,6 +363,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inflight.Done()
+	if !s.hostAllowed(r.Host) {
+		s.refuseHost(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case "/", "/rpc":
 	case "/health":
@@ -335,6 +479,7 @@ func (s *Server) servePOST(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	defer s.answerBytes.release(int64(len(out)))
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(out)
 }
@@ -347,7 +492,8 @@ func writeJSONError(w http.ResponseWriter, status int, e *api.Error) {
 
 // handleBody answers one request body (one call or a batch); nil means
 // nothing to send (only notifications). conn is the WebSocket connection
-// the body came on, nil for HTTP.
+// the body came on, nil for HTTP. The answer's bytes are held in
+// s.answerBytes: the caller releases len(answer) once it is written.
 func (s *Server) handleBody(ctx context.Context, body []byte, conn *wsConn) []byte {
 	out, afters := s.handleBodyDeferred(ctx, body, conn)
 	for _, f := range afters {
@@ -358,45 +504,122 @@ func (s *Server) handleBody(ctx context.Context, body []byte, conn *wsConn) []by
 
 // handleBodyDeferred is handleBody that returns, instead of running them,
 // the actions to take once the answer is sent (activating subscriptions).
+//
+// Answers are bounded by bytes: each by MaxResponseBytes, a batch's
+// together by MaxBatchResponseBytes (the calls after that are not run),
+// and all answers in flight on the server by MaxResponseBytesInFlight. A
+// batch's answers are appended to its output as each call finishes, so
+// no more than the output and one answer are ever held.
 func (s *Server) handleBodyDeferred(ctx context.Context, body []byte, conn *wsConn) ([]byte, []func()) {
 	reqs, batch, derr := DecodeRequest(body, s.cfg.MaxBatchRequests)
 	if derr != nil {
 		s.observe("invalid", derr.Code, 0)
-		return encodeError(nil, derr), nil
+		out := encodeError(nil, derr)
+		s.answerBytes.force(int64(len(out)))
+		return out, nil
 	}
-	var answers [][]byte
+	cl := clientOf(ctx)
+	var out []byte
 	var afters []func()
+	answered := 0
+	spent := false // the batch's answer budget is spent
 	for i := range reqs {
-		ans, after := s.call(ctx, &reqs[i], conn)
+		req := &reqs[i]
+		var ans []byte
+		var after func()
+		switch {
+		case !s.clients.allowCall(cl):
+			s.observe(callLabel(s, req), api.CodeRateLimited, 0)
+			if req.IsNotification() {
+				continue // not run, and nothing to answer
+			}
+			ans = encodeError(req.ID, api.Errorf(api.CodeRateLimited,
+				"rate limited: more than %g calls per second (burst %d) from this client (rpc.max_requests_per_second_per_client); retry later",
+				s.cfg.RequestsPerSecondPerClient, s.cfg.RequestBurstPerClient))
+			s.answerBytes.force(int64(len(ans)))
+		case req.IsNotification():
+			ans, after = s.call(ctx, req, conn)
+		case spent:
+			s.observe(callLabel(s, req), api.CodeResponseTooLarge, 0)
+			ans = encodeError(req.ID, api.Errorf(api.CodeResponseTooLarge,
+				"not run: the batch's answers reached rpc.max_batch_response_bytes (%d bytes); send fewer calls per batch", s.cfg.MaxBatchResponseBytes))
+			s.answerBytes.force(int64(len(ans)))
+		case !s.answerBytes.room(s.cfg.MaxResponseBytes):
+			// No room for the largest answer a call may give: do not do
+			// work whose answer may have to be thrown away.
+			ans = s.overloaded(req)
+		default:
+			ans, after = s.call(ctx, req, conn)
+			ans, after = s.charge(req, ans, after, batch, int64(len(out)), &spent)
+		}
 		if after != nil {
 			afters = append(afters, after)
 		}
-		if ans != nil {
-			answers = append(answers, ans)
+		if ans == nil {
+			continue
 		}
-	}
-	if !batch {
-		if len(answers) == 0 {
-			return nil, afters
+		if !batch {
+			return ans, afters
 		}
-		return answers[0], afters
+		sep := byte(',')
+		if answered == 0 {
+			sep = '['
+		}
+		out = append(out, sep)
+		out = append(out, ans...)
+		answered++
 	}
-	if len(answers) == 0 {
+	if answered == 0 {
 		return nil, afters
 	}
-	size := 2
-	for _, a := range answers {
-		size += len(a) + 1
+	out = append(out, ']')
+	s.answerBytes.force(int64(answered + 1)) // the brackets and commas
+	return out, afters
+}
+
+// charge takes the bytes of a call's answer from the budgets, or replaces
+// the answer by the documented error when it does not fit: the batch's
+// (spent is then set, so the batch's later calls are not run) or the
+// server's answers in flight. after is dropped with a replaced answer.
+func (s *Server) charge(req *Request, ans []byte, after func(), batch bool, batchBytes int64, spent *bool) ([]byte, func()) {
+	if ans == nil {
+		return nil, after
 	}
-	out := make([]byte, 0, size)
-	out = append(out, '[')
-	for i, a := range answers {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, a...)
+	// A batch's first answer may be as large as one call's (a block);
+	// after it the batch's budget counts.
+	if batch && batchBytes > 0 && batchBytes+int64(len(ans))+2 > s.cfg.MaxBatchResponseBytes {
+		*spent = true
+		s.observe(callLabel(s, req), api.CodeResponseTooLarge, 0)
+		out := encodeError(req.ID, api.Errorf(api.CodeResponseTooLarge,
+			"the answer (%d bytes) would take the batch's answers past rpc.max_batch_response_bytes (%d bytes); send fewer calls per batch",
+			len(ans), s.cfg.MaxBatchResponseBytes))
+		s.answerBytes.force(int64(len(out)))
+		return out, nil
 	}
-	return append(out, ']'), afters
+	if !s.answerBytes.acquire(int64(len(ans))) {
+		return s.overloaded(req), nil
+	}
+	return ans, after
+}
+
+// overloaded answers a call with the overloaded error, charged to the budget.
+func (s *Server) overloaded(req *Request) []byte {
+	s.observe(callLabel(s, req), api.CodeOverloaded, 0)
+	out := encodeError(req.ID, api.Errorf(api.CodeOverloaded,
+		"the node is busy: answers waiting to be sent reached rpc.max_response_bytes_in_flight (%d bytes); retry later", s.cfg.MaxResponseBytesInFlight))
+	s.answerBytes.force(int64(len(out)))
+	return out
+}
+
+// callLabel is the metrics label of a request's method.
+func callLabel(s *Server, req *Request) string {
+	if req.Err != nil {
+		return "invalid"
+	}
+	if _, ok := s.methods[req.Method]; !ok {
+		return "unknown"
+	}
+	return req.Method
 }
 
 // call runs one call and encodes its answer (nil for a notification).
@@ -437,6 +660,11 @@ func (s *Server) call(ctx context.Context, req *Request, conn *wsConn) (answer [
 	if encErr != nil {
 		s.log.Error("rpc: encode result", "method", req.Method, "err", encErr)
 		return encodeError(req.ID, api.Errorf(api.CodeInternal, "internal error")), nil
+	}
+	if int64(len(out)) > s.cfg.MaxResponseBytes {
+		s.observe(label, api.CodeResponseTooLarge, 0)
+		return encodeError(req.ID, api.Errorf(api.CodeResponseTooLarge,
+			"the answer (%d bytes) exceeds rpc.max_response_bytes (%d bytes); ask for less (a lower limit)", len(out), s.cfg.MaxResponseBytes)), nil
 	}
 	return out, after
 }

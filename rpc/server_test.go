@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ledgerd/ledgerd/mempool"
 	"github.com/ledgerd/ledgerd/rpc/api"
@@ -173,8 +174,9 @@ func TestServeReturnsOnlyAfterEveryConnectionEnds(t *testing.T) {
 }
 
 // FuzzDecodeRequest feeds arbitrary bodies to the request decoder: it
-// must never panic, must answer every element of a batch, and every
-// valid call must carry a method.
+// must never panic, must answer every element of a batch, every valid
+// call must carry a method, and the id it echoes must be valid UTF-8 JSON
+// (so every answer is).
 func FuzzDecodeRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"ledger_status"}`,
@@ -182,6 +184,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		`[{"jsonrpc":"2.0","id":"a","method":"x","params":{}},1,null,[]]`,
 		`{"jsonrpc":"2.0","id":null,"method":"m","params":null}`,
 		`[]`, `{`, ``, `"x"`, `{"id":{}}`, `[[[[`,
+		"{\"jsonrpc\":\"2.0\",\"id\":\"\xff\",\"method\":\"m\"}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -205,6 +208,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			if r.Err != nil && r.ID == nil {
 				t.Fatal("invalid request without an id to answer with")
+			}
+			if r.ID != nil && (!utf8.Valid(r.ID) || !json.Valid(r.ID)) {
+				t.Fatalf("id %q would make the answer invalid JSON", r.ID)
 			}
 			if r.Params != nil && r.Params[0] != '[' && r.Params[0] != '{' {
 				t.Fatalf("params %q are neither array nor object", r.Params)

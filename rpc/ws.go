@@ -40,6 +40,13 @@ type wsConn struct {
 	cancel context.CancelFunc
 	out    chan []byte
 
+	// qmu guards queued and closed: the bytes in out, bounded by
+	// Config.WSQueueBytes. space is signalled when the writer took one.
+	qmu    sync.Mutex
+	queued int64
+	closed bool
+	space  chan struct{}
+
 	mu       sync.Mutex
 	subs     map[string]*subscription
 	closeMsg string // why the server closes the connection, if it does
@@ -52,21 +59,26 @@ func (s *Server) upgrader() *websocket.Upgrader {
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 		HandshakeTimeout: 10 * time.Second,
-		CheckOrigin: func(r *http.Request) bool {
-			origin := r.Header.Get("Origin")
-			if origin == "" {
-				return true // not a browser
-			}
-			return s.originAllowed(origin) || sameOrigin(r, origin)
-		},
+		// serveWS checked the Origin before upgrading. (Same-origin is
+		// not enough: under DNS rebinding the attacker's page is
+		// same-origin with the name it rebinds.)
+		CheckOrigin: func(r *http.Request) bool { return s.wsOriginAllowed(r.Header.Get("Origin")) },
 	}
 }
 
-func sameOrigin(r *http.Request, origin string) bool {
-	return origin == "http://"+r.Host || origin == "https://"+r.Host
-}
-
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.wsOriginAllowed(r.Header.Get("Origin")) {
+		s.refuseOrigin(w, r)
+		return
+	}
+	if st := clientOf(r.Context()); st != nil {
+		if why := s.clients.enterWS(st); why != nil {
+			s.observe("invalid", why.err.Code, 0)
+			writeJSONError(w, why.status, why.err)
+			return
+		}
+		defer s.clients.leaveWS(st)
+	}
 	ws, err := s.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered with an HTTP error
@@ -74,7 +86,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(s.cfg.MaxBodyBytes)
 	ctx, cancel := context.WithCancel(r.Context())
 	c := &wsConn{s: s, ws: ws, ctx: ctx, cancel: cancel, out: make(chan []byte, s.cfg.NotifyQueue),
-		subs: make(map[string]*subscription), sem: make(chan struct{}, wsMaxConcurrent)}
+		subs: make(map[string]*subscription), sem: make(chan struct{}, wsMaxConcurrent), space: make(chan struct{}, 1)}
 	var writer sync.WaitGroup
 	writer.Add(1)
 	go func() {
@@ -92,6 +104,77 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	writer.Wait()
 	ws.Close()
+	c.discardQueue()
+}
+
+// tryEnqueue queues msg for the writer if it fits: the queue holds at most
+// Config.NotifyQueue messages and Config.WSQueueBytes bytes, except that
+// one message may always enter an empty queue.
+func (c *wsConn) tryEnqueue(msg []byte) bool {
+	n := int64(len(msg))
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closed || (c.queued > 0 && c.queued+n > c.s.cfg.WSQueueBytes) {
+		return false
+	}
+	select {
+	case c.out <- msg:
+		c.queued += n
+		notePeak(&c.s.wsQueuePeak, c.queued)
+		return true
+	default:
+		return false
+	}
+}
+
+// enqueueAnswer queues an answer, waiting for room: while it waits the
+// connection reads no further calls, so a client that does not read its
+// answers stops being served instead of piling them up. It returns false
+// when the connection ends first.
+func (c *wsConn) enqueueAnswer(msg []byte) bool {
+	for waited := false; ; {
+		if c.tryEnqueue(msg) {
+			return true
+		}
+		if !waited {
+			c.s.answerWaits.Add(1)
+			waited = true
+		}
+		select {
+		case <-c.space:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// written accounts for a message the writer took off the queue.
+func (c *wsConn) written(msg []byte) {
+	n := int64(len(msg))
+	c.qmu.Lock()
+	c.queued -= n
+	c.qmu.Unlock()
+	c.s.answerBytes.release(n)
+	select {
+	case c.space <- struct{}{}:
+	default:
+	}
+}
+
+// discardQueue releases what was queued and never written, and refuses
+// further messages; it runs once the writer has returned.
+func (c *wsConn) discardQueue() {
+	c.qmu.Lock()
+	c.closed = true
+	c.qmu.Unlock()
+	for {
+		select {
+		case msg := <-c.out:
+			c.written(msg)
+		default:
+			return
+		}
+	}
 }
 
 // readLoop reads calls until the connection fails or is closed.
@@ -132,12 +215,9 @@ func mayBlock(data []byte) bool {
 
 func (c *wsConn) handle(data []byte) {
 	out, afters := c.s.handleBodyDeferred(c.ctx, data, c)
-	if out != nil {
-		select {
-		case c.out <- out:
-		case <-c.ctx.Done():
-			return
-		}
+	if out != nil && !c.enqueueAnswer(out) {
+		c.s.answerBytes.release(int64(len(out)))
+		return
 	}
 	for _, f := range afters {
 		f()
@@ -154,7 +234,9 @@ func (c *wsConn) writeLoop() {
 		select {
 		case msg := <-c.out:
 			ws.SetWriteDeadline(time.Now().Add(wsWriteWait))
-			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			err := ws.WriteMessage(websocket.TextMessage, msg)
+			c.written(msg)
+			if err != nil {
 				c.cancel()
 				ws.Close()
 				return
@@ -195,10 +277,13 @@ func (c *wsConn) notify(sub *subscription, result []byte) {
 		return // closing anyway
 	}
 	msg := notification(sub.id, result)
-	select {
-	case c.out <- msg:
-	default:
-		c.drop(fmt.Sprintf("ledgerd: dropped: client too slow, %d messages unread", cap(c.out)))
+	c.s.answerBytes.force(int64(len(msg)))
+	if !c.tryEnqueue(msg) {
+		c.s.answerBytes.release(int64(len(msg)))
+		c.qmu.Lock()
+		n, bytes := len(c.out), c.queued
+		c.qmu.Unlock()
+		c.drop(fmt.Sprintf("ledgerd: dropped: client too slow, %d messages (%d bytes) unread", n, bytes))
 	}
 }
 
@@ -212,11 +297,14 @@ func (c *wsConn) finish(sub *subscription, result []byte) {
 }
 
 func (c *wsConn) drop(reason string) {
+	if c.ctx.Err() != nil {
+		return // ending anyway, not for being slow
+	}
 	c.mu.Lock()
 	if c.closeMsg == "" {
 		c.closeMsg = reason
 		c.s.droppedClients.Add(1)
-		c.s.log.Info("rpc: dropping slow WebSocket client", "remote", c.ws.RemoteAddr().String(), "queued", cap(c.out))
+		c.s.log.Info("rpc: dropping slow WebSocket client", "remote", c.ws.RemoteAddr().String(), "reason", reason)
 	}
 	c.mu.Unlock()
 	c.cancel()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -293,10 +294,17 @@ func runTx(e *env, args []string) error {
 func runHistory(e *env, args []string) error {
 	fs := e.flags("history")
 	fromH := fs.Uint64("from-height", 0, "first height to list")
-	limit := fs.Int("limit", 100, "most transactions to list (1-1000)")
-	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--from-height H] [--limit N]")
+	fromI := fs.Uint("from-index", 0, "first index in the block at --from-height (as printed after \"more:\")")
+	limit := fs.Int("limit", 100, "most transactions to list (fetched in pages of up to 1000)")
+	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--from-height H] [--from-index I] [--limit N]")
 	if err != nil {
 		return err
+	}
+	if *limit < 1 {
+		return fmt.Errorf("--limit must be positive, got %d", *limit)
+	}
+	if *fromI > math.MaxUint32 {
+		return fmt.Errorf("--from-index %d is out of range", *fromI)
 	}
 	addr, err := e.address(pos[0])
 	if err != nil {
@@ -306,7 +314,7 @@ func runHistory(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	page, err := c.AccountTxs(e.ctx, addr, *fromH, *limit)
+	page, err := c.AccountHistory(e.ctx, addr, *fromH, uint32(*fromI), *limit)
 	if err != nil {
 		return err
 	}
@@ -326,7 +334,11 @@ func runHistory(e *env, args []string) error {
 		}
 		tw.Flush()
 		if page.NextFromHeight != nil {
-			fmt.Fprintf(w, "more: run again with --from-height %d\n", *page.NextFromHeight)
+			var idx uint32
+			if page.NextFromIndex != nil {
+				idx = *page.NextFromIndex
+			}
+			fmt.Fprintf(w, "more: run again with --from-height %d --from-index %d\n", *page.NextFromHeight, idx)
 		}
 	})
 }

@@ -24,6 +24,10 @@ type Reader interface {
 	// byte order. Keys and values passed to fn are only valid during the
 	// call. Iteration stops early, without error, when fn returns false.
 	Iterate(prefix []byte, fn func(key, value []byte) bool) error
+	// IterateFrom is Iterate starting at the first key with the prefix
+	// that is not below start (a seek), so paging through a long range
+	// costs the page, not everything before it.
+	IterateFrom(prefix, start []byte, fn func(key, value []byte) bool) error
 }
 
 // Batch collects writes applied atomically by DB.Write.

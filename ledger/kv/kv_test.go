@@ -55,6 +55,21 @@ func TestContract(t *testing.T) {
 			if want := "[p/1=vp/1 p/2=vp/2 p/3=vp/3 p/4=v4]"; fmt.Sprint(got) != want {
 				t.Fatalf("Iterate(p/) = %v, want %s", got, want)
 			}
+			for _, c := range []struct{ start, want string }{
+				{"", "[p/1 p/2 p/3 p/4]"}, {"a", "[p/1 p/2 p/3 p/4]"}, {"p/2", "[p/2 p/3 p/4]"},
+				{"p/25", "[p/3 p/4]"}, {"p/5", "[]"}, {"q", "[]"},
+			} {
+				var from []string
+				if err := db.IterateFrom([]byte("p/"), []byte(c.start), func(k, v []byte) bool {
+					from = append(from, string(k))
+					return true
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(from) != c.want {
+					t.Fatalf("IterateFrom(p/, %q) = %v, want %s", c.start, from, c.want)
+				}
+			}
 			n := 0
 			db.Iterate(nil, func(k, v []byte) bool { n++; return n < 2 })
 			if n != 2 {

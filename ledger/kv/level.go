@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -57,6 +58,21 @@ func (l *Level) Has(key []byte) (bool, error) {
 
 func (l *Level) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
 	it := l.db.NewIterator(util.BytesPrefix(prefix), nil)
+	defer it.Release()
+	for it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	return mapErr(it.Error())
+}
+
+func (l *Level) IterateFrom(prefix, start []byte, fn func(key, value []byte) bool) error {
+	r := util.BytesPrefix(prefix)
+	if bytes.Compare(start, r.Start) > 0 {
+		r.Start = start
+	}
+	it := l.db.NewIterator(r, nil)
 	defer it.Release()
 	for it.Next() {
 		if !fn(it.Key(), it.Value()) {

@@ -49,6 +49,10 @@ func (m *Mem) Has(key []byte) (bool, error) {
 }
 
 func (m *Mem) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	return m.IterateFrom(prefix, nil, fn)
+}
+
+func (m *Mem) IterateFrom(prefix, start []byte, fn func(key, value []byte) bool) error {
 	m.mu.RLock()
 	if m.closed {
 		m.mu.RUnlock()
@@ -56,7 +60,7 @@ func (m *Mem) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
 	}
 	keys := make([]string, 0)
 	for k := range m.data {
-		if bytes.HasPrefix([]byte(k), prefix) {
+		if bytes.HasPrefix([]byte(k), prefix) && k >= string(start) {
 			keys = append(keys, k)
 		}
 	}

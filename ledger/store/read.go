@@ -179,34 +179,47 @@ type AccountTx struct {
 	Location TxLocation  `json:"location"`
 }
 
-// MaxAccountTxs bounds one AccountTxs answer.
+// MaxAccountTxs bounds one AccountTxs page.
 const MaxAccountTxs = 1000
 
-// AccountTxs returns the committed transactions that addr sent or
-// received, oldest first, starting at height from, at most limit of them
-// (and at most MaxAccountTxs).
-func (s *Store) AccountTxs(addr crypto.Address, from uint64, limit int) ([]AccountTx, error) {
-	limit = min(max(limit, 1), MaxAccountTxs)
+// ErrPageLimit is returned by AccountTxs for a limit outside 1..MaxAccountTxs.
+var ErrPageLimit = fmt.Errorf("account txs: limit must be 1 to %d", MaxAccountTxs)
+
+// AccountTxs returns one page of the committed transactions that addr sent
+// or received, oldest first (by height, then index in the block): the
+// first limit of them at or after position from, and whether more follow.
+// A page may end inside a block; the next page starts at the Location
+// after the last one returned (see TxLocation.Next). limit must be 1 to
+// MaxAccountTxs (else ErrPageLimit): a page is never silently shortened.
+func (s *Store) AccountTxs(addr crypto.Address, from TxLocation, limit int) (page []AccountTx, more bool, err error) {
+	if limit < 1 || limit > MaxAccountTxs {
+		return nil, false, fmt.Errorf("%w, got %d", ErrPageLimit, limit)
+	}
 	prefix := append(append([]byte(nil), prefixAcctTx...), addr[:]...)
-	var out []AccountTx
+	start := make([]byte, 12)
+	binary.BigEndian.PutUint64(start, from.Height)
+	binary.BigEndian.PutUint32(start[8:], from.Index)
 	var bad error
-	err := s.db.Iterate(prefix, func(k, v []byte) bool {
+	err = s.db.IterateFrom(prefix, append(append([]byte(nil), prefix...), start...), func(k, v []byte) bool {
+		if len(page) == limit {
+			more = true // the probe: one more entry exists
+			return false
+		}
 		loc := k[len(prefix):]
 		if len(loc) != 12 || len(v) != crypto.HashSize {
 			bad = fmt.Errorf("account tx index: corrupt entry for %s", addr)
 			return false
 		}
-		h := binary.BigEndian.Uint64(loc)
-		if h < from {
-			return true
-		}
 		var hash crypto.Hash
 		copy(hash[:], v)
-		out = append(out, AccountTx{Hash: hash, Location: TxLocation{Height: h, Index: binary.BigEndian.Uint32(loc[8:])}})
-		return len(out) < limit
+		page = append(page, AccountTx{Hash: hash, Location: TxLocation{Height: binary.BigEndian.Uint64(loc), Index: binary.BigEndian.Uint32(loc[8:])}})
+		return true
 	})
 	if err == nil {
 		err = bad
 	}
-	return out, err
+	if err != nil {
+		return nil, false, fmt.Errorf("account txs of %s: %w", addr, err)
+	}
+	return page, more, nil
 }

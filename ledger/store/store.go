@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/ledgerd/ledgerd/crypto"
@@ -64,6 +65,15 @@ type Store struct {
 type TxLocation struct {
 	Height uint64 `json:"height,string"`
 	Index  uint32 `json:"index"`
+}
+
+// Next is the position right after l, where a page of AccountTxs that
+// ended at l resumes.
+func (l TxLocation) Next() TxLocation {
+	if l.Index == math.MaxUint32 {
+		return TxLocation{Height: l.Height + 1}
+	}
+	return TxLocation{Height: l.Height, Index: l.Index + 1}
 }
 
 // version maps a height to the state commitment's version: the genesis

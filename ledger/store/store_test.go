@@ -73,15 +73,15 @@ func TestApplyStoresBlockCommitIndexAndState(t *testing.T) {
 		t.Fatalf("Block(2) err = %v, want ErrNotFound", err)
 	}
 	for _, a := range []crypto.Address{a0.PubKey().Address(), a1.PubKey().Address()} {
-		got, err := s.AccountTxs(a, 0, 10)
-		if err != nil || len(got) != 1 || got[0].Hash != tx.Hash() || got[0].Location != (TxLocation{Height: 1}) {
+		got, more, err := s.AccountTxs(a, TxLocation{}, 10)
+		if err != nil || more || len(got) != 1 || got[0].Hash != tx.Hash() || got[0].Location != (TxLocation{Height: 1}) {
 			t.Fatalf("AccountTxs(%s) = %+v, %v", a, got, err)
 		}
 	}
-	if got, _ := s.AccountTxs(c.Accounts[2].PubKey().Address(), 0, 10); len(got) != 0 {
+	if got, _, _ := s.AccountTxs(c.Accounts[2].PubKey().Address(), TxLocation{}, 10); len(got) != 0 {
 		t.Fatalf("AccountTxs of an untouched account = %+v", got)
 	}
-	if got, _ := s.AccountTxs(a0.PubKey().Address(), 2, 10); len(got) != 0 {
+	if got, _, _ := s.AccountTxs(a0.PubKey().Address(), TxLocation{Height: 2}, 10); len(got) != 0 {
 		t.Fatalf("AccountTxs from height 2 = %+v", got)
 	}
 	wantAcct := map[crypto.Address]uint64{

@@ -32,6 +32,26 @@ const (
 	CodeTimeout = -32006
 	// CodeUnavailable: the node is shutting down or cannot serve the request now.
 	CodeUnavailable = -32007
+	// CodeResponseTooLarge: an answer, or a batch's answers together,
+	// would exceed rpc.max_response_bytes / rpc.max_batch_response_bytes.
+	CodeResponseTooLarge = -32008
+	// CodeRateLimited: the client (its IP address) sent more calls than
+	// rpc.max_requests_per_second_per_client allows; retry later.
+	CodeRateLimited = -32009
+	// CodeOverloaded: the node's budget of answer bytes in flight
+	// (rpc.max_response_bytes_in_flight) is spent; retry later.
+	CodeOverloaded = -32010
+	// CodeHostNotAllowed: the Host header names neither an IP address nor
+	// a name in rpc.vhosts (a DNS-rebinding guard); answered with HTTP 403.
+	CodeHostNotAllowed = -32011
+	// CodeOriginNotAllowed: a WebSocket handshake's Origin is not in
+	// rpc.ws_origins (nor rpc.cors_allowed_origins); answered with HTTP 403.
+	CodeOriginNotAllowed = -32012
+	// CodeTooManyConnections: the client (its IP address) holds
+	// rpc.max_connections_per_client connections or
+	// rpc.max_websockets_per_client WebSockets, or the node holds
+	// rpc.max_websockets; answered with HTTP 429 or 503.
+	CodeTooManyConnections = -32013
 )
 
 // Application error codes: why the node refused a transaction. They are
@@ -78,6 +98,12 @@ var codeNames = map[int]string{
 	CodeNotFound:             "not_found",
 	CodeTimeout:              "timeout",
 	CodeUnavailable:          "unavailable",
+	CodeResponseTooLarge:     "response_too_large",
+	CodeRateLimited:          "rate_limited",
+	CodeOverloaded:           "overloaded",
+	CodeHostNotAllowed:       "host_not_allowed",
+	CodeOriginNotAllowed:     "origin_not_allowed",
+	CodeTooManyConnections:   "too_many_connections",
 	CodeTxInvalid:            "invalid",
 	CodeTxTooLarge:           "tx_too_large",
 	CodeWrongChain:           "wrong_chain",
@@ -126,7 +152,8 @@ type ErrorData struct {
 	Status TxStatus `json:"status,omitempty"`
 }
 
-// Errorf returns an *Error with a formatted message.
+// Errorf returns an *Error with a formatted message and data.reason set
+// to the code's stable name.
 func Errorf(code int, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Data: &ErrorData{Reason: CodeName(code)}}
 }

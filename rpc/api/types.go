@@ -393,8 +393,11 @@ type AccountTx struct {
 type AccountTxs struct {
 	Address crypto.Address `json:"address"`
 	Txs     []AccountTx    `json:"txs"`
-	// NextFromHeight, when set, is the from_height of the next page.
+	// NextFromHeight and NextFromIndex, set together when more
+	// transactions follow, are the from_height and from_index of the
+	// next page: the position of its first transaction.
 	NextFromHeight *Uint64 `json:"next_from_height,omitempty"`
+	NextFromIndex  *uint32 `json:"next_from_index,omitempty"`
 }
 
 // Head is the notification of newHeads subscriptions.

@@ -298,11 +298,54 @@ func (c *Client) AccountAt(ctx context.Context, addr crypto.Address, height api.
 	return &out, c.Call(ctx, api.MethodGetAccount, &out, addr, height, prove)
 }
 
-// AccountTxs lists committed transactions addr sent or received, oldest
-// first, from height fromHeight, at most limit (1 to 1000).
-func (c *Client) AccountTxs(ctx context.Context, addr crypto.Address, fromHeight uint64, limit int) (*api.AccountTxs, error) {
+// AccountTxs returns one page of the committed transactions addr sent or
+// received, oldest first: at most limit (1 to 1000) from position
+// (fromHeight, fromIndex), a height and an index in that block. When more
+// follow, the answer's NextFromHeight and NextFromIndex are where the next
+// page starts; AccountHistory follows them.
+func (c *Client) AccountTxs(ctx context.Context, addr crypto.Address, fromHeight uint64, fromIndex uint32, limit int) (*api.AccountTxs, error) {
 	var out api.AccountTxs
-	return &out, c.Call(ctx, api.MethodGetAccountTransactions, &out, addr, api.Uint64(fromHeight), limit)
+	return &out, c.Call(ctx, api.MethodGetAccountTransactions, &out, addr, api.Uint64(fromHeight), limit, fromIndex)
+}
+
+// maxHistoryPage is the node's largest page of ledger_getAccountTransactions.
+const maxHistoryPage = 1000
+
+// AccountHistory returns up to max of addr's committed transactions from
+// position (fromHeight, fromIndex), fetching as many pages as that takes.
+// The answer's NextFromHeight and NextFromIndex are set when more remain.
+func (c *Client) AccountHistory(ctx context.Context, addr crypto.Address, fromHeight uint64, fromIndex uint32, max int) (*api.AccountTxs, error) {
+	if max < 1 {
+		return nil, fmt.Errorf("account history: max must be positive, got %d", max)
+	}
+	out := &api.AccountTxs{Address: addr, Txs: []api.AccountTx{}}
+	for len(out.Txs) < max {
+		page, err := c.AccountTxs(ctx, addr, fromHeight, fromIndex, min(max-len(out.Txs), maxHistoryPage))
+		if err != nil {
+			return nil, err
+		}
+		out.Txs = append(out.Txs, page.Txs...)
+		out.NextFromHeight, out.NextFromIndex = page.NextFromHeight, page.NextFromIndex
+		if page.NextFromHeight == nil {
+			break
+		}
+		if len(page.Txs) == 0 {
+			return nil, fmt.Errorf("account history: the node answered an empty page with a next position")
+		}
+		nextH, nextI := uint64(*page.NextFromHeight), uint32(0)
+		if page.NextFromIndex != nil {
+			nextI = *page.NextFromIndex
+		}
+		// The next page must start after this one's last transaction, or
+		// a faulty node would keep the loop going forever.
+		last := page.Txs[len(page.Txs)-1]
+		if nextH < uint64(last.Height) || (nextH == uint64(last.Height) && nextI <= last.Index) {
+			return nil, fmt.Errorf("account history: the node's next position (%d, %d) is not after its last transaction (%d, %d)",
+				nextH, nextI, last.Height, last.Index)
+		}
+		fromHeight, fromIndex = nextH, nextI
+	}
+	return out, nil
 }
 
 // Block returns the block at height.
