@@ -8,11 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/ledgerd/ledgerd/rpc"
 )
 
 // Duration is a time.Duration read from TOML as a string such as "1s".
@@ -123,6 +126,37 @@ type ConsensusConfig struct {
 // consensus.double_sign_check_height.
 const DefaultDoubleSignCheckHeight = 20
 
+// defaultRPCConfig is the [rpc] section's defaults: the RPC server's own
+// defaults, listening on loopback only.
+func defaultRPCConfig() RPCConfig {
+	d := rpc.DefaultConfig()
+	return RPCConfig{
+		ListenAddr:         "127.0.0.1:26657",
+		MaxBodyBytes:       d.MaxBodyBytes,
+		MaxBatchRequests:   d.MaxBatchRequests,
+		MaxSubscriptions:   d.MaxSubscriptions,
+		MaxConnections:     d.MaxConnections,
+		CORSAllowedOrigins: []string{},
+
+		MaxResponseBytes:         d.MaxResponseBytes,
+		MaxBatchResponseBytes:    d.MaxBatchResponseBytes,
+		MaxResponseBytesInFlight: d.MaxResponseBytesInFlight,
+		WSQueueBytes:             d.WSQueueBytes,
+
+		MaxConnectionsPerClient:    d.MaxConnectionsPerClient,
+		MaxWebSockets:              d.MaxWebSockets,
+		MaxWebSocketsPerClient:     d.MaxWebSocketsPerClient,
+		RequestsPerSecondPerClient: d.RequestsPerSecondPerClient,
+		RequestBurstPerClient:      d.RequestBurstPerClient,
+		UnlimitedClients:           slices.Clone(d.UnlimitedClients),
+		ReadHeaderTimeout:          Duration{d.ReadHeaderTimeout},
+		IdleTimeout:                Duration{d.IdleTimeout},
+
+		VirtualHosts: slices.Clone(d.VirtualHosts),
+		WSOrigins:    slices.Clone(d.WSOrigins),
+	}
+}
+
 // DefaultConfig returns the defaults for a node whose home is home.
 func DefaultConfig(home string) *Config {
 	return &Config{
@@ -130,30 +164,7 @@ func DefaultConfig(home string) *Config {
 		Moniker:   hostnameOr("ledgerd"),
 		LogLevel:  "info",
 		LogFormat: "text",
-		RPC: RPCConfig{
-			ListenAddr:               "127.0.0.1:26657",
-			MaxBodyBytes:             1 << 20,
-			MaxBatchRequests:         100,
-			MaxSubscriptions:         16,
-			MaxConnections:           256,
-			CORSAllowedOrigins:       []string{},
-			MaxResponseBytes:         16 << 20,
-			MaxBatchResponseBytes:    4 << 20,
-			MaxResponseBytesInFlight: 64 << 20,
-			WSQueueBytes:             4 << 20,
-
-			MaxConnectionsPerClient:    32,
-			MaxWebSockets:              128,
-			MaxWebSocketsPerClient:     8,
-			RequestsPerSecondPerClient: 100,
-			RequestBurstPerClient:      200,
-			UnlimitedClients:           []string{"127.0.0.1", "::1"},
-			ReadHeaderTimeout:          Duration{5 * time.Second},
-			IdleTimeout:                Duration{60 * time.Second},
-
-			VirtualHosts: []string{"localhost"},
-			WSOrigins:    []string{"http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]", "https://[::1]"},
-		},
+		RPC:       defaultRPCConfig(),
 		P2P: P2PConfig{
 			ListenAddrs:     []string{"/ip4/0.0.0.0/tcp/26656", "/ip4/0.0.0.0/udp/26656/quic-v1"},
 			ExternalAddrs:   []string{},

@@ -128,6 +128,9 @@ func DefaultConfig() Config {
 		MaxBatchResponseBytes:    4 << 20,
 		MaxResponseBytesInFlight: 64 << 20,
 		WSQueueBytes:             4 << 20,
+
+		VirtualHosts: slices.Clone(defaultVirtualHosts),
+		WSOrigins:    slices.Clone(defaultWSOrigins),
 	}
 }
 
