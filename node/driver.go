@@ -429,7 +429,7 @@ func (d *driver) buildBlock(h uint64) (*ledger.Block, error) {
 			ValidatorsHash: n.vals.Hash(),
 			Proposer:       n.self,
 		},
-		Evidence:   n.evpool.pending(int(st.Params.MaxEvidence), n.store.Reader()),
+		Evidence:   n.evpool.pending(int(st.Params.MaxEvidence), h, n.store.Reader()),
 		LastCommit: last,
 	}
 	// What the block holds besides its transactions.
