@@ -62,7 +62,8 @@ type partsEntry struct {
 	done     bool
 }
 
-// maxPartsEntries bounds proposals being assembled at once.
+// maxPartsEntries bounds proposals being assembled at once (see
+// admitProposal for who gets a slot).
 const maxPartsEntries = 64
 
 // emptyBlockCheck is how often a driver waiting for transactions looks at
@@ -528,7 +529,7 @@ func (d *driver) addProposal(p *ledger.Proposal) {
 		return
 	}
 	k := partsKey{p.Height, p.Round, p.BlockID}
-	if _, ok := d.parts[k]; ok || len(d.parts) >= maxPartsEntries {
+	if _, ok := d.parts[k]; ok || !d.admitProposal(p, k) {
 		return
 	}
 	set, err := ledger.NewPartSet(p.Parts)
