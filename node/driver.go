@@ -213,7 +213,8 @@ func (d *driver) startMachine() error {
 	d.replaying = false
 	if dv := d.deferred; dv != nil {
 		d.deferred = nil
-		d.requestValue(*dv)
+		d.requestValue(*dv) // queues the value: step it now
+		d.drain()
 	}
 	if st := d.m.State(); st.Step == consensus.StepNewHeight {
 		d.heightDue(h)
@@ -282,6 +283,14 @@ func (d *driver) feed(ev consensus.Event, logged bool) {
 	if len(d.queue) > 1 {
 		return // already draining
 	}
+	d.drain()
+}
+
+// drain steps the queued events in order, with the ones their effects
+// queue, until none is left. Whatever queues an event outside a drain must
+// drain: an event left queued makes every later feed believe a drain is
+// under way, and nothing is stepped again.
+func (d *driver) drain() {
 	for i := 0; i < len(d.queue) && !d.failed(); i++ {
 		d.step(d.queue[i].ev, d.queue[i].logged)
 	}
@@ -318,6 +327,10 @@ func (d *driver) step(ev consensus.Event, logged bool) {
 		n.rounds.addVote(e.Vote)
 	case consensus.EventNewHeight:
 		n.log.Debug("height started", "height", e.Height)
+	case consensus.EventProposeValue:
+		if dv := d.deferred; dv != nil && dv.Height == e.Height && dv.Round == e.Round {
+			d.deferred = nil // the WAL held the value proposed before the restart
+		}
 	}
 	for _, e := range effects {
 		d.execute(e)
