@@ -71,6 +71,14 @@ func (ev *Evidence) Key() crypto.Hash {
 	return crypto.Sum(e.buf)
 }
 
+// IncludableAt reports whether a block of height h may carry ev as far as
+// heights go: a block punishes only offences of heights below its own.
+// Equivocations are usually seen while their own height is still being
+// decided (or, through votes of peers already ahead, one height early), so
+// whoever builds blocks must hold such evidence back until the chain has
+// passed its height: Execute refuses a block that carries it early.
+func (ev *Evidence) IncludableAt(h uint64) bool { return ev.VoteA.Height < h }
+
 // Verify checks that ev proves an equivocation by a member of vals on chainID.
 func (ev *Evidence) Verify(chainID string, vals *ValidatorSet) error {
 	a, b := &ev.VoteA, &ev.VoteB

@@ -115,7 +115,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 	res := &Result{Receipts: make([]Receipt, len(b.Txs))}
 	seenEv := make(map[crypto.Hash]bool, len(b.Evidence))
 	for i, ev := range b.Evidence {
-		if ev.VoteA.Height >= h {
+		if !ev.IncludableAt(h) {
 			return nil, fmt.Errorf("block %d: evidence %d is for height %d, not an earlier one", h, i, ev.VoteA.Height)
 		}
 		if err := ev.Verify(s.ChainID, s.Validators); err != nil {

@@ -84,7 +84,8 @@ type partsEntry struct {
 	done     bool
 }
 
-// maxPartsEntries bounds proposals being assembled at once.
+// maxPartsEntries bounds proposals being assembled at once (see
+// admitProposal for who gets a slot).
 const maxPartsEntries = 64
 
 // emptyBlockCheck is how often a driver waiting for transactions looks at
@@ -218,7 +219,8 @@ func (d *driver) startMachine() error {
 		// Only if the replay left the machine waiting for this very value:
 		// the WAL may have held it, or the replay may have moved on.
 		if st := d.m.State(); st.Height == dv.Height && st.Round == dv.Round && st.Step == consensus.StepPropose {
-			d.requestValue(*dv)
+			d.requestValue(*dv) // queues the value: step it now
+			d.drain()
 		}
 	}
 	if st := d.m.State(); st.Step == consensus.StepNewHeight {
@@ -506,7 +508,10 @@ func (d *driver) feedFrom(ev consensus.Event, logged bool, from peer.ID) {
 	d.drain()
 }
 
-// drain steps the queued events in order, including those their effects add.
+// drain steps the queued events in order, with the ones their effects
+// queue, until none is left. Whatever queues an event outside a drain must
+// drain: an event left queued makes every later feed believe a drain is
+// under way, and nothing is stepped again.
 func (d *driver) drain() {
 	for i := 0; i < len(d.queue) && !d.failed(); i++ {
 		q := d.queue[i]
@@ -583,6 +588,10 @@ func (d *driver) step(ev consensus.Event, logged bool, from peer.ID) {
 		n.rounds.addVote(e.Vote)
 	case consensus.EventNewHeight:
 		n.log.Debug("height started", "height", e.Height)
+	case consensus.EventProposeValue:
+		if dv := d.deferred; dv != nil && dv.Height == e.Height && dv.Round == e.Round {
+			d.deferred = nil // the WAL held the value proposed before the restart
+		}
 	}
 	for _, e := range effects {
 		d.execute(e)
@@ -822,7 +831,7 @@ func (d *driver) addProposal(p *ledger.Proposal) {
 		return
 	}
 	k := partsKey{p.Height, p.Round, p.BlockID}
-	if _, ok := d.parts[k]; ok || len(d.parts) >= maxPartsEntries {
+	if _, ok := d.parts[k]; ok || !d.admitProposal(p, k) {
 		return
 	}
 	set, err := ledger.NewPartSet(p.Parts)

@@ -37,10 +37,11 @@ func (p *evidencePool) add(ev *ledger.Evidence) bool {
 	return true
 }
 
-// pending returns up to limit pieces of evidence, oldest first, for
-// heights below `below` (a block may only carry evidence of earlier
-// heights) that the state does not record as committed.
-func (p *evidencePool) pending(limit int, below uint64, st ledger.StateReader) []*ledger.Evidence {
+// pending returns up to limit pieces of evidence, oldest first, that a
+// block of height h may carry: of an earlier height (ledger.Evidence.
+// IncludableAt) and not recorded as committed in st. Evidence of height h
+// or above stays in the pool until the chain has passed its height.
+func (p *evidencePool) pending(limit int, h uint64, st ledger.StateReader) []*ledger.Evidence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*ledger.Evidence
@@ -48,11 +49,12 @@ func (p *evidencePool) pending(limit int, below uint64, st ledger.StateReader) [
 		if len(out) >= limit {
 			break
 		}
-		if p.byKey[k].VoteA.Height >= below {
+		ev := p.byKey[k]
+		if !ev.IncludableAt(h) {
 			continue
 		}
 		if done, err := st.EvidenceCommitted(k); err == nil && !done {
-			out = append(out, p.byKey[k])
+			out = append(out, ev)
 		}
 	}
 	return out

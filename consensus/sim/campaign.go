@@ -27,6 +27,7 @@ type Campaign struct {
 	MidStep    uint64
 	Equivocate uint64
 	Evidence   uint64
+	FarVotes   uint64
 	// MaxRecovery is the longest time from heal to liveness.
 	MaxRecovery     time.Duration
 	MaxRecoverySeed uint64
@@ -94,6 +95,7 @@ func (c *Campaign) add(r *Result) {
 	c.MidStep += st.MidStepCrashes
 	c.Equivocate += st.Equivocations
 	c.Evidence += st.EvidenceBlocks
+	c.FarVotes += st.FarRoundVotes
 	if st.Recovery > c.MaxRecovery || (st.Recovery == c.MaxRecovery && r.Options.Seed < c.MaxRecoverySeed) {
 		c.MaxRecovery, c.MaxRecoverySeed = st.Recovery, r.Options.Seed
 	}
@@ -107,8 +109,8 @@ func (c *Campaign) Report(w io.Writer) {
 	for _, k := range FaultKinds {
 		fmt.Fprintf(w, "  %-10s  %7d\n", k, c.FaultRuns[k])
 	}
-	fmt.Fprintf(w, "  (%d crashes, %d of them inside a step after the WAL write; %d equivocations detected, %d committed as evidence)\n",
-		c.Crashes, c.MidStep, c.Equivocate, c.Evidence)
+	fmt.Fprintf(w, "  (%d crashes, %d of them inside a step after the WAL write; %d equivocations detected, %d committed as evidence; %d far-round votes signed with the twins' key)\n",
+		c.Crashes, c.MidStep, c.Equivocate, c.Evidence, c.FarVotes)
 	fmt.Fprintf(w, "invariant        runs checking  checks     violations\n")
 	for _, inv := range Invariants {
 		fmt.Fprintf(w, "  %-14s  %7d  %11d  %5d\n", inv, c.Checked[inv], c.Checks[inv], c.Violations[inv])

@@ -324,7 +324,7 @@ func (n *node) buildBlock(h uint64) *ledger.Block {
 		}
 	}
 	for _, ev := range n.pool.pending(c) {
-		if ev.VoteA.Height < h && uint64(len(b.Evidence)) < st.Params.MaxEvidence {
+		if ev.IncludableAt(h) && uint64(len(b.Evidence)) < st.Params.MaxEvidence {
 			b.Evidence = append(b.Evidence, ev)
 		}
 	}

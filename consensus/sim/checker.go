@@ -98,6 +98,7 @@ type Stats struct {
 	LostRecords    uint64 // unsynced WAL records lost in crashes
 	Equivocations  uint64 // equivocations honest nodes detected
 	EvidenceBlocks uint64 // evidence committed
+	FarRoundVotes  uint64 // votes at rounds near ledger.MaxRound signed with the twins' key
 	// Recovery is how long after the heal the liveness condition was met.
 	Recovery time.Duration
 	// Checks counts the checks of each invariant.

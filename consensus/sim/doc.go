@@ -44,6 +44,11 @@
 //     equivocates as proposer and as voter. A quarter of the runs let the
 //     twins reach everyone; otherwise the twins split the honest nodes
 //     between them, for the whole fault phase or anew in every round.
+//     Beside a quarter of the twins' votes, an attacker holding the key
+//     signs two conflicting votes at a round near ledger.MaxRound of the
+//     vote's height or the next, for the whole run: honest nodes must
+//     bound what they keep of them, commit the evidence once its height
+//     has passed, and stay live.
 //
 // Options.ByzantineThird instead gives the twins at least a third of the
 // power and joins each twin to one half of the honest validators, cut off

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -262,6 +263,9 @@ func (n *node) execute(e consensus.Effect) {
 		}
 		s.broadcast(n.idx, &message{kind: msgVote, from: n.idx, vote: &v})
 		n.queue = append(n.queue, queued{ev: consensus.EventVote{Vote: &v}})
+		if !n.honest && !s.opts.ByzantineThird {
+			n.farRoundVotes(&v)
+		}
 	case consensus.EffectScheduleTimeout:
 		d := consensus.TimeoutDuration(s.params, e.Kind, e.Round)
 		s.schedule(s.now+d, &simEvent{kind: evTimer, node: n.idx, inc: n.inc,
@@ -279,6 +283,35 @@ func (n *node) execute(e consensus.Effect) {
 		if n.pool.add(e.Evidence) {
 			s.broadcast(n.idx, &message{kind: msgEvidence, from: n.idx, evidence: e.Evidence})
 		}
+	}
+}
+
+// farRoundVotes is what an attacker holding the twins' key adds to their
+// equivocation: beside a quarter of the votes a twin casts, two conflicting
+// votes signed straight with the key (no guard) at one of the three highest
+// rounds (ledger.MaxRound and just below) of the vote's height or the next.
+// Honest nodes must keep them within their bounds, report the
+// equivocation, carry the evidence into a block once its height has
+// passed, and stay live.
+func (n *node) farRoundVotes(v *ledger.Vote) {
+	if n.rng.IntN(4) != 0 {
+		return
+	}
+	s := n.s
+	h := v.Height + uint64(n.rng.IntN(2))
+	r := ledger.MaxRound - uint32(n.rng.IntN(3))
+	t := ledger.VoteType(1 + n.rng.IntN(2))
+	for range 2 {
+		var id crypto.Hash
+		binary.BigEndian.PutUint64(id[:], n.rng.Uint64())
+		binary.BigEndian.PutUint64(id[8:], n.rng.Uint64())
+		jv := &ledger.Vote{Type: t, Height: h, Round: r, BlockID: id}
+		jv.Sign(s.chainID, n.key)
+		s.stats.FarRoundVotes++
+		s.broadcast(n.idx, &message{kind: msgVote, from: n.idx, vote: jv})
+	}
+	if s.tracing() {
+		s.tracef(n, "attacker signs two %ss h=%d r=%d with the twins' key", t, h, r)
 	}
 }
 
