@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
@@ -74,10 +76,14 @@ func Attacks() []Attack {
 			Summary: "validator-signed votes for the next height at rounds up to 2^20", run: attackFutureRound},
 		{Name: "serving-drain", Origin: "issue #5", Identifiable: true,
 			Summary: "repeated 64-block block-sync requests plus malformed block-sync and catch-up requests", run: attackServingDrain},
-		{Name: "peer-slot-fill", Origin: "issue #6",
-			Summary: "max_peers Sybil identities fill every node's peer slots, then an honest newcomer must still get in", run: attackPeerSlotFill},
+		{Name: "peer-slot-fill", Origin: "issue #6", MinDuration: p2p.DefaultEvictGrace + 20*time.Second,
+			Summary: "max_peers+4 Sybil identities from as many addresses fill every node's peer slots, then an honest newcomer must get in within the eviction grace + 10 s", run: attackPeerSlotFill},
 		{Name: "pubsub-garbage", Origin: "issue #7", Identifiable: true,
 			Summary: "oversized (2 MiB) RPC frames and protobuf garbage on the gossipsub stream", run: attackPubsubGarbage},
+		{Name: "no-handshake", Origin: "handshake", Identifiable: true, MinDuration: p2p.DefaultHandshakeTimeout + 5*time.Second,
+			Summary: "16 identities from 16 addresses connect and ask for status but never run the chain handshake; they must be dropped and never counted as peers", run: attackNoHandshake},
+		{Name: "per-ip-cap", Origin: "peer slots",
+			Summary: "3 x max_peers_per_ip identities from one address complete the handshake; no node may hold more than max_peers_per_ip of them", run: attackPerIPCap},
 	}
 }
 
@@ -252,7 +258,7 @@ func attackSybilChurn(ctx context.Context, s *Session) error {
 					return
 				case <-t.C:
 				}
-				id, err := newIdentity(ctx, r, s.env.ChainID, false)
+				id, err := newIdentity(ctx, r, s.env, idOptions{ip: s.sybilIP()})
 				if err != nil {
 					continue
 				}
@@ -322,7 +328,7 @@ func attackLiar(ctx context.Context, s *Session) error {
 	for ctx.Err() == nil {
 		if id == nil || len(id.connected(s.env.Targets)) == 0 {
 			var err error
-			if id, err = s.newID(ctx, false); err != nil {
+			if id, err = s.newID(ctx, idOptions{}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -415,7 +421,9 @@ func attackSlotHolding(ctx context.Context, s *Session) error {
 	n := max(1, int(8*s.env.Intensity))
 	protos := []string{p2p.SyncProtocol, p2p.SyncProtocol, p2p.CatchupProtocol, p2p.CatchupProtocol}
 	for range n {
-		id, err := s.newID(hctx, false)
+		// Many addresses: the point is the serving slots, not the
+		// per-IP peer cap.
+		id, err := s.newID(hctx, idOptions{ip: s.sybilIP()})
 		if err != nil {
 			return err
 		}
@@ -501,7 +509,7 @@ func attackServingDrain(ctx context.Context, s *Session) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for range max(1, int(4*s.env.Intensity)) {
-		id, err := s.newID(ctx, false)
+		id, err := s.newID(ctx, idOptions{})
 		if err != nil {
 			return err
 		}
@@ -593,10 +601,12 @@ func (s *Session) drain(ctx context.Context, r *rand.Rand, id *identity, t peer.
 	}
 }
 
-// attackPeerSlotFill: MaxPeers+4 identities connect to every node and sit
-// there; then an honest newcomer (speaking status, joined to the topics)
-// connects and must stay connected to, and get a status answer from,
-// every node.
+// attackPeerSlotFill: MaxPeers+4 identities, each from its own address,
+// connect to every node, complete the handshake and sit there; then an
+// honest newcomer (its own address, joined to the topics) must get into
+// every node within the eviction grace (p2p.DefaultEvictGrace: an admitted
+// ordinary peer cannot be evicted earlier) plus ten seconds, and be
+// answered.
 func attackPeerSlotFill(ctx context.Context, s *Session) error {
 	if err := s.followHeight(ctx); err != nil {
 		return err
@@ -604,12 +614,14 @@ func attackPeerSlotFill(ctx context.Context, s *Session) error {
 	n := s.env.MaxPeers + 4
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	var admitted atomic.Int64
 	for range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if _, err := s.newID(ctx, false); err == nil {
+			if id, err := s.newID(ctx, idOptions{ip: s.sybilIP()}); err == nil {
 				s.sent.Add(1)
+				admitted.Add(int64(len(id.connected(s.env.Targets))))
 			}
 		})
 	}
@@ -617,7 +629,9 @@ func attackPeerSlotFill(ctx context.Context, s *Session) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	newcomer, err := newIdentity(ctx, s.rand(), s.env.ChainID, true)
+	filled := time.Now()
+	s.note("%d Sybils hold %d connections to %d nodes", n, admitted.Load(), len(s.env.Targets))
+	newcomer, err := newIdentity(ctx, s.rand(), s.env, idOptions{ip: s.sybilIP(), gossip: true})
 	if err != nil {
 		return err
 	}
@@ -631,24 +645,176 @@ func attackPeerSlotFill(ctx context.Context, s *Session) error {
 		}
 		_ = p2p.WriteFrame(st, p2p.EncodeStatus(s.height.Load()))
 	})
-	newcomer.connect(ctx, s.env.Targets)
-	if sleepCtx(ctx, 3*time.Second) != nil {
+	limit := p2p.DefaultEvictGrace + 10*time.Second
+	in := make([]bool, len(s.env.Targets))
+	var last []error
+	for {
+		last = make([]error, len(s.env.Targets))
+		for i, t := range s.env.Targets {
+			if in[i] {
+				continue
+			}
+			if _, err := exchangeStatus(ctx, newcomer, s.env.ChainID, t, s.height.Load()); err != nil {
+				last[i] = err
+				continue
+			}
+			in[i] = true
+			s.note("newcomer admitted and answered by node %d %.1fs after the Sybils filled the slots", i, time.Since(filled).Seconds())
+		}
+		if !slices.Contains(in, false) || time.Since(filled) > limit || ctx.Err() != nil {
+			break
+		}
+		if sleepCtx(ctx, time.Second) != nil {
+			break
+		}
+	}
+	if ctx.Err() != nil && slices.Contains(in, false) {
+		s.fail("attack ended %.1fs after the fill, before the newcomer got into every node: give it a longer MinDuration", time.Since(filled).Seconds())
 		return nil
 	}
-	admitted := 0
-	for i, t := range s.env.Targets {
-		_, err := exchangeStatus(ctx, newcomer, s.env.ChainID, t, s.height.Load())
-		if err == nil && newcomer.h.Network().Connectedness(t.ID) == network.Connected && newcomer.droppedBy(t.ID) == 0 {
-			admitted++
-			continue
+	for i, ok := range in {
+		if !ok {
+			s.fail("node %d did not admit an honest newcomer within %s while %d Sybils were connected (%v)", i, limit, n, last[i])
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.fail("node %d refused an honest newcomer while %d Sybils were connected (%v)", i, n, err)
 	}
-	s.note("newcomer admitted by %d of %d nodes", admitted, len(s.env.Targets))
 	<-ctx.Done()
+	return nil
+}
+
+// attackNoHandshake: identities, each from its own address, connect to
+// every node and never run the chain handshake; each opens a status
+// stream and waits for an answer. No node may count them as peers (they
+// must never appear in ledger_peers), answer them, or keep their
+// connections past the handshake timeout (plus slack).
+func attackNoHandshake(ctx context.Context, s *Session) error {
+	n := max(1, int(16*s.env.Intensity))
+	ids := make([]*identity, 0, n)
+	for range n {
+		id, err := s.newID(ctx, idOptions{ip: s.sybilIP(), noHandshake: true})
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	start := time.Now()
+	mine := make(map[string]bool, n)
+	for _, id := range ids {
+		mine[id.ID().String()] = true
+	}
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for _, id := range ids {
+		for _, t := range s.env.Targets {
+			if len(id.connected([]peer.AddrInfo{t})) == 0 {
+				continue
+			}
+			wg.Go(func() {
+				if _, err := statusOnce(ctx, id, s.env.ChainID, t, 0); err == nil {
+					answered.Add(1)
+				}
+				s.sent.Add(1)
+			})
+		}
+	}
+	// Poll every node's peer list until every connection is gone.
+	limit := p2p.DefaultHandshakeTimeout + 5*time.Second
+	listed := make([]bool, len(s.env.Targets))
+	for {
+		for i := range s.env.Targets {
+			ps, err := s.env.PeersOf(ctx, i)
+			if err != nil {
+				continue
+			}
+			for _, p := range ps {
+				if mine[p] && !listed[i] {
+					listed[i] = true
+					s.fail("node %d lists an identity that never handshook as a peer (%s)", i, p)
+				}
+			}
+		}
+		open := 0
+		for _, id := range ids {
+			open += len(id.connected(s.env.Targets))
+		}
+		if open == 0 {
+			s.note("every connection of %d identities that never handshook dropped %.1fs after they connected", n, time.Since(start).Seconds())
+			break
+		}
+		if time.Since(start) > limit {
+			s.fail("%d connections that never handshook still open %s after they were made (handshake timeout %s)", open, limit, p2p.DefaultHandshakeTimeout)
+			break
+		}
+		if sleepCtx(ctx, 250*time.Millisecond) != nil {
+			s.fail("attack ended %.1fs after connecting, before the nodes dropped the connections that never handshook: give it a longer MinDuration", time.Since(start).Seconds())
+			break
+		}
+	}
+	wg.Wait()
+	if a := answered.Load(); a > 0 {
+		s.fail("%d status requests of identities that never handshook were answered", a)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// attackPerIPCap: 3 x max_peers_per_ip identities from ONE address connect
+// to every node and complete the handshake. No node may hold more than
+// max_peers_per_ip of them as peers at any time.
+func attackPerIPCap(ctx context.Context, s *Session) error {
+	ip := s.attackerIP()
+	n := 3 * s.env.MaxPeersPerIP
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	mine := make(map[string]bool, n)
+	var mu sync.Mutex
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			id, err := s.newID(ctx, idOptions{ip: ip})
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			mine[id.ID().String()] = true
+			mu.Unlock()
+			s.sent.Add(1)
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	worst := 0
+	for {
+		for i := range s.env.Targets {
+			ps, err := s.env.PeersOf(ctx, i)
+			if err != nil {
+				continue
+			}
+			held := 0
+			for _, p := range ps {
+				if mine[p] {
+					held++
+				}
+			}
+			worst = max(worst, held)
+			if held > s.env.MaxPeersPerIP {
+				s.fail("node %d holds %d peers from %s (max_peers_per_ip %d)", i, held, ip, s.env.MaxPeersPerIP)
+				<-ctx.Done()
+				return nil
+			}
+		}
+		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			break
+		}
+	}
+	if worst == 0 {
+		s.fail("no node admitted any of %d identities from %s: the cap check proves nothing", n, ip)
+	}
+	s.note("%d identities from %s: at most %d held as peers by any node (cap %d)", n, ip, worst, s.env.MaxPeersPerIP)
 	return nil
 }
 
@@ -665,7 +831,7 @@ func attackPubsubGarbage(ctx context.Context, s *Session) error {
 	for ctx.Err() == nil {
 		if id == nil || len(id.connected(s.env.Targets)) == 0 {
 			var err error
-			if id, err = s.newID(ctx, false); err != nil {
+			if id, err = s.newID(ctx, idOptions{}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -700,6 +866,32 @@ func attackPubsubGarbage(ctx context.Context, s *Session) error {
 		}
 	}
 	return nil
+}
+
+// statusOnce runs the status protocol over an existing connection (no
+// dial, no handshake): it sends claim and returns the answer.
+func statusOnce(ctx context.Context, id *identity, chainID string, t peer.AddrInfo, claim uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, p2p.DefaultHandshakeTimeout+5*time.Second)
+	defer cancel()
+	st, err := id.h.NewStream(network.WithNoDial(ctx, "status over an open connection"), t.ID, p2p.ProtocolID(chainID, p2p.StatusProtocol))
+	if err != nil {
+		return 0, err
+	}
+	defer st.Reset()
+	if d, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(d)
+	}
+	if err := p2p.WriteFrame(st, p2p.EncodeStatus(claim)); err != nil {
+		return 0, err
+	}
+	if err := st.CloseWrite(); err != nil {
+		return 0, err
+	}
+	frame, err := p2p.ReadFrame(bufio.NewReaderSize(st, 32), p2p.StatusBytes)
+	if err != nil {
+		return 0, err
+	}
+	return p2p.DecodeStatus(frame)
 }
 
 // sleepCtx waits d or until ctx ends, returning ctx's error then.
