@@ -40,8 +40,8 @@ const dialTimeout = 10 * time.Second
 // target closed on it.
 type identity struct {
 	h         host.Host
-	ps        *pubsub.PubSub // consensus router
-	txps      *pubsub.PubSub // transaction router
+	ps        *pubsub.PubSub           // consensus router
+	txps      *pubsub.PubSub           // transaction router
 	topics    map[string]*pubsub.Topic // by kind: tx, proposal, vote, evidence
 	cancel    context.CancelFunc
 	chainID   string

@@ -359,6 +359,9 @@ func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result
 	// attack's addresses.
 	block := 10 + slices.IndexFunc(Attacks(), func(b Attack) bool { return b.Name == a.Name })
 	s := newSession(r.env, r.cfg.Seed^h.Sum64(), block)
+	if a.prepare != nil {
+		a.prepare(s)
+	}
 	r.progress("attack %s for up to %s", a.Name, d)
 	ph := phase{name: a.Name, from: time.Since(t0)}
 	actx, cancel := context.WithTimeout(ctx, d)
@@ -550,6 +553,10 @@ func (r *runner) startTwin(ctx context.Context) (func() error, error) {
 	}
 	cfg := node.DefaultConfig(home)
 	cfg.Moniker = fmt.Sprintf("twin-of-node%d", byzantine)
+	// A byzantine operator turns off the check that would make its twin
+	// stop once it finds the key's signatures in the commits it synced
+	// (with it on, the twin stops itself and never equivocates).
+	cfg.Consensus.DoubleSignCheckHeight = 0
 	cfg.P2P.ListenAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", r.base+2*twinSlot)}
 	cfg.RPC.ListenAddr = fmt.Sprintf("127.0.0.1:%d", r.base+2*twinSlot+1)
 	for i := range validators {

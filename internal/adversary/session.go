@@ -13,6 +13,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/internal/bench"
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -75,7 +76,7 @@ type Session struct {
 	// block is the session's own range of loopback addresses,
 	// 127.<block>.0.0/16, so no attack's identities share an address
 	// (and so a per-IP count) with another's.
-	block int
+	block  int
 	nextIP atomic.Int64
 
 	mu       sync.Mutex
@@ -85,6 +86,9 @@ type Session struct {
 
 	sent  atomic.Int64
 	bytes atomic.Int64
+
+	// txPool is what the attack's prepare step signed beforehand.
+	txPool []*ledger.Tx
 
 	scout   *identity
 	height  atomic.Uint64
