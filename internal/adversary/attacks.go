@@ -37,6 +37,11 @@ type Attack struct {
 	// MinDuration is how long the attack needs at least, whatever the
 	// run's per-attack duration (restarting a validator, a twin syncing).
 	MinDuration time.Duration
+	// RestartsValidator: the attack stops and restarts a validator, whose
+	// missed proposer turns cost failed rounds whatever the attacker
+	// does; its latency limit allows one failed round (the round-0
+	// timeouts), as the block-gap limit does.
+	RestartsValidator bool
 
 	// prepare, if set, runs before the attack's window opens (work the
 	// attacker could do on its own machine beforehand).
@@ -73,7 +78,7 @@ func Attacks() []Attack {
 			Summary: "status claims height 2^40; block-sync requests get no blocks or stall", run: attackLiar},
 		{Name: "junk-tx", Origin: "issue #2", Identifiable: true,
 			Summary: "100 messages/s of 256 validly signed transfers that cannot execute (unfunded senders, nonces 1e6 ahead)", prepare: prepareJunkTxs, run: attackJunkTxs},
-		{Name: "slot-holding", Origin: "issue #3", MinDuration: 35 * time.Second,
+		{Name: "slot-holding", Origin: "issue #3", MinDuration: 35 * time.Second, RestartsValidator: true,
 			Summary: "identities hold every block-sync and catch-up serving slot without sending a request while a validator restarts and must catch up", run: attackSlotHolding},
 		{Name: "future-round", Origin: "issue #4",
 			Summary: "validator-signed votes for the next height at rounds up to 2^20", run: attackFutureRound},
@@ -426,33 +431,48 @@ func prepareJunkTxs(s *Session) {
 // to every node and never send the request, re-opening whatever the node
 // resets, while the restarted validator must catch up within 25 s.
 func attackSlotHolding(ctx context.Context, s *Session) error {
-	hctx, stopHolding := context.WithCancel(ctx)
-	defer stopHolding()
+	// The holders stop once the validator caught up (stopHolding runs
+	// before wg.Wait: deferred calls run last first).
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	hctx, stopHolding := context.WithCancel(ctx)
+	defer stopHolding()
 	n := max(1, int(8*s.env.Intensity))
 	protos := []string{p2p.SyncProtocol, p2p.SyncProtocol, p2p.CatchupProtocol, p2p.CatchupProtocol}
+	var rotations atomic.Int64
 	for range n {
-		// Many addresses: the point is the serving slots, not the
-		// per-IP peer cap.
-		id, err := s.newID(hctx, idOptions{ip: s.sybilIP()})
-		if err != nil {
-			return err
-		}
-		for _, t := range s.env.Targets {
-			for _, proto := range protos {
-				wg.Go(func() { s.holdStreams(hctx, id, t, p2p.ProtocolID(s.env.ChainID, proto)) })
+		// Each holder is a Sybil with an address of its own (the point
+		// is the serving slots, not the per-IP peer cap); when every
+		// node has dropped it, a fresh one takes its place.
+		wg.Go(func() {
+			for first := true; hctx.Err() == nil; first = false {
+				id, err := s.newID(hctx, idOptions{ip: s.sybilIP()})
+				if err != nil {
+					return
+				}
+				if !first {
+					rotations.Add(1)
+				}
+				var hw sync.WaitGroup
+				for _, t := range s.env.Targets {
+					for _, proto := range protos {
+						hw.Go(func() { s.holdStreams(hctx, id, t, p2p.ProtocolID(s.env.ChainID, proto)) })
+					}
+				}
+				hw.Wait()
 			}
-		}
+		})
 	}
 	// Let the holders take the slots (every holder has opened a stream
 	// once), then restart the validator.
+	start := time.Now()
 	want := int64(n * len(s.env.Targets) * len(protos))
 	for s.sent.Load() < want {
 		if sleepCtx(ctx, 50*time.Millisecond) != nil {
 			return nil
 		}
 	}
+	s.note("%d streams held %.1fs after the start; restarting node%d", want, time.Since(start).Seconds(), s.env.Restarted)
 	if err := s.env.RestartValidator(ctx, 3*time.Second); err != nil {
 		return fmt.Errorf("restart validator: %w", err)
 	}
@@ -460,19 +480,25 @@ func attackSlotHolding(ctx context.Context, s *Session) error {
 	if err != nil {
 		s.fail("restarted validator did not catch up while the slots were held: %v", err)
 	} else {
-		s.note("restarted validator caught up in %.1fs", took.Seconds())
+		s.note("restarted validator caught up in %.1fs (%.1fs after the start; %d holders replaced after being dropped)", took.Seconds(), time.Since(start).Seconds(), rotations.Load())
 	}
 	return nil
 }
 
 // holdStreams keeps one stream of proto to t open without writing,
-// re-opening it whenever the node resets it.
+// re-opening it whenever the node resets it; it returns when ctx ends or
+// when t no longer lets the identity in (dropped and refused, or banned).
 func (s *Session) holdStreams(ctx context.Context, id *identity, t peer.AddrInfo, proto protocol.ID) {
 	for ctx.Err() == nil {
 		if id.h.Network().Connectedness(t.ID) != network.Connected {
-			id.connect(ctx, []peer.AddrInfo{t})
+			jctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			err := id.join(jctx, t)
+			cancel()
+			if err != nil {
+				return
+			}
 		}
-		st, err := id.h.NewStream(ctx, t.ID, proto)
+		st, err := id.h.NewStream(network.WithNoDial(ctx, "hold over the admitted connection"), t.ID, proto)
 		if err == nil {
 			s.sent.Add(1)
 			done := make(chan struct{})

@@ -351,7 +351,7 @@ type phase struct {
 // penalties and the recovery.
 func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result, phase, bool) {
 	d := max(r.cfg.Duration, a.MinDuration)
-	res := &Result{Attack: a.Name, Origin: a.Origin, Summary: a.Summary, Identifiable: a.Identifiable}
+	res := &Result{Attack: a.Name, Origin: a.Origin, Summary: a.Summary, Identifiable: a.Identifiable, RestartsValidator: a.RestartsValidator}
 	h := fnv.New64a()
 	h.Write([]byte(a.Name))
 	// Each attack gets its own loopback /16, 127.(10+i).0.0, i its index
