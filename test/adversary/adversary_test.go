@@ -1,8 +1,11 @@
 // Package adversary_test runs the adversarial peer (internal/adversary)
 // against four real ledgerd processes: every attack in turn, under honest
 // load, each judged against a baseline. The default is the short CI pass
-// (a few seconds per attack); -full (or ADVERSARY_FULL=1) runs 35 s per
-// attack after a 35 s baseline. ADVERSARY_JSON=path writes the report.
+// (5 s per attack, longer where the node's own delays demand it: liar,
+// slot-holding, peer-slot-fill, no-handshake; about 3 minutes in all);
+// -full (or ADVERSARY_FULL=1) runs 35 s per attack after a 35 s baseline.
+// ADVERSARY_ATTACKS=a,b runs only those; ADVERSARY_JSON=path writes the
+// report.
 //
 //	go test ./test/adversary -v -run Adversary            # short pass
 //	go test ./test/adversary -v -run Adversary -full -timeout 30m
