@@ -476,6 +476,11 @@ func attackSlotHolding(ctx context.Context, s *Session) error {
 	if err := s.env.RestartValidator(ctx, 3*time.Second); err != nil {
 		return fmt.Errorf("restart validator: %w", err)
 	}
+	// The stop closed every holder's connection to the restarted node:
+	// not a penalty.
+	for _, id := range s.identities() {
+		id.excuse(s.env.Targets[s.env.Restarted].ID)
+	}
 	took, err := s.env.CaughtUp(ctx, 25*time.Second)
 	if err != nil {
 		s.fail("restarted validator did not catch up while the slots were held: %v", err)

@@ -243,6 +243,14 @@ func (id *identity) publish(ctx context.Context, kind string, data []byte) error
 	return t.Publish(ctx, data)
 }
 
+// excuse forgets target's drops so far: they were not penalties (the
+// harness stopped the target itself).
+func (id *identity) excuse(target peer.ID) {
+	id.mu.Lock()
+	delete(id.dropped, target)
+	id.mu.Unlock()
+}
+
 // close shuts the identity down; disconnections from here on are ours.
 func (id *identity) close() {
 	id.closing.Store(true)

@@ -108,7 +108,7 @@ func (s *Session) attackerIP() string { return fmt.Sprintf("127.%d.0.1", s.block
 // point is many identities from many addresses (127.<block>.1.1 on).
 func (s *Session) sybilIP() string {
 	k := s.nextIP.Add(1) - 1
-	return fmt.Sprintf("127.%d.%d.%d", s.block, 1+k/250, 1+k%250)
+	return fmt.Sprintf("127.%d.%d.%d", s.block, 1+(k/250)%254, 1+k%250) // 63,500 before one repeats
 }
 
 // newID starts an identity (from the attacker's address unless o names
