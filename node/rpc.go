@@ -132,7 +132,7 @@ func (b rpcBackend) Peers() []api.Peer {
 			addrs[j] = a.String()
 		}
 		out[i] = api.Peer{ID: p.ID.String(), Addrs: addrs, Inbound: p.Inbound, Persistent: p.Persistent,
-			Height: api.Uint64(p.Height), Score: p.Score}
+			Height: api.Uint64(p.Height), Score: p.Score, Penalty: p.Penalty}
 	}
 	return out
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
@@ -35,8 +37,16 @@ type Attack struct {
 	// MinDuration is how long the attack needs at least, whatever the
 	// run's per-attack duration (restarting a validator, a twin syncing).
 	MinDuration time.Duration
+	// RestartsValidator: the attack stops and restarts a validator, whose
+	// missed proposer turns cost failed rounds whatever the attacker
+	// does; its latency limit allows one failed round (the round-0
+	// timeouts), as the block-gap limit does.
+	RestartsValidator bool
 
-	run func(ctx context.Context, s *Session) error
+	// prepare, if set, runs before the attack's window opens (work the
+	// attacker could do on its own machine beforehand).
+	prepare func(s *Session)
+	run     func(ctx context.Context, s *Session) error
 }
 
 // Topic kinds, as p2p.TopicNames keys them.
@@ -64,20 +74,24 @@ func Attacks() []Attack {
 			Summary: "fresh identities connect, exchange status and disconnect", run: attackSybilChurn},
 		{Name: "equivocation", Origin: "held", MinDuration: 12 * time.Second,
 			Summary: "a byzantine twin of one validator proposes and votes beside it, and the attacker signs conflicting prevotes with its key; evidence must be committed", run: attackEquivocation},
-		{Name: "liar", Origin: "issue #1", Identifiable: true,
+		{Name: "liar", Origin: "issue #1", Identifiable: true, MinDuration: p2p.DefaultSyncStall + 10*time.Second,
 			Summary: "status claims height 2^40; block-sync requests get no blocks or stall", run: attackLiar},
 		{Name: "junk-tx", Origin: "issue #2", Identifiable: true,
-			Summary: "100 messages/s of 256 validly signed transfers that cannot execute (unfunded senders, nonces 1e6 ahead)", run: attackJunkTxs},
-		{Name: "slot-holding", Origin: "issue #3", MinDuration: 35 * time.Second,
+			Summary: "100 messages/s of 256 validly signed transfers that cannot execute (unfunded senders, nonces 1e6 ahead)", prepare: prepareJunkTxs, run: attackJunkTxs},
+		{Name: "slot-holding", Origin: "issue #3", MinDuration: 35 * time.Second, RestartsValidator: true,
 			Summary: "identities hold every block-sync and catch-up serving slot without sending a request while a validator restarts and must catch up", run: attackSlotHolding},
 		{Name: "future-round", Origin: "issue #4",
 			Summary: "validator-signed votes for the next height at rounds up to 2^20", run: attackFutureRound},
 		{Name: "serving-drain", Origin: "issue #5", Identifiable: true,
 			Summary: "repeated 64-block block-sync requests plus malformed block-sync and catch-up requests", run: attackServingDrain},
-		{Name: "peer-slot-fill", Origin: "issue #6",
-			Summary: "max_peers Sybil identities fill every node's peer slots, then an honest newcomer must still get in", run: attackPeerSlotFill},
+		{Name: "peer-slot-fill", Origin: "issue #6", MinDuration: p2p.DefaultEvictGrace + 25*time.Second,
+			Summary: "max_peers+4 Sybil identities from as many addresses fill every node's peer slots, then an honest newcomer must get in within the eviction grace + 15 s", run: attackPeerSlotFill},
 		{Name: "pubsub-garbage", Origin: "issue #7", Identifiable: true,
 			Summary: "oversized (2 MiB) RPC frames and protobuf garbage on the gossipsub stream", run: attackPubsubGarbage},
+		{Name: "no-handshake", Origin: "handshake", Identifiable: true, MinDuration: p2p.DefaultHandshakeTimeout + 5*time.Second,
+			Summary: "16 identities from 16 addresses connect and ask for status but never run the chain handshake; they must be dropped and never counted as peers", run: attackNoHandshake},
+		{Name: "per-ip-cap", Origin: "peer slots",
+			Summary: "3 x max_peers_per_ip identities from one address complete the handshake; no node may hold more than max_peers_per_ip of them", run: attackPerIPCap},
 	}
 }
 
@@ -252,7 +266,7 @@ func attackSybilChurn(ctx context.Context, s *Session) error {
 					return
 				case <-t.C:
 				}
-				id, err := newIdentity(ctx, r, s.env.ChainID, false)
+				id, err := newIdentity(ctx, r, s.env, idOptions{ip: s.sybilIP()})
 				if err != nil {
 					continue
 				}
@@ -322,7 +336,7 @@ func attackLiar(ctx context.Context, s *Session) error {
 	for ctx.Err() == nil {
 		if id == nil || len(id.connected(s.env.Targets)) == 0 {
 			var err error
-			if id, err = s.newID(ctx, false); err != nil {
+			if id, err = s.newID(ctx, idOptions{}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -376,6 +390,21 @@ func attackLiar(ctx context.Context, s *Session) error {
 // funded account with nonces a million ahead. The transfers come from a
 // pre-signed pool, so the attacker's own CPU is no limit.
 func attackJunkTxs(ctx context.Context, s *Session) error {
+	pool := s.txPool
+	return s.gossipLoop(ctx, 100, func(r *rand.Rand) (string, []byte) {
+		txs := make([]*ledger.Tx, p2p.MaxTxsPerMessage)
+		for i := range txs {
+			txs[i] = pool[r.IntN(len(pool))]
+		}
+		return topicTx, p2p.EncodeTxsMessage(txs)
+	})
+}
+
+// prepareJunkTxs signs junk-tx's pool before the attack's window opens:
+// 16,384 signatures are most of a core-second, which the attacker would
+// otherwise take from the nodes it shares the machine with and count
+// against them.
+func prepareJunkTxs(s *Session) {
 	r := s.rand()
 	const poolSize = 16384
 	pool := make([]*ledger.Tx, poolSize)
@@ -395,64 +424,86 @@ func attackJunkTxs(ctx context.Context, s *Session) error {
 		}
 		pool[i] = tx
 	}
-	return s.gossipLoop(ctx, 100, func(r *rand.Rand) (string, []byte) {
-		txs := make([]*ledger.Tx, p2p.MaxTxsPerMessage)
-		for i := range txs {
-			txs[i] = pool[r.IntN(poolSize)]
-		}
-		return topicTx, p2p.EncodeTxsMessage(txs)
-	})
+	s.txPool = pool
 }
 
 // attackSlotHolding: eight identities open block-sync and catch-up streams
 // to every node and never send the request, re-opening whatever the node
 // resets, while the restarted validator must catch up within 25 s.
 func attackSlotHolding(ctx context.Context, s *Session) error {
-	hctx, stopHolding := context.WithCancel(ctx)
-	defer stopHolding()
+	// The holders stop once the validator caught up (stopHolding runs
+	// before wg.Wait: deferred calls run last first).
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	hctx, stopHolding := context.WithCancel(ctx)
+	defer stopHolding()
 	n := max(1, int(8*s.env.Intensity))
 	protos := []string{p2p.SyncProtocol, p2p.SyncProtocol, p2p.CatchupProtocol, p2p.CatchupProtocol}
+	var rotations atomic.Int64
 	for range n {
-		id, err := s.newID(hctx, false)
-		if err != nil {
-			return err
-		}
-		for _, t := range s.env.Targets {
-			for _, proto := range protos {
-				wg.Go(func() { s.holdStreams(hctx, id, t, p2p.ProtocolID(s.env.ChainID, proto)) })
+		// Each holder is a Sybil with an address of its own (the point
+		// is the serving slots, not the per-IP peer cap); when every
+		// node has dropped it, a fresh one takes its place.
+		wg.Go(func() {
+			for first := true; hctx.Err() == nil; first = false {
+				id, err := s.newID(hctx, idOptions{ip: s.sybilIP()})
+				if err != nil {
+					return
+				}
+				if !first {
+					rotations.Add(1)
+				}
+				var hw sync.WaitGroup
+				for _, t := range s.env.Targets {
+					for _, proto := range protos {
+						hw.Go(func() { s.holdStreams(hctx, id, t, p2p.ProtocolID(s.env.ChainID, proto)) })
+					}
+				}
+				hw.Wait()
 			}
-		}
+		})
 	}
 	// Let the holders take the slots (every holder has opened a stream
 	// once), then restart the validator.
+	start := time.Now()
 	want := int64(n * len(s.env.Targets) * len(protos))
 	for s.sent.Load() < want {
 		if sleepCtx(ctx, 50*time.Millisecond) != nil {
 			return nil
 		}
 	}
+	s.note("%d streams held %.1fs after the start; restarting node%d", want, time.Since(start).Seconds(), s.env.Restarted)
 	if err := s.env.RestartValidator(ctx, 3*time.Second); err != nil {
 		return fmt.Errorf("restart validator: %w", err)
+	}
+	// The stop closed every holder's connection to the restarted node:
+	// not a penalty.
+	for _, id := range s.identities() {
+		id.excuse(s.env.Targets[s.env.Restarted].ID)
 	}
 	took, err := s.env.CaughtUp(ctx, 25*time.Second)
 	if err != nil {
 		s.fail("restarted validator did not catch up while the slots were held: %v", err)
 	} else {
-		s.note("restarted validator caught up in %.1fs", took.Seconds())
+		s.note("restarted validator caught up in %.1fs (%.1fs after the start; %d holders replaced after being dropped)", took.Seconds(), time.Since(start).Seconds(), rotations.Load())
 	}
 	return nil
 }
 
 // holdStreams keeps one stream of proto to t open without writing,
-// re-opening it whenever the node resets it.
+// re-opening it whenever the node resets it; it returns when ctx ends or
+// when t no longer lets the identity in (dropped and refused, or banned).
 func (s *Session) holdStreams(ctx context.Context, id *identity, t peer.AddrInfo, proto protocol.ID) {
 	for ctx.Err() == nil {
 		if id.h.Network().Connectedness(t.ID) != network.Connected {
-			id.connect(ctx, []peer.AddrInfo{t})
+			jctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			err := id.join(jctx, t)
+			cancel()
+			if err != nil {
+				return
+			}
 		}
-		st, err := id.h.NewStream(ctx, t.ID, proto)
+		st, err := id.h.NewStream(network.WithNoDial(ctx, "hold over the admitted connection"), t.ID, proto)
 		if err == nil {
 			s.sent.Add(1)
 			done := make(chan struct{})
@@ -501,7 +552,7 @@ func attackServingDrain(ctx context.Context, s *Session) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for range max(1, int(4*s.env.Intensity)) {
-		id, err := s.newID(ctx, false)
+		id, err := s.newID(ctx, idOptions{})
 		if err != nil {
 			return err
 		}
@@ -593,10 +644,12 @@ func (s *Session) drain(ctx context.Context, r *rand.Rand, id *identity, t peer.
 	}
 }
 
-// attackPeerSlotFill: MaxPeers+4 identities connect to every node and sit
-// there; then an honest newcomer (speaking status, joined to the topics)
-// connects and must stay connected to, and get a status answer from,
-// every node.
+// attackPeerSlotFill: MaxPeers+4 identities, each from its own address,
+// connect to every node, complete the handshake and sit there; then an
+// honest newcomer (its own address, joined to the topics) must get into
+// every node within the eviction grace (p2p.DefaultEvictGrace: an admitted
+// ordinary peer cannot be evicted earlier) plus 15 s (the fill, retries, a loaded machine), and be
+// answered.
 func attackPeerSlotFill(ctx context.Context, s *Session) error {
 	if err := s.followHeight(ctx); err != nil {
 		return err
@@ -604,12 +657,14 @@ func attackPeerSlotFill(ctx context.Context, s *Session) error {
 	n := s.env.MaxPeers + 4
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
+	var admitted atomic.Int64
 	for range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if _, err := s.newID(ctx, false); err == nil {
+			if id, err := s.newID(ctx, idOptions{ip: s.sybilIP()}); err == nil {
 				s.sent.Add(1)
+				admitted.Add(int64(len(id.connected(s.env.Targets))))
 			}
 		})
 	}
@@ -617,7 +672,9 @@ func attackPeerSlotFill(ctx context.Context, s *Session) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	newcomer, err := newIdentity(ctx, s.rand(), s.env.ChainID, true)
+	filled := time.Now()
+	s.note("%d Sybils hold %d connections to %d nodes", n, admitted.Load(), len(s.env.Targets))
+	newcomer, err := newIdentity(ctx, s.rand(), s.env, idOptions{ip: s.sybilIP(), gossip: true})
 	if err != nil {
 		return err
 	}
@@ -631,24 +688,174 @@ func attackPeerSlotFill(ctx context.Context, s *Session) error {
 		}
 		_ = p2p.WriteFrame(st, p2p.EncodeStatus(s.height.Load()))
 	})
-	newcomer.connect(ctx, s.env.Targets)
-	if sleepCtx(ctx, 3*time.Second) != nil {
+	limit := p2p.DefaultEvictGrace + 15*time.Second
+	in := make([]bool, len(s.env.Targets))
+	last := make([]error, len(s.env.Targets))
+	var tw sync.WaitGroup
+	for i, t := range s.env.Targets {
+		// Each node on its own: the newcomer asks every 500 ms until the
+		// node admits and answers it.
+		tw.Go(func() {
+			for time.Since(filled) <= limit {
+				if _, err := exchangeStatus(ctx, newcomer, s.env.ChainID, t, s.height.Load()); err != nil {
+					last[i] = err
+				} else {
+					in[i] = true
+					s.note("newcomer admitted and answered by node %d %.1fs after the Sybils filled the slots", i, time.Since(filled).Seconds())
+					return
+				}
+				if sleepCtx(ctx, 500*time.Millisecond) != nil {
+					return
+				}
+			}
+		})
+	}
+	tw.Wait()
+	if ctx.Err() != nil && slices.Contains(in, false) {
+		s.fail("attack ended %.1fs after the fill, before the newcomer got into every node: give it a longer MinDuration", time.Since(filled).Seconds())
 		return nil
 	}
-	admitted := 0
-	for i, t := range s.env.Targets {
-		_, err := exchangeStatus(ctx, newcomer, s.env.ChainID, t, s.height.Load())
-		if err == nil && newcomer.h.Network().Connectedness(t.ID) == network.Connected && newcomer.droppedBy(t.ID) == 0 {
-			admitted++
-			continue
+	for i, ok := range in {
+		if !ok {
+			s.fail("node %d did not admit an honest newcomer within %s while %d Sybils were connected (%v)", i, limit, n, last[i])
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.fail("node %d refused an honest newcomer while %d Sybils were connected (%v)", i, n, err)
 	}
-	s.note("newcomer admitted by %d of %d nodes", admitted, len(s.env.Targets))
-	<-ctx.Done()
+	return nil
+}
+
+// attackNoHandshake: identities, each from its own address, connect to
+// every node and never run the chain handshake; each opens a status
+// stream and waits for an answer. No node may count them as peers (they
+// must never appear in ledger_peers), answer them, or keep their
+// connections past the handshake timeout (plus slack).
+func attackNoHandshake(ctx context.Context, s *Session) error {
+	n := max(1, int(16*s.env.Intensity))
+	ids := make([]*identity, 0, n)
+	for range n {
+		id, err := s.newID(ctx, idOptions{ip: s.sybilIP(), noHandshake: true})
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	start := time.Now()
+	mine := make(map[string]bool, n)
+	for _, id := range ids {
+		mine[id.ID().String()] = true
+	}
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for _, id := range ids {
+		for _, t := range s.env.Targets {
+			if len(id.connected([]peer.AddrInfo{t})) == 0 {
+				continue
+			}
+			wg.Go(func() {
+				if _, err := statusOnce(ctx, id, s.env.ChainID, t, 0); err == nil {
+					answered.Add(1)
+				}
+				s.sent.Add(1)
+			})
+		}
+	}
+	// Poll every node's peer list until every connection is gone.
+	limit := p2p.DefaultHandshakeTimeout + 5*time.Second
+	listed := make([]bool, len(s.env.Targets))
+	for {
+		for i := range s.env.Targets {
+			ps, err := s.env.PeersOf(ctx, i)
+			if err != nil {
+				continue
+			}
+			for _, p := range ps {
+				if mine[p] && !listed[i] {
+					listed[i] = true
+					s.fail("node %d lists an identity that never handshook as a peer (%s)", i, p)
+				}
+			}
+		}
+		open := 0
+		for _, id := range ids {
+			open += len(id.connected(s.env.Targets))
+		}
+		if open == 0 {
+			s.note("every connection of %d identities that never handshook dropped %.1fs after they connected", n, time.Since(start).Seconds())
+			break
+		}
+		if time.Since(start) > limit {
+			s.fail("%d connections that never handshook still open %s after they were made (handshake timeout %s)", open, limit, p2p.DefaultHandshakeTimeout)
+			break
+		}
+		if sleepCtx(ctx, 250*time.Millisecond) != nil {
+			s.fail("attack ended %.1fs after connecting, before the nodes dropped the connections that never handshook: give it a longer MinDuration", time.Since(start).Seconds())
+			break
+		}
+	}
+	wg.Wait()
+	if a := answered.Load(); a > 0 {
+		s.fail("%d status requests of identities that never handshook were answered", a)
+	}
+	return nil
+}
+
+// attackPerIPCap: 3 x max_peers_per_ip identities from ONE address connect
+// to every node and complete the handshake. No node may hold more than
+// max_peers_per_ip of them as peers at any time.
+func attackPerIPCap(ctx context.Context, s *Session) error {
+	ip := s.attackerIP()
+	n := 3 * s.env.MaxPeersPerIP
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	mine := make(map[string]bool, n)
+	var mu sync.Mutex
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			id, err := s.newID(ctx, idOptions{ip: ip})
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			mine[id.ID().String()] = true
+			mu.Unlock()
+			s.sent.Add(1)
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	worst := 0
+	for {
+		for i := range s.env.Targets {
+			ps, err := s.env.PeersOf(ctx, i)
+			if err != nil {
+				continue
+			}
+			held := 0
+			for _, p := range ps {
+				if mine[p] {
+					held++
+				}
+			}
+			worst = max(worst, held)
+			if held > s.env.MaxPeersPerIP {
+				s.fail("node %d holds %d peers from %s (max_peers_per_ip %d)", i, held, ip, s.env.MaxPeersPerIP)
+				<-ctx.Done()
+				return nil
+			}
+		}
+		if sleepCtx(ctx, 500*time.Millisecond) != nil {
+			break
+		}
+	}
+	if worst == 0 {
+		s.fail("no node admitted any of %d identities from %s: the cap check proves nothing", n, ip)
+	}
+	s.note("%d identities from %s: at most %d held as peers by any node (cap %d)", n, ip, worst, s.env.MaxPeersPerIP)
 	return nil
 }
 
@@ -665,7 +872,7 @@ func attackPubsubGarbage(ctx context.Context, s *Session) error {
 	for ctx.Err() == nil {
 		if id == nil || len(id.connected(s.env.Targets)) == 0 {
 			var err error
-			if id, err = s.newID(ctx, false); err != nil {
+			if id, err = s.newID(ctx, idOptions{}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -700,6 +907,32 @@ func attackPubsubGarbage(ctx context.Context, s *Session) error {
 		}
 	}
 	return nil
+}
+
+// statusOnce runs the status protocol over an existing connection (no
+// dial, no handshake): it sends claim and returns the answer.
+func statusOnce(ctx context.Context, id *identity, chainID string, t peer.AddrInfo, claim uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, p2p.DefaultHandshakeTimeout+5*time.Second)
+	defer cancel()
+	st, err := id.h.NewStream(network.WithNoDial(ctx, "status over an open connection"), t.ID, p2p.ProtocolID(chainID, p2p.StatusProtocol))
+	if err != nil {
+		return 0, err
+	}
+	defer st.Reset()
+	if d, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(d)
+	}
+	if err := p2p.WriteFrame(st, p2p.EncodeStatus(claim)); err != nil {
+		return 0, err
+	}
+	if err := st.CloseWrite(); err != nil {
+		return 0, err
+	}
+	frame, err := p2p.ReadFrame(bufio.NewReaderSize(st, 32), p2p.StatusBytes)
+	if err != nil {
+		return 0, err
+	}
+	return p2p.DecodeStatus(frame)
 }
 
 // sleepCtx waits d or until ctx ends, returning ctx's error then.

@@ -34,6 +34,16 @@ type observer struct {
 	err     error
 }
 
+// stampedHead is a head's height and its arrival, since the load started.
+type stampedHead struct {
+	height uint64
+	at     time.Duration
+}
+
+// maxQueuedHeads bounds the heads stamped but not yet fetched (minutes of
+// blocks); when it is full the reader waits, and arrivals are late.
+const maxQueuedHeads = 4096
+
 func newObserver(c *client.Client, l *load) *observer {
 	return &observer{c: c, load: l, changed: make(chan struct{})}
 }
@@ -64,19 +74,35 @@ func (o *observer) run(ctx context.Context) {
 			}
 			last = uint64(st.LatestHeight)
 		}
-		for {
-			head, err := sub.NextHead(ctx)
-			if err != nil {
-				break
+		// One goroutine stamps each head as it arrives; this one fetches
+		// the blocks. Stamping after a fetch would charge a slow Block
+		// call (a busy node, a loaded machine) to every head queued
+		// behind it, as commit latency.
+		heads := make(chan stampedHead, maxQueuedHeads)
+		var reader sync.WaitGroup
+		reader.Go(func() {
+			defer close(heads)
+			for {
+				head, err := sub.NextHead(ctx)
+				if err != nil {
+					return
+				}
+				select {
+				case heads <- stampedHead{height: uint64(head.Height), at: time.Since(o.load.t0)}:
+				case <-ctx.Done():
+					return
+				}
 			}
-			at := time.Since(o.load.t0)
-			for ; last < uint64(head.Height); last++ {
-				if err := o.fetch(ctx, last+1, at); err != nil {
+		})
+		for hd := range heads {
+			for ; last < hd.height; last++ {
+				if err := o.fetch(ctx, last+1, hd.at); err != nil {
 					o.setErr(err)
 					break
 				}
 			}
 		}
+		reader.Wait()
 		ws.Close()
 	}
 }

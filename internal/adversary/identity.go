@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -15,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -27,24 +29,44 @@ const attackerMaxMessageBytes = 4 << 20
 // dialTimeout bounds one dial of a target.
 const dialTimeout = 10 * time.Second
 
-// identity is one libp2p host of the attacker, optionally with gossipsub
-// joined to the chain's topics (no validators: it publishes anything). It
-// never listens: every stream runs over the connections it dials, as a
-// peer behind NAT would. It counts the connections a target closed on it.
+// identity is one libp2p host of the attacker, optionally with gossip
+// joined to the chain's topics (no validators: it publishes anything): the
+// consensus topics on the standard gossipsub router, the transaction topic
+// on a second router speaking p2p.TxGossipProtocols, as the nodes do. It
+// listens only on its source address (so the connections it dials come
+// from that address; the nodes never dial it) and every stream runs over
+// the connections it dials. Unless it is told not to, it runs the chain
+// handshake on every connection it makes. It counts the connections a
+// target closed on it.
 type identity struct {
-	h      host.Host
-	ps     *pubsub.PubSub
-	topics map[string]*pubsub.Topic // by kind: tx, proposal, vote, evidence
-	cancel context.CancelFunc
+	h         host.Host
+	ps        *pubsub.PubSub           // consensus router
+	txps      *pubsub.PubSub           // transaction router
+	topics    map[string]*pubsub.Topic // by kind: tx, proposal, vote, evidence
+	cancel    context.CancelFunc
+	chainID   string
+	genesis   crypto.Hash
+	handshake bool
 
 	closing atomic.Bool // set before we close connections ourselves
 	mu      sync.Mutex
-	dropped map[peer.ID]int // disconnections we did not ask for, by target
+	dropped map[peer.ID]int  // disconnections we did not ask for, by target
+	joined  map[peer.ID]bool // targets that completed the handshake with us
 }
 
-// newIdentity starts a host with a fresh ed25519 key drawn from rng and,
-// with gossip set, gossipsub joined to chainID's topics.
-func newIdentity(ctx context.Context, rng *rand.Rand, chainID string, gossip bool) (*identity, error) {
+// idOptions shapes a new identity.
+type idOptions struct {
+	// ip is the loopback source address its connections come from
+	// ("" = whatever the kernel picks, 127.0.0.1 towards the nodes).
+	ip string
+	// gossip joins the chain's topics on both routers.
+	gossip bool
+	// noHandshake skips the chain handshake: the node must drop it.
+	noHandshake bool
+}
+
+// newIdentity starts a host with a fresh ed25519 key drawn from rng.
+func newIdentity(ctx context.Context, rng *rand.Rand, env *Env, o idOptions) (*identity, error) {
 	var seed [32]byte
 	for i := 0; i < len(seed); i += 8 {
 		v := rng.Uint64()
@@ -56,9 +78,13 @@ func newIdentity(ctx context.Context, rng *rand.Rand, chainID string, gossip boo
 	if err != nil {
 		return nil, fmt.Errorf("identity key: %w", err)
 	}
+	listen := libp2p.NoListenAddrs
+	if o.ip != "" {
+		listen = libp2p.ListenAddrStrings("/ip4/" + o.ip + "/tcp/0")
+	}
 	h, err := libp2p.New(
 		libp2p.Identity(key),
-		libp2p.NoListenAddrs,
+		listen,
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.DisableRelay(),
@@ -66,36 +92,52 @@ func newIdentity(ctx context.Context, rng *rand.Rand, chainID string, gossip boo
 		libp2p.UserAgent("ledgerd"),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("identity host: %w", err)
+		return nil, fmt.Errorf("identity host on %q: %w", o.ip, err)
 	}
-	id := &identity{h: h, dropped: make(map[peer.ID]int)}
+	id := &identity{h: h, dropped: make(map[peer.ID]int), joined: make(map[peer.ID]bool), chainID: env.ChainID, genesis: env.GenesisHash, handshake: !o.noHandshake}
 	ctx, id.cancel = context.WithCancel(ctx)
 	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(_ network.Network, c network.Conn) {
 		if id.closing.Load() {
 			return
 		}
 		id.mu.Lock()
-		id.dropped[c.RemotePeer()]++
+		// A connection refused before or during the handshake is not a
+		// penalty (the node does that to anyone it has no slot for);
+		// only an identity that skips the handshake on purpose counts
+		// that drop.
+		if !id.handshake || id.joined[c.RemotePeer()] {
+			id.dropped[c.RemotePeer()]++
+		}
 		id.mu.Unlock()
 	}})
-	if !gossip {
+	if !o.gossip {
 		return id, nil
 	}
-	id.ps, err = pubsub.NewGossipSub(ctx, h,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
-		pubsub.WithMessageIdFn(p2p.MessageID),
-		pubsub.WithMaxMessageSize(attackerMaxMessageBytes),
-		pubsub.WithPeerExchange(false),
-		pubsub.WithFloodPublish(true),
-		pubsub.WithPeerOutboundQueueSize(1024),
-	)
-	if err != nil {
+	opts := func(extra ...pubsub.Option) []pubsub.Option {
+		return append([]pubsub.Option{
+			pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+			pubsub.WithMessageIdFn(p2p.MessageID),
+			pubsub.WithMaxMessageSize(attackerMaxMessageBytes),
+			pubsub.WithPeerExchange(false),
+			pubsub.WithFloodPublish(true),
+			pubsub.WithPeerOutboundQueueSize(1024),
+		}, extra...)
+	}
+	if id.ps, err = pubsub.NewGossipSub(ctx, h, opts()...); err != nil {
 		id.close()
 		return nil, fmt.Errorf("identity gossipsub: %w", err)
 	}
+	if id.txps, err = pubsub.NewGossipSub(ctx, h, opts(pubsub.WithGossipSubProtocols(p2p.TxGossipProtocols(env.ChainID), txGossipFeatures))...); err != nil {
+		id.close()
+		return nil, fmt.Errorf("identity tx gossipsub: %w", err)
+	}
 	id.topics = make(map[string]*pubsub.Topic)
-	for kind, name := range p2p.TopicNames(chainID) {
-		t, err := id.ps.Join(name)
+	for kind, name := range p2p.TopicNames(env.ChainID) {
+		ps := id.ps
+		if kind == topicTx {
+			ps = id.txps
+		}
+		t, err := ps.Join(name)
 		if err != nil {
 			id.close()
 			return nil, fmt.Errorf("identity join %s: %w", name, err)
@@ -105,10 +147,22 @@ func newIdentity(ctx context.Context, rng *rand.Rand, chainID string, gossip boo
 	return id, nil
 }
 
+// txGossipFeatures are the features of the transaction router's protocol
+// (gossipsub v1.2 under the chain's own name), as the nodes announce them.
+func txGossipFeatures(feat pubsub.GossipSubFeature, _ protocol.ID) bool {
+	switch feat {
+	case pubsub.GossipSubFeatureMesh, pubsub.GossipSubFeaturePX, pubsub.GossipSubFeatureIdontwant:
+		return true
+	}
+	return false
+}
+
 // ID is the identity's peer ID.
 func (id *identity) ID() peer.ID { return id.h.ID() }
 
-// connect dials every target; it reports how many it reached.
+// connect dials every target (and runs the handshake on each new
+// connection unless the identity skips it); it reports how many it reached
+// and, with the handshake, was admitted by.
 func (id *identity) connect(ctx context.Context, targets []peer.AddrInfo) int {
 	var wg sync.WaitGroup
 	var ok atomic.Int64
@@ -116,13 +170,36 @@ func (id *identity) connect(ctx context.Context, targets []peer.AddrInfo) int {
 		wg.Go(func() {
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			defer cancel()
-			if id.h.Connect(dctx, t) == nil {
+			if id.join(dctx, t) == nil {
 				ok.Add(1)
 			}
 		})
 	}
 	wg.Wait()
 	return int(ok.Load())
+}
+
+// join connects to t if the identity is not connected and then runs the
+// chain handshake on the new connection (unless it skips it). A target
+// that is already connected is taken as joined: the handshake ran when
+// that connection was made.
+func (id *identity) join(ctx context.Context, t peer.AddrInfo) error {
+	if id.h.Network().Connectedness(t.ID) == network.Connected {
+		return nil
+	}
+	if err := id.h.Connect(ctx, t); err != nil {
+		return fmt.Errorf("connect %s: %w", t.ID, err)
+	}
+	if !id.handshake {
+		return nil
+	}
+	if err := p2p.Handshake(ctx, id.h, t.ID, id.chainID, id.genesis); err != nil {
+		return err
+	}
+	id.mu.Lock()
+	id.joined[t.ID] = true
+	id.mu.Unlock()
+	return nil
 }
 
 // connected lists the targets the identity is connected to.
@@ -136,7 +213,8 @@ func (id *identity) connected(targets []peer.AddrInfo) []peer.ID {
 	return out
 }
 
-// droppedBy reports how often target closed a connection of ours.
+// droppedBy reports how often target closed a connection of ours (after
+// admitting it, for an identity that handshakes).
 func (id *identity) droppedBy(target peer.ID) int {
 	id.mu.Lock()
 	defer id.mu.Unlock()
@@ -163,6 +241,14 @@ func (id *identity) publish(ctx context.Context, kind string, data []byte) error
 		}
 	}
 	return t.Publish(ctx, data)
+}
+
+// excuse forgets target's drops so far: they were not penalties (the
+// harness stopped the target itself).
+func (id *identity) excuse(target peer.ID) {
+	id.mu.Lock()
+	delete(id.dropped, target)
+	id.mu.Unlock()
 }
 
 // close shuts the identity down; disconnections from here on are ours.

@@ -121,6 +121,7 @@ type runner struct {
 	clients []*client.Client
 	targets []peer.AddrInfo
 	params  ledger.ConsensusParams
+	genesis crypto.Hash
 	load    *load
 	obs     *observer
 	env     *Env
@@ -216,6 +217,7 @@ func (r *runner) spawn(ctx context.Context, dir string) error {
 		return fmt.Errorf("adversary: %w", err)
 	}
 	r.params = doc.Params
+	r.genesis = doc.Hash()
 	r.progress("starting %d validators in %s", validators, dir)
 	for i := range validators {
 		if err := r.net.Start(i); err != nil {
@@ -277,13 +279,13 @@ func (r *runner) run(ctx context.Context, rep *Report, netIndex int, todo []stri
 	if err != nil {
 		return nil, fmt.Errorf("adversary: %w", err)
 	}
-	maxPeers := node.DefaultConfig("").P2P.MaxPeers
-	if cfg, err := node.LoadConfig(r.net.Info.Nodes[0].Home); err == nil {
-		maxPeers = cfg.P2P.MaxPeers
+	ncfg, err := node.LoadConfig(r.net.Info.Nodes[0].Home)
+	if err != nil {
+		return nil, fmt.Errorf("adversary: %w", err)
 	}
 	r.env = &Env{
-		ChainID: r.net.Info.ChainID, Targets: r.targets, ValidatorKey: valKey, FundedKey: funded,
-		MaxPeers: maxPeers, Restarted: restarted, RestartValidator: r.restartValidator, CaughtUp: r.caughtUp,
+		ChainID: r.net.Info.ChainID, GenesisHash: r.genesis, Targets: r.targets, ValidatorKey: valKey, FundedKey: funded,
+		MaxPeers: ncfg.P2P.MaxPeers, MaxPeersPerIP: ncfg.P2P.MaxPeersPerIP, PeersOf: r.peersOf, Restarted: restarted, RestartValidator: r.restartValidator, CaughtUp: r.caughtUp,
 		StartTwin: r.startTwin, EvidenceAgainst: r.evidenceAgainst, Intensity: r.cfg.Intensity,
 		Log: slog.New(slog.DiscardHandler),
 	}
@@ -349,10 +351,17 @@ type phase struct {
 // penalties and the recovery.
 func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result, phase, bool) {
 	d := max(r.cfg.Duration, a.MinDuration)
-	res := &Result{Attack: a.Name, Origin: a.Origin, Summary: a.Summary, Identifiable: a.Identifiable}
+	res := &Result{Attack: a.Name, Origin: a.Origin, Summary: a.Summary, Identifiable: a.Identifiable, RestartsValidator: a.RestartsValidator}
 	h := fnv.New64a()
 	h.Write([]byte(a.Name))
-	s := newSession(r.env, r.cfg.Seed^h.Sum64())
+	// Each attack gets its own loopback /16, 127.(10+i).0.0, i its index
+	// in Attacks(): clear of the nodes' 127.0.0.1 and of every other
+	// attack's addresses.
+	block := 10 + slices.IndexFunc(Attacks(), func(b Attack) bool { return b.Name == a.Name })
+	s := newSession(r.env, r.cfg.Seed^h.Sum64(), block)
+	if a.prepare != nil {
+		a.prepare(s)
+	}
 	r.progress("attack %s for up to %s", a.Name, d)
 	ph := phase{name: a.Name, from: time.Since(t0)}
 	actx, cancel := context.WithTimeout(ctx, d)
@@ -389,9 +398,10 @@ func (r *runner) runAttack(ctx context.Context, a Attack, t0 time.Time) (*Result
 }
 
 // penalties judges, per node, what it did to the session's identities:
-// "banned" (dropped and a redial refused), "disconnected", "scored" (a
-// negative gossip score in ledger_peers) or "none". For identifiable
-// attacks it waits up to PenaltyWait for every node to act.
+// "banned" (dropped after the handshake and a redial refused),
+// "disconnected", "scored" (a negative gossip score in ledger_peers),
+// "charged" (a penalty above zero in ledger_peers) or "none". For
+// identifiable attacks it waits up to PenaltyWait for every node to act.
 func (r *runner) penalties(ctx context.Context, s *Session, identifiable bool) []string {
 	out := make([]string, len(r.targets))
 	ids := s.identities()
@@ -414,8 +424,14 @@ func (r *runner) penalties(ctx context.Context, s *Session, identifiable bool) [
 				cancel()
 				if err == nil {
 					for _, p := range peers.Peers {
-						if p.Score < 0 && slices.ContainsFunc(ids, func(id *identity) bool { return id.ID().String() == p.ID }) {
+						if !slices.ContainsFunc(ids, func(id *identity) bool { return id.ID().String() == p.ID }) {
+							continue
+						}
+						switch {
+						case p.Score < 0:
 							out[i] = "scored"
+						case p.Penalty > 0 && out[i] == "none":
+							out[i] = "charged"
 						}
 					}
 				}
@@ -442,7 +458,7 @@ func (r *runner) penalties(ctx context.Context, s *Session, identifiable bool) [
 				continue
 			}
 			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			err := id.h.Connect(dctx, t)
+			err := id.join(dctx, t)
 			cancel()
 			if err != nil || !waitDropped(ctx, id, t) {
 				out[i] = "banned"
@@ -465,6 +481,21 @@ func waitDropped(ctx context.Context, id *identity, t peer.AddrInfo) bool {
 		}
 	}
 	return true
+}
+
+// peersOf lists the IDs of node i's peers, as ledger_peers reports them.
+func (r *runner) peersOf(ctx context.Context, i int) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ps, err := r.clients[i].Peers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("peers of node%d: %w", i, err)
+	}
+	out := make([]string, len(ps.Peers))
+	for i, p := range ps.Peers {
+		out[i] = p.ID
+	}
+	return out, nil
 }
 
 // restartValidator stops the restarted validator, waits down, starts it
@@ -522,6 +553,10 @@ func (r *runner) startTwin(ctx context.Context) (func() error, error) {
 	}
 	cfg := node.DefaultConfig(home)
 	cfg.Moniker = fmt.Sprintf("twin-of-node%d", byzantine)
+	// A byzantine operator turns off the check that would make its twin
+	// stop once it finds the key's signatures in the commits it synced
+	// (with it on, the twin stops itself and never equivocates).
+	cfg.Consensus.DoubleSignCheckHeight = 0
 	cfg.P2P.ListenAddrs = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", r.base+2*twinSlot)}
 	cfg.RPC.ListenAddr = fmt.Sprintf("127.0.0.1:%d", r.base+2*twinSlot+1)
 	for i := range validators {

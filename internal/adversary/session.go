@@ -13,6 +13,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/internal/bench"
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -24,6 +25,9 @@ import (
 type Env struct {
 	// ChainID names the chain; topics and protocols carry it.
 	ChainID string
+	// GenesisHash is the hash of the chain's genesis document, which the
+	// handshake states (public: any node of the chain tells it).
+	GenesisHash crypto.Hash
 	// Targets are the nodes attacked (every validator).
 	Targets []peer.AddrInfo
 	// ValidatorKey is the byzantine validator's consensus key.
@@ -32,6 +36,8 @@ type Env struct {
 	FundedKey crypto.PrivKey
 	// MaxPeers is the nodes' max_peers setting.
 	MaxPeers int
+	// MaxPeersPerIP is the nodes' max_peers_per_ip setting.
+	MaxPeersPerIP int
 	// RestartValidator stops the validator at index Restarted, keeps it
 	// down for down, starts it again and returns once it runs; the
 	// slot-holding attack uses it.
@@ -49,6 +55,8 @@ type Env struct {
 	// EvidenceAgainst reports whether evidence against the validator of
 	// ValidatorKey has been committed, waiting up to limit.
 	EvidenceAgainst func(ctx context.Context, limit time.Duration) (uint64, error)
+	// PeersOf lists the peer IDs node i counts as peers (ledger_peers).
+	PeersOf func(ctx context.Context, i int) ([]string, error)
 	// Intensity scales every attack's rates (1 = the documented defaults).
 	Intensity float64
 	// Log receives progress.
@@ -65,6 +73,11 @@ const maxIdentities = 512
 type Session struct {
 	env *Env
 	rng *rand.Rand
+	// block is the session's own range of loopback addresses,
+	// 127.<block>.0.0/16, so no attack's identities share an address
+	// (and so a per-IP count) with another's.
+	block  int
+	nextIP atomic.Int64
 
 	mu       sync.Mutex
 	ids      []*identity
@@ -74,20 +87,38 @@ type Session struct {
 	sent  atomic.Int64
 	bytes atomic.Int64
 
+	// txPool is what the attack's prepare step signed beforehand.
+	txPool []*ledger.Tx
+
 	scout   *identity
 	height  atomic.Uint64
 	stopped chan struct{}
 	wg      sync.WaitGroup
 }
 
-func newSession(env *Env, seed uint64) *Session {
-	return &Session{env: env, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)), stopped: make(chan struct{})}
+func newSession(env *Env, seed uint64, block int) *Session {
+	return &Session{env: env, rng: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)), block: block, stopped: make(chan struct{})}
 }
 
-// newID starts an identity and connects it to every target. Identities
-// are created under the session's lock, so the random stream (and so the
-// keys) depends only on the seed and the order of creation.
-func (s *Session) newID(ctx context.Context, gossip bool) (*identity, error) {
+// attackerIP is the one address of a single attacker: every identity of
+// an attack that is not about many addresses comes from it.
+func (s *Session) attackerIP() string { return fmt.Sprintf("127.%d.0.1", s.block) }
+
+// sybilIP is a fresh address for a Sybil identity of an attack whose
+// point is many identities from many addresses (127.<block>.1.1 on).
+func (s *Session) sybilIP() string {
+	k := s.nextIP.Add(1) - 1
+	return fmt.Sprintf("127.%d.%d.%d", s.block, 1+(k/250)%254, 1+k%250) // 63,500 before one repeats
+}
+
+// newID starts an identity (from the attacker's address unless o names
+// one) and connects it to every target. Identities are created under the
+// session's lock, so the random stream (and so the keys) depends only on
+// the seed and the order of creation.
+func (s *Session) newID(ctx context.Context, o idOptions) (*identity, error) {
+	if o.ip == "" {
+		o.ip = s.attackerIP()
+	}
 	s.mu.Lock()
 	if len(s.ids) >= maxIdentities {
 		s.mu.Unlock()
@@ -95,7 +126,7 @@ func (s *Session) newID(ctx context.Context, gossip bool) (*identity, error) {
 	}
 	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
 	s.mu.Unlock()
-	id, err := newIdentity(ctx, rng, s.env.ChainID, gossip)
+	id, err := newIdentity(ctx, rng, s.env, o)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +182,7 @@ func (s *Session) goTracked(f func()) {
 // status protocol with one target, every 250 ms until ctx ends. The scout
 // is honest (it claims height 0 and sends nothing else).
 func (s *Session) followHeight(ctx context.Context) error {
-	scout, err := newIdentity(ctx, s.rand(), s.env.ChainID, false)
+	scout, err := newIdentity(ctx, s.rand(), s.env, idOptions{ip: s.attackerIP()})
 	if err != nil {
 		return err
 	}
@@ -198,7 +229,7 @@ func (s *Session) consensusHeight() uint64 { return s.height.Load() + 1 }
 func exchangeStatus(ctx context.Context, id *identity, chainID string, t peer.AddrInfo, claim uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := id.h.Connect(ctx, t); err != nil {
+	if err := id.join(ctx, t); err != nil {
 		return 0, err
 	}
 	st, err := id.h.NewStream(ctx, t.ID, p2p.ProtocolID(chainID, p2p.StatusProtocol))
@@ -235,7 +266,7 @@ func (s *Session) gossipLoop(ctx context.Context, rate float64, next func(r *ran
 	var id *identity
 	for ctx.Err() == nil {
 		if id == nil || len(id.connected(s.env.Targets)) == 0 {
-			if id, err = s.newID(ctx, true); err != nil {
+			if id, err = s.newID(ctx, idOptions{gossip: true}); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

@@ -358,6 +358,10 @@ type Peer struct {
 	Persistent bool     `json:"persistent"`
 	Height     Uint64   `json:"height"`
 	Score      float64  `json:"score"`
+	// Penalty is the application penalty the node charged the peer
+	// (refused messages, unbacked height claims), decaying with a
+	// one-minute half-life; at 2600 the peer is banned.
+	Penalty float64 `json:"penalty"`
 }
 
 // Peers is the answer of ledger_peers.

@@ -1,9 +1,11 @@
 // Package adversary_test runs the adversarial peer (internal/adversary)
 // against four real ledgerd processes: every attack in turn, under honest
 // load, each judged against a baseline. The default is the short CI pass
-// (a few seconds per attack); -full (or ADVERSARY_FULL=1) runs 35 s per
-// attack after a 35 s baseline. ADVERSARY_JSON=path writes the report;
-// ADVERSARY_DIR=dir keeps the network's homes and logs there.
+// (5 s per attack, longer where the node's own delays demand it: liar,
+// slot-holding, peer-slot-fill, no-handshake; about 3 minutes in all);
+// -full (or ADVERSARY_FULL=1) runs 35 s per attack after a 35 s baseline.
+// ADVERSARY_ATTACKS=a,b runs only those; ADVERSARY_JSON=path writes the
+// report; ADVERSARY_DIR=dir keeps the network's homes and logs there.
 //
 //	go test ./test/adversary -v -run Adversary            # short pass
 //	go test ./test/adversary -v -run Adversary -full -timeout 30m
@@ -53,8 +55,8 @@ func TestAdversary(t *testing.T) {
 	if *full || os.Getenv("ADVERSARY_FULL") == "1" {
 		cfg.Duration, cfg.Baseline, cfg.Warmup, cfg.Recover, cfg.Drain = 35*time.Second, 35*time.Second, 5*time.Second, 30*time.Second, 60*time.Second
 	}
-	if d := os.Getenv("ADVERSARY_DIR"); d != "" {
-		cfg.Dir = d // kept after the run, for the node logs and homes
+	if dir := os.Getenv("ADVERSARY_DIR"); dir != "" {
+		cfg.Dir, cfg.Keep = dir, true // keep the homes and logs for a post-mortem
 	}
 	if s := os.Getenv("ADVERSARY_ATTACKS"); s != "" {
 		cfg.Attacks = strings.Split(s, ",")
