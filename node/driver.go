@@ -448,8 +448,9 @@ func (d *driver) heightDue(h uint64) {
 	if st := d.m.State(); st.Height > h || (st.Height == h && st.Step != consensus.StepNewHeight) {
 		return // already started
 	}
-	if !d.n.cfg.Consensus.CreateEmptyBlocks && !d.needProofBlock(h) {
-		if txs, _ := d.n.pool.Size(); txs == 0 {
+	if !d.n.cfg.Consensus.CreateEmptyBlocks {
+		// The proof-block check reads the last block: only when idle.
+		if txs, _ := d.n.pool.Size(); txs == 0 && !d.needProofBlock(h) {
 			d.waitingTxs, d.waitHeight, d.waitSince = true, h, d.n.clock.Now()
 			return
 		}
