@@ -914,25 +914,7 @@ func attackPubsubGarbage(ctx context.Context, s *Session) error {
 func statusOnce(ctx context.Context, id *identity, chainID string, t peer.AddrInfo, claim uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, p2p.DefaultHandshakeTimeout+5*time.Second)
 	defer cancel()
-	st, err := id.h.NewStream(network.WithNoDial(ctx, "status over an open connection"), t.ID, p2p.ProtocolID(chainID, p2p.StatusProtocol))
-	if err != nil {
-		return 0, err
-	}
-	defer st.Reset()
-	if d, ok := ctx.Deadline(); ok {
-		_ = st.SetDeadline(d)
-	}
-	if err := p2p.WriteFrame(st, p2p.EncodeStatus(claim)); err != nil {
-		return 0, err
-	}
-	if err := st.CloseWrite(); err != nil {
-		return 0, err
-	}
-	frame, err := p2p.ReadFrame(bufio.NewReaderSize(st, 32), p2p.StatusBytes)
-	if err != nil {
-		return 0, err
-	}
-	return p2p.DecodeStatus(frame)
+	return askStatus(network.WithNoDial(ctx, "status over an open connection"), id, chainID, t, claim)
 }
 
 // sleepCtx waits d or until ctx ends, returning ctx's error then.

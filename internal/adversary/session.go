@@ -232,6 +232,12 @@ func exchangeStatus(ctx context.Context, id *identity, chainID string, t peer.Ad
 	if err := id.join(ctx, t); err != nil {
 		return 0, err
 	}
+	return askStatus(ctx, id, chainID, t, claim)
+}
+
+// askStatus opens a status stream to t (dialling only if ctx allows it),
+// sends claim and returns t's answer.
+func askStatus(ctx context.Context, id *identity, chainID string, t peer.AddrInfo, claim uint64) (uint64, error) {
 	st, err := id.h.NewStream(ctx, t.ID, p2p.ProtocolID(chainID, p2p.StatusProtocol))
 	if err != nil {
 		return 0, err
