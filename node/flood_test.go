@@ -10,12 +10,10 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/ledgerd/ledgerd/privval"
-	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // attacker is a raw libp2p peer that publishes whatever it is told on the
@@ -29,20 +27,7 @@ type attacker struct {
 
 func startAttacker(t *testing.T, ctx context.Context, w *testNet) *attacker {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	std, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	txr, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(1<<20),
-		pubsub.WithGossipSubProtocols(p2p.TxGossipProtocols("node-test"), func(pubsub.GossipSubFeature, protocol.ID) bool { return true }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, std, txr := newRawGossipPeer(t, ctx, "node-test")
 	a := &attacker{h: h, topics: map[string][]*pubsub.Topic{}}
 	for kind, name := range p2p.TopicNames("node-test") {
 		routers := []*pubsub.PubSub{std}

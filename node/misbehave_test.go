@@ -8,12 +8,10 @@ import (
 
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/p2p"
-	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // TestGarbagePeerIsDisconnectedWhileNetworkCommits connects a raw libp2p
@@ -30,21 +28,7 @@ func TestGarbagePeerIsDisconnectedWhileNetworkCommits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(1<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Transactions travel on their own gossip router and protocol.
-	txps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMaxMessageSize(1<<20),
-		pubsub.WithGossipSubProtocols(p2p.TxGossipProtocols("node-test"), func(pubsub.GossipSubFeature, protocol.ID) bool { return true }))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, ps, txps := newRawGossipPeer(t, ctx, "node-test")
 	conns, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
 	if err != nil {
 		t.Fatal(err)
