@@ -61,10 +61,10 @@ func TestBuiltBlockCarriesOnlyEvidenceOfEarlierHeights(t *testing.T) {
 	d := newDriver(n)
 	cur := equivocation(t, n.chainID, n.vals, key, 1, 0)                // the height being built
 	next := equivocation(t, n.chainID, n.vals, key, 2, ledger.MaxRound) // a height ahead
-	n.evpool.add(cur)
-	n.evpool.add(next)
+	n.evpool.Add(cur)
+	n.evpool.Add(next)
 
-	b1, err := d.buildBlock(1)
+	b1, err := d.build.BuildBlock(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,11 +77,11 @@ func TestBuiltBlockCarriesOnlyEvidenceOfEarlierHeights(t *testing.T) {
 	precommit := &ledger.Vote{Type: ledger.Precommit, Height: 1, Round: 0, BlockID: b1.Hash()}
 	precommit.Sign(n.chainID, key)
 	c1 := &ledger.Commit{Height: 1, Round: 0, BlockID: b1.Hash(), Sigs: []ledger.CommitSig{{ValidatorIndex: 0, Sig: precommit.Sig}}}
-	if err := d.applyBlock(b1, c1); err != nil {
+	if err := d.apply.apply(b1, c1); err != nil {
 		t.Fatal(err)
 	}
 
-	b2, err := d.buildBlock(2)
+	b2, err := d.build.BuildBlock(2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestBuiltBlockCarriesOnlyEvidenceOfEarlierHeights(t *testing.T) {
 	if err := n.store.Validate(b2); err != nil {
 		t.Fatalf("block 2 the node built for itself is invalid: %v", err)
 	}
-	if got := n.evpool.size(); got != 2 {
+	if got := n.evpool.Size(); got != 2 {
 		t.Fatalf("pool holds %d pieces of evidence before block 2 commits, want 2", got)
 	}
 }
@@ -139,9 +139,9 @@ func TestEquivocationAheadOfTheChainDoesNotHaltIt(t *testing.T) {
 	// committed block, which empties the pools.
 	deadline := time.Now().Add(60 * time.Second)
 	for i, nd := range w.nodes {
-		for nd.evpool.size() > 0 {
+		for nd.evpool.Size() > 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("node %d still holds %d pieces of evidence at height %d", i, nd.evpool.size(), nd.Store().Height())
+				t.Fatalf("node %d still holds %d pieces of evidence at height %d", i, nd.evpool.Size(), nd.Store().Height())
 			}
 			w.waitHeight(nd.Store().Height()+1, 30*time.Second, i)
 		}

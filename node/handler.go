@@ -3,9 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
-	"sync"
 
-	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/store"
 	"github.com/ledgerd/ledgerd/mempool"
@@ -128,7 +126,7 @@ func (h *handler) HandleVote(from peer.ID, v *ledger.Vote) { h.enqueue(inbound{v
 func (h *handler) HandleEvidence(_ peer.ID, ev *ledger.Evidence) {
 	n := h.node()
 	if done, err := n.store.Reader().EvidenceCommitted(ev.Key()); err == nil && !done {
-		n.evpool.add(ev)
+		n.evpool.Add(ev)
 	}
 }
 
@@ -137,7 +135,8 @@ func (h *handler) ConsensusPosition() (uint64, uint32) {
 }
 
 func (h *handler) RoundMessages(height uint64, round uint32) p2p.RoundMessages {
-	return h.rounds.get(height, round)
+	m := h.rounds.Get(height, round)
+	return p2p.RoundMessages{Proposal: m.Proposal, Parts: m.Block, Votes: m.Votes}
 }
 
 func (h *handler) Block(height uint64) ([]byte, error) {
@@ -157,100 +156,3 @@ func (h *handler) Commit(height uint64) (*ledger.Commit, error) {
 }
 
 func (h *handler) LatestHeight() uint64 { return h.store.Height() }
-
-// roundCache holds what this node has seen of the height it is deciding,
-// for answering peers' catch-up requests: accepted proposals with their
-// parts, and accepted votes. The driver writes it; the network reads it.
-type roundCache struct {
-	mu        sync.Mutex
-	height    uint64
-	proposals []cachedProposal
-	votes     []*ledger.Vote
-	// prev is the height decided last: its decided proposal and the
-	// commit's precommits, enough for a peer stuck on it to decide (L49).
-	prev struct {
-		height   uint64
-		proposal cachedProposal
-		votes    []*ledger.Vote
-	}
-}
-
-type cachedProposal struct {
-	p     *ledger.Proposal
-	parts []*ledger.Part
-}
-
-// maxCachedVotes bounds the votes kept for catch-up.
-const maxCachedVotes = p2p.MaxCatchupVotes
-
-// maxCachedProposals bounds the proposals kept for catch-up.
-const maxCachedProposals = 64
-
-func (c *roundCache) reset(height uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.height, c.proposals, c.votes = height, nil, nil
-}
-
-// decided moves on from the decided height to the next one, keeping what a
-// peer still deciding it needs: the proposal that carried the block and
-// the commit's precommits.
-func (c *roundCache) decided(id crypto.Hash, commit *ledger.Commit, vals *ledger.ValidatorSet) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.prev.height, c.prev.proposal, c.prev.votes = commit.Height, cachedProposal{}, nil
-	if c.height == commit.Height {
-		for _, cp := range c.proposals {
-			if cp.p.BlockID == id && len(cp.parts) > 0 {
-				c.prev.proposal = cp
-			}
-		}
-	}
-	for _, v := range commit.Votes(vals) {
-		c.prev.votes = append(c.prev.votes, &v)
-	}
-	c.height, c.proposals, c.votes = commit.Height+1, nil, nil
-}
-
-func (c *roundCache) addProposal(p *ledger.Proposal, parts []*ledger.Part) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p.Height == c.height && len(c.proposals) < maxCachedProposals {
-		c.proposals = append(c.proposals, cachedProposal{p, parts})
-	}
-}
-
-func (c *roundCache) addVote(v *ledger.Vote) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v.Height == c.height && len(c.votes) < maxCachedVotes {
-		c.votes = append(c.votes, v)
-	}
-}
-
-// get returns the latest proposal of height at round or above, with its
-// parts, and the votes of height at rounds >= round.
-func (c *roundCache) get(height uint64, round uint32) p2p.RoundMessages {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var rm p2p.RoundMessages
-	if height == c.prev.height && height != 0 {
-		rm.Proposal, rm.Parts, rm.Votes = c.prev.proposal.p, c.prev.proposal.parts, c.prev.votes
-		return rm
-	}
-	if height != c.height {
-		return rm
-	}
-	for i := len(c.proposals) - 1; i >= 0; i-- {
-		if cp := c.proposals[i]; cp.p.Round >= round {
-			rm.Proposal, rm.Parts = cp.p, cp.parts
-			break
-		}
-	}
-	for _, v := range c.votes {
-		if v.Round >= round {
-			rm.Votes = append(rm.Votes, v)
-		}
-	}
-	return rm
-}

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ledgerd/ledgerd/consensus/catchup"
+	"github.com/ledgerd/ledgerd/consensus/evidence"
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
@@ -81,14 +83,14 @@ type Node struct {
 	self    crypto.Address
 	valKey  *crypto.PrivKey // the validator key; nil on a node that is not a validator
 	net     *p2p.Node
-	evpool  *evidencePool
+	evpool  *evidence.Pool
 	events  *eventHub
 	metrics *metrics.Metrics
 
 	inbox   chan inbound
 	txReady chan struct{}
 	gossip  chan *ledger.Tx // admitted local transactions waiting to be gossiped
-	rounds  roundCache
+	rounds  *catchup.Cache[[]*ledger.Part]
 
 	posHeight atomic.Uint64
 	posRound  atomic.Uint32
@@ -131,7 +133,8 @@ func New(cfg *Config, o Options) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, log: log, clock: clock, doc: doc, chainID: doc.ChainID, vals: gst.Validators,
-		evpool:  newEvidencePool(),
+		evpool:  evidence.NewPool(),
+		rounds:  catchup.New[[]*ledger.Part](p2p.MaxCatchupVotes),
 		events:  newEventHub(),
 		metrics: metrics.New(),
 		inbox:   make(chan inbound, inboxSize),

@@ -41,31 +41,32 @@ func partsDistance(k partsKey, height uint64, round uint32) uint64 {
 	}
 }
 
-// admitProposal reports whether the driver should assemble the block of p
+// admitProposal reports whether the assembler should assemble the block of p
 // (signature verified, for the machine's height or the next), in slot k,
 // making room by dropping a less useful entry if every slot is taken.
-func (d *driver) admitProposal(p *ledger.Proposal, k partsKey) bool {
-	st := d.m.State()
+func (a *assembler) admitProposal(p *ledger.Proposal, k partsKey) bool {
+	m := a.machine()
+	st := m.State()
 	if p.Height == st.Height && st.Step == consensus.StepDecided {
 		return false
 	}
-	if p.Proposer != d.m.Proposers().Proposer(p.Height, p.Round) {
+	if p.Proposer != m.Proposers().Proposer(p.Height, p.Round) {
 		return false
 	}
 	same := 0
-	for o := range d.parts {
+	for o := range a.parts {
 		if o.height == k.height && o.round == k.round {
 			same++
 		}
 	}
-	if same >= consensus.MaxProposalsPerRound && !d.voteNames(k) {
+	if same >= consensus.MaxProposalsPerRound && !a.voteNames(k) {
 		return false
 	}
-	if len(d.parts) < maxPartsEntries {
+	if len(a.parts) < maxPartsEntries {
 		return true
 	}
 	victim, worst := partsKey{}, uint64(0)
-	for o, e := range d.parts {
+	for o, e := range a.parts {
 		dist := partsDistance(o, st.Height, st.Round)
 		if e.done {
 			dist = math.MaxUint64 // the machine holds its block already
@@ -77,13 +78,14 @@ func (d *driver) admitProposal(p *ledger.Proposal, k partsKey) bool {
 	if worst <= partsDistance(k, st.Height, st.Round) {
 		return false
 	}
-	delete(d.parts, victim)
+	delete(a.parts, victim)
 	return true
 }
 
 // voteNames reports whether a vote the machine holds for k's height and
 // round is for k's block.
-func (d *driver) voteNames(k partsKey) bool {
-	return len(d.m.VotesFor(k.height, k.round, ledger.Prevote, k.id)) > 0 ||
-		len(d.m.VotesFor(k.height, k.round, ledger.Precommit, k.id)) > 0
+func (a *assembler) voteNames(k partsKey) bool {
+	m := a.machine()
+	return len(m.VotesFor(k.height, k.round, ledger.Prevote, k.id)) > 0 ||
+		len(m.VotesFor(k.height, k.round, ledger.Precommit, k.id)) > 0
 }

@@ -72,7 +72,7 @@ func newProposalSetup(t *testing.T) *proposalSetup {
 	}
 	t.Cleanup(n.closeStores)
 	d := newDriver(n)
-	if d.m, err = consensus.New(consensus.Config{ChainID: n.chainID, Validators: n.vals, Self: n.self, ValidValue: n.store.Validate}, 1); err != nil {
+	if err := d.core.Start(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -106,17 +106,17 @@ func TestProposalFloodFromOneValidatorLeavesRoomForTheProposer(t *testing.T) {
 					BlockID: crypto.Sum(fmt.Appendf(nil, "junk %d/%d/%d", h, round, j)),
 					Parts:   ledger.PartSetHeader{Total: 1, Root: crypto.Sum([]byte("junk"))}}
 				p.Sign(n.chainID, keys[byz])
-				d.addProposal(p)
+				d.asm.addProposal(p)
 				sent++
 			}
 		}
 	}
-	if len(d.parts) > maxPartsEntries {
-		t.Fatalf("%d proposals being assembled after a flood of %d, the bound is %d", len(d.parts), sent, maxPartsEntries)
+	if len(d.asm.parts) > maxPartsEntries {
+		t.Fatalf("%d proposals being assembled after a flood of %d, the bound is %d", len(d.asm.parts), sent, maxPartsEntries)
 	}
 
 	// The proposer's block of (1, 0), with its parts.
-	b, err := d.buildBlock(1)
+	b, err := d.build.BuildBlock(1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,15 +124,15 @@ func TestProposalFloodFromOneValidatorLeavesRoomForTheProposer(t *testing.T) {
 	hdr, parts := ledger.SplitBlock(b.Encode())
 	p := &ledger.Proposal{Height: 1, Round: 0, POLRound: -1, BlockID: b.Hash(), Parts: hdr}
 	p.Sign(n.chainID, keys[proposer])
-	d.addProposal(p)
+	d.asm.addProposal(p)
 	for _, part := range parts {
-		d.addPart(1, 0, part, "")
+		d.asm.addPart(1, 0, part, "")
 	}
 	if err := n.Err(); err != nil {
 		t.Fatal(err)
 	}
 
-	effects, err := d.m.Step(consensus.EventNewHeight{Height: 1})
+	effects, err := d.core.Machine().Step(consensus.EventNewHeight{Height: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestProposalFloodFromOneValidatorLeavesRoomForTheProposer(t *testing.T) {
 		}
 	}
 	t.Fatalf("after a flood of %d proposals the node did not prevote the proposer's block %s of round 0 (%d proposals being assembled); effects: %v",
-		sent, consensus.ShortID(b.Hash()), len(d.parts), effects)
+		sent, consensus.ShortID(b.Hash()), len(d.asm.parts), effects)
 }
 
 // TestProposalSlotsFollowTheMachinesRules: a slot goes only to the round's
@@ -155,11 +155,11 @@ func TestProposalSlotsFollowTheMachinesRules(t *testing.T) {
 		p := &ledger.Proposal{Height: 1, Round: round, POLRound: -1, BlockID: crypto.Sum([]byte(name)),
 			Parts: ledger.PartSetHeader{Total: 1, Root: crypto.Sum([]byte(name))}}
 		p.Sign(ps.n.chainID, key)
-		d.addProposal(p)
+		d.asm.addProposal(p)
 		return p.BlockID
 	}
 	has := func(round uint32, id crypto.Hash) bool {
-		_, ok := d.parts[partsKey{1, round, id}]
+		_, ok := d.asm.parts[partsKey{1, round, id}]
 		return ok
 	}
 	if id := propose(ps.keys[ps.byz], 0, "not the proposer"); has(0, id) {
@@ -175,7 +175,7 @@ func TestProposalSlotsFollowTheMachinesRules(t *testing.T) {
 	}
 	v := &ledger.Vote{Type: ledger.Prevote, Height: 1, Round: 0, BlockID: c}
 	v.Sign(ps.n.chainID, ps.keys[ps.byz])
-	if _, err := d.m.Step(consensus.EventVote{Vote: v}); err != nil {
+	if _, err := d.core.Machine().Step(consensus.EventVote{Vote: v}); err != nil {
 		t.Fatal(err)
 	}
 	if propose(ps.keys[ps.proposer], 0, "c"); !has(0, c) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/consensus"
+	"github.com/ledgerd/ledgerd/consensus/evidence"
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -168,7 +169,7 @@ func (s *simulation) addNode(name string, key crypto.PrivKey, honest bool) {
 		log:     wal.NewMem(),
 		pvStore: privval.NewMemStateStore(),
 		store:   newChainStore(s),
-		pool:    newEvidencePool(),
+		pool:    evidence.NewPool(),
 	}
 	s.nodes = append(s.nodes, n)
 }
@@ -268,44 +269,10 @@ func appHash(prev crypto.Hash, res *ledger.Result) crypto.Hash {
 	return crypto.Sum(buf)
 }
 
-// evidencePool is a node's durable pool of equivocation evidence, in
-// arrival order.
-type evidencePool struct {
-	list []*ledger.Evidence
-	keys map[crypto.Hash]bool
-}
-
-func newEvidencePool() *evidencePool { return &evidencePool{keys: map[crypto.Hash]bool{}} }
-
-func (p *evidencePool) add(ev *ledger.Evidence) bool {
-	k := ev.Key()
-	if p.keys[k] {
-		return false
-	}
-	p.keys[k] = true
-	p.list = append(p.list, ev)
-	return true
-}
-
-// pending returns the evidence not yet committed on c.
-func (p *evidencePool) pending(c *chainStore) []*ledger.Evidence {
-	var out []*ledger.Evidence
-	keep := p.list[:0]
-	for _, ev := range p.list {
-		if c.evidence[ev.Key()] {
-			continue
-		}
-		keep = append(keep, ev)
-		out = append(out, ev)
-	}
-	p.list = keep
-	return out
-}
-
-// buildBlock is the proposer's getValue(): up to three transfers valid on
+// BuildBlock is the proposer's getValue(): up to three transfers valid on
 // its state, chosen with its own randomness (so twins build different
 // blocks), the evidence it holds, and the last commit.
-func (n *node) buildBlock(h uint64) *ledger.Block {
+func (n *node) BuildBlock(h uint64, _ uint32) (*ledger.Block, error) {
 	c := n.store
 	st := &c.state
 	t := genesisTime + ledger.Timestamp(n.s.now+n.skew)
@@ -323,14 +290,10 @@ func (n *node) buildBlock(h uint64) *ledger.Block {
 			b.Txs = append(b.Txs, tx)
 		}
 	}
-	for _, ev := range n.pool.pending(c) {
-		if ev.IncludableAt(h) && uint64(len(b.Evidence)) < st.Params.MaxEvidence {
-			b.Evidence = append(b.Evidence, ev)
-		}
-	}
+	b.Evidence = n.pool.Pending(int(st.Params.MaxEvidence), h, c)
 	if prev := c.get(h - 1); prev != nil {
 		b.LastCommit = prev.commit
 	}
 	b.FillHeader()
-	return b
+	return b, nil
 }

@@ -3,19 +3,24 @@ package sim
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/ledgerd/ledgerd/consensus"
+	"github.com/ledgerd/ledgerd/consensus/catchup"
+	"github.com/ledgerd/ledgerd/consensus/driver"
+	"github.com/ledgerd/ledgerd/consensus/evidence"
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
-// node is one simulated validator process and its disk.
+// node is one simulated validator process and its disk. The process is
+// the node's own driver core (consensus/driver), the code the ledgerd
+// node runs, on in-memory seams: a MemLog for the WAL, a memory signing
+// state, a chain store, simulated timers and the simulated network.
 type node struct {
 	s      *simulation
 	idx    int
@@ -30,30 +35,19 @@ type node struct {
 	log     *wal.MemLog
 	pvStore *privval.MemStateStore
 	store   *chainStore
-	pool    *evidencePool
+	pool    *evidence.Pool
 
 	// The process: lost in a crash.
-	up        bool
-	inc       uint64 // incarnation; timers of an older one are void
-	m         *consensus.Machine
-	signer    *privval.Signer
-	marked    uint64       // the WAL holds the end marker of this height (or it is the stored height at boot)
-	pending   []wal.Record // records of the next height, waiting for the end marker
-	queue     []queued
-	own       []*message // own signed proposals and votes of the current height
-	replaying bool
-	deferred  *consensus.EffectRequestValue
-	armed     *crashPlan
+	up     bool
+	inc    uint64 // incarnation; timers of an older one are void
+	core   *driver.Driver
+	rounds *catchup.Cache[*ledger.Block] // what it answers catch-up requests from
+	armed  *crashPlan
+	strike int  // the effect the armed crash strikes in the current step
+	cut    bool // the armed crash strikes in the middle of the next send
 	// snapshot is the machine's state at a crash that lost no WAL record,
 	// which the replay must reproduce.
 	snapshot *consensus.RoundState
-}
-
-// queued is an event waiting for its turn; logged says the WAL already
-// holds it (it is being replayed).
-type queued struct {
-	ev     consensus.Event
-	logged bool
 }
 
 // crashPlan arms a crash inside the next step that lets something leave
@@ -67,138 +61,62 @@ func (n *node) boot() {
 	n.start()
 }
 
-// start creates the process: a signer on the stored guard state, a
-// machine at the height after the stored one, and a replay of the WAL.
+// start creates the process: a signer on the stored guard state and a
+// driver core that makes the machine of the height after the stored one
+// and replays the WAL into it.
 func (n *node) start() {
 	s := n.s
 	n.up = true
 	n.inc++
-	n.queue, n.own, n.pending, n.deferred, n.armed = nil, nil, nil, nil, nil
+	n.armed, n.cut = nil, false
+	n.rounds = catchup.New[*ledger.Block](0)
 	signer, err := privval.New(n.key, n.pvStore)
 	if err != nil {
 		s.check.fail(InvRestart, n, "signer: %v", err)
 		return
 	}
-	n.signer = signer
-	h := n.store.height() + 1
-	cfg := consensus.Config{ChainID: s.chainID, Validators: s.vals, Self: n.addr, ValidValue: n.store.validate}
-	m, err := consensus.New(cfg, h)
-	if err != nil {
-		panic(fmt.Sprintf("sim: consensus.New: %v", err))
-	}
-	n.m = m
-	n.marked = n.store.height()
-
-	var recs []wal.Record
-	if err := n.log.Replay(h, func(r wal.Record) error {
-		if r.Kind == wal.KindMessage {
-			recs = append(recs, r)
+	n.core = driver.New(driver.Config{
+		ChainID:    s.chainID,
+		Validators: s.vals,
+		Self:       n.addr,
+		WAL:        n.log,
+		Signer:     signer,
+		Chain:      simChain{n},
+		Builder:    n,
+		Network:    simNetwork{n},
+		Timers:     simTimers{n},
+		Evidence:   n.pool,
+		Observer:   simObserver{n: n},
+	})
+	if err := n.core.Start(); err != nil {
+		if !s.stopped {
+			s.check.fail(InvRestart, n, "start: %v", err)
 		}
-		return nil
-	}); err != nil {
-		s.check.fail(InvRestart, n, "wal replay: %v", err)
 		return
 	}
-	if len(recs) > 0 && s.tracing() {
-		s.tracef(n, "replay %d WAL records of height %d", len(recs), h)
-	}
-	n.replaying = true
-	for _, r := range recs {
-		ev, err := consensus.DecodeEvent(r.Data)
-		if err != nil {
-			s.check.fail(InvRestart, n, "wal record: %v", err)
-			return
-		}
-		n.feed(ev, true)
-		if !n.up {
-			return
-		}
-	}
-	n.replaying = false
 	if n.inc > 1 {
 		s.stats.Checks[InvRestart]++ // the replay passed the signer's guard
 	}
 	if n.snapshot != nil {
 		s.stats.Checks[InvRestart]++
-		if got := n.m.State(); got != *n.snapshot {
+		if got := n.core.State(); got != *n.snapshot {
 			s.check.fail(InvRestart, n, "replay ended in %s, crashed in %s", got, *n.snapshot)
 			return
 		}
 		n.snapshot = nil
 	}
-	if d := n.deferred; d != nil {
-		n.deferred = nil
-		n.input(consensus.EventProposeValue{Height: d.Height, Round: d.Round, Block: n.buildBlock(d.Height)})
-	}
-	if st := n.m.State(); st.Step == consensus.StepNewHeight {
+	if st := n.core.State(); st.Step == consensus.StepNewHeight {
 		n.input(consensus.EventNewHeight{Height: st.Height})
 	}
 	s.schedule(s.now+time.Duration(n.rng.Int64N(int64(s.gossipInterval()))), &simEvent{kind: evGossip, node: n.idx, inc: n.inc})
 }
 
-// input feeds ev to the machine, then the node's own signed messages it
-// caused, in order.
-func (n *node) input(ev consensus.Event) { n.feed(ev, false) }
-
-// feed is input for an event the WAL may already hold (logged).
-func (n *node) feed(ev consensus.Event, logged bool) {
-	n.queue = append(n.queue, queued{ev, logged})
-	if len(n.queue) > 1 {
-		return // already draining
-	}
-	for i := 0; i < len(n.queue) && n.up; i++ {
-		n.step(n.queue[i].ev, n.queue[i].logged)
-	}
-	n.queue = n.queue[:0]
-}
-
-// step is one turn of the driver: step the machine, log the event (unless
-// the WAL holds it already), carry out the effects. During a replay, the
-// own messages the effects produce are logged like any other input: they
-// may be missing from the WAL (a crash right after signing), and a later
-// replay needs them where they are.
-func (n *node) step(ev consensus.Event, logged bool) {
-	s := n.s
-	effects, err := n.m.Step(ev)
-	s.stats.Steps++
-	if err != nil {
-		if s.tracing() && !errors.Is(err, consensus.ErrDuplicate) && !errors.Is(err, consensus.ErrStale) {
-			s.tracef(n, "%s: refused: %v", ev, err)
-		}
-		return
-	}
-	if s.tracing() {
-		s.tracef(n, "%s%s -> %s", replayMark(n.replaying), ev, effectList(effects))
-	}
-	n.noteOwn(ev)
-	if !logged {
-		data, err := consensus.EncodeEvent(ev)
-		if err != nil {
-			panic(fmt.Sprintf("sim: encode %s: %v", ev, err))
-		}
-		rec := wal.Record{Height: consensus.EventHeight(ev), Kind: wal.KindMessage, Data: data}
-		if rec.Height > n.marked+1 {
-			n.pending = append(n.pending, rec)
-		} else if err := n.log.Append(rec, consensus.NeedsSync(effects)); err != nil {
-			panic(fmt.Sprintf("sim: wal append: %v", err))
-		}
-	}
-	strike := -1
-	if n.armed != nil && !n.replaying && consensus.NeedsSync(effects) {
-		strike = n.rng.IntN(len(effects) + 1)
-	}
-	for i, e := range effects {
-		if i == strike {
-			n.crashDuring(e)
-			return
-		}
-		n.execute(e)
-		if !n.up {
-			return
-		}
-	}
-	if strike == len(effects) {
-		n.crashDuring(nil)
+// input feeds ev to the driver; a driver that stops on an error (not a
+// crash) is a violation.
+func (n *node) input(ev consensus.Event) {
+	n.core.Input(ev)
+	if err := n.core.Err(); err != nil && !n.s.stopped {
+		n.s.check.fail(InvRestart, n, "driver stopped: %v", err)
 	}
 }
 
@@ -220,70 +138,172 @@ func effectList(effects []consensus.Effect) string {
 	return strings.Join(parts, "; ")
 }
 
-// noteOwn remembers this node's own signed messages of the current height,
-// for re-sending them to peers that missed them.
-func (n *node) noteOwn(ev consensus.Event) {
-	switch e := ev.(type) {
-	case consensus.EventNewHeight:
-		n.own = nil
-	case consensus.EventProposal:
-		if e.Proposal.Proposer == n.addr {
-			n.own = append(n.own, &message{kind: msgProposal, from: n.idx, proposal: e.Proposal, block: e.Block})
-		}
-	case consensus.EventVote:
-		if e.Vote.Validator == n.addr {
-			n.own = append(n.own, &message{kind: msgVote, from: n.idx, vote: e.Vote})
-		}
+// simChain is the node's chain store as the driver sees it; storing a
+// decision is where the checker sees it.
+type simChain struct{ n *node }
+
+func (c simChain) Height() uint64                 { return c.n.store.height() }
+func (c simChain) Validate(b *ledger.Block) error { return c.n.store.validate(b) }
+
+var errStopped = errors.New("simulation stopped")
+
+func (c simChain) Store(d consensus.EffectDecide) error {
+	n, s := c.n, c.n.s
+	s.check.decide(n, d)
+	if s.stopped {
+		return errStopped
+	}
+	s.stats.Checks[InvValidity]++
+	if err := n.store.apply(d); err != nil {
+		s.check.fail(InvValidity, n, "decided block %s at h=%d is invalid: %v", consensus.ShortID(d.Block.Hash()), d.Height, err)
+		return err
+	}
+	n.pool.Committed(d.Block.Evidence)
+	s.check.committedEvidence(n, d.Block)
+	if n.honest && d.Height > s.stats.Heights {
+		s.stats.Heights = d.Height
+	}
+	return nil
+}
+
+// simTimers schedules the driver's timeouts in simulated time.
+type simTimers struct{ n *node }
+
+func (t simTimers) ScheduleTimeout(ev consensus.EventTimeout) {
+	n, s := t.n, t.n.s
+	d := consensus.TimeoutDuration(s.params, ev.Kind, ev.Round)
+	s.schedule(s.now+d, &simEvent{kind: evTimer, node: n.idx, inc: n.inc, ev: ev})
+}
+
+func (t simTimers) ScheduleHeight(h uint64) {
+	n, s := t.n, t.n.s
+	s.schedule(s.now+timeoutCommit, &simEvent{kind: evNewHeight, node: n.idx, inc: n.inc,
+		ev: consensus.EventNewHeight{Height: h}})
+}
+
+// simNetwork sends the driver's signed messages over the simulated
+// network. An armed crash that strikes a send delivers it to a random
+// subset of the peers first.
+type simNetwork struct{ n *node }
+
+func (w simNetwork) SendProposal(p *ledger.Proposal, b *ledger.Block) {
+	n, s := w.n, w.n.s
+	if n.honest {
+		s.check.signedBy(n, p.Height, p.Round, 0, p.BlockID)
+	}
+	w.send(&message{kind: msgProposal, from: n.idx, proposal: p, block: b})
+}
+
+func (w simNetwork) SendVote(v *ledger.Vote) {
+	n, s := w.n, w.n.s
+	if n.honest {
+		s.check.signedBy(n, v.Height, v.Round, uint8(v.Type), v.BlockID)
+	}
+	if w.send(&message{kind: msgVote, from: n.idx, vote: v}) && !n.honest && !s.opts.ByzantineThird {
+		n.farRoundVotes(v)
 	}
 }
 
-// execute carries out one effect.
-func (n *node) execute(e consensus.Effect) {
-	s := n.s
-	switch e := e.(type) {
-	case consensus.EffectBroadcastProposal:
-		p := e.Proposal
-		if err := n.signer.SignProposal(s.chainID, &p); err != nil {
-			n.refused(err)
-			return
-		}
-		if n.honest {
-			s.check.signedBy(n, p.Height, p.Round, 0, p.BlockID)
-		}
-		s.broadcast(n.idx, &message{kind: msgProposal, from: n.idx, proposal: &p, block: e.Block})
-		n.queue = append(n.queue, queued{ev: consensus.EventProposal{Proposal: &p, Block: e.Block}})
-	case consensus.EffectBroadcastVote:
-		v := e.Vote
-		if err := n.signer.SignVote(s.chainID, &v); err != nil {
-			n.refused(err)
-			return
-		}
-		if n.honest {
-			s.check.signedBy(n, v.Height, v.Round, uint8(v.Type), v.BlockID)
-		}
-		s.broadcast(n.idx, &message{kind: msgVote, from: n.idx, vote: &v})
-		n.queue = append(n.queue, queued{ev: consensus.EventVote{Vote: &v}})
-		if !n.honest && !s.opts.ByzantineThird {
-			n.farRoundVotes(&v)
-		}
-	case consensus.EffectScheduleTimeout:
-		d := consensus.TimeoutDuration(s.params, e.Kind, e.Round)
-		s.schedule(s.now+d, &simEvent{kind: evTimer, node: n.idx, inc: n.inc,
-			ev: consensus.EventTimeout{Height: e.Height, Round: e.Round, Kind: e.Kind}})
-	case consensus.EffectRequestValue:
-		if n.replaying {
-			n.deferred = &e // the WAL may still hold the value we proposed
-			return
-		}
-		n.queue = append(n.queue, queued{ev: consensus.EventProposeValue{Height: e.Height, Round: e.Round, Block: n.buildBlock(e.Height)}})
-	case consensus.EffectDecide:
-		n.commit(e)
-	case consensus.EffectEvidence:
-		s.check.detectedEvidence(n, e.Evidence)
-		if n.pool.add(e.Evidence) {
-			s.broadcast(n.idx, &message{kind: msgEvidence, from: n.idx, evidence: e.Evidence})
+func (w simNetwork) SendEvidence(ev *ledger.Evidence) {
+	w.n.s.broadcast(w.n.idx, &message{kind: msgEvidence, from: w.n.idx, evidence: ev})
+}
+
+// send broadcasts m, or, when the armed crash strikes this send, delivers
+// it to a random subset of the peers and crashes; it reports whether the
+// node is still up.
+func (w simNetwork) send(m *message) bool {
+	n, s := w.n, w.n.s
+	if !n.cut {
+		s.broadcast(n.idx, m)
+		return true
+	}
+	for b := range s.nodes {
+		if n.rng.IntN(2) == 0 {
+			s.send(n.idx, b, m)
 		}
 	}
+	s.tracef(n, "crash in the middle of sending %s", msgString(m))
+	n.crash(n.armed.down, false)
+	return false
+}
+
+func msgString(m *message) string {
+	if m.vote != nil {
+		return consensus.EventVote{Vote: m.vote}.String()
+	}
+	if m.proposal != nil {
+		return consensus.EventProposal{Proposal: m.proposal, Block: m.block}.String()
+	}
+	return "a message"
+}
+
+// simObserver traces the driver, keeps the catch-up source, reports
+// refusals and detected evidence to the checker, and fires armed crashes.
+type simObserver struct {
+	driver.NopObserver
+	n *node
+}
+
+func (o simObserver) NewMachine(h uint64) { o.n.rounds.Reset(h) }
+
+func (o simObserver) Stepped(ev consensus.Event, effects []consensus.Effect, replaying bool) {
+	n, s := o.n, o.n.s
+	s.stats.Steps++
+	if s.tracing() {
+		s.tracef(n, "%s%s -> %s", replayMark(replaying), ev, effectList(effects))
+	}
+	switch e := ev.(type) {
+	case consensus.EventProposal:
+		n.rounds.AddProposal(e.Proposal, e.Block)
+	case consensus.EventVote:
+		n.rounds.AddVote(e.Vote)
+	}
+}
+
+func (o simObserver) Rejected(ev consensus.Event, from string, err error) {
+	n, s := o.n, o.n.s
+	s.stats.Steps++
+	if s.tracing() {
+		s.tracef(n, "%s: refused: %v", ev, err)
+	}
+}
+
+func (o simObserver) SignerRefused(h uint64, r uint32, err error) {
+	if o.n.honest {
+		o.n.s.check.fail(InvRestart, o.n, "signer refused the machine at h=%d r=%d: %v", h, r, err)
+	}
+}
+
+func (o simObserver) Decided(d consensus.EffectDecide, _ bool) {
+	o.n.rounds.Decided(d.Block.Hash(), d.Commit, o.n.s.vals)
+}
+
+func (o simObserver) Evidence(ev *ledger.Evidence, _ bool) { o.n.s.check.detectedEvidence(o.n, ev) }
+
+// Executing fires an armed crash inside the first step that lets
+// something leave the node: after the WAL write, before effect i (or after
+// the last), or in the middle of a send.
+func (o simObserver) Executing(i int, effects []consensus.Effect) {
+	n := o.n
+	if n.armed == nil || !consensus.NeedsSync(effects) {
+		return
+	}
+	if i == 0 {
+		n.strike = n.rng.IntN(len(effects) + 1)
+	}
+	if i != n.strike {
+		return
+	}
+	n.s.stats.MidStepCrashes++
+	if i < len(effects) {
+		switch effects[i].(type) {
+		case consensus.EffectBroadcastVote, consensus.EffectBroadcastProposal:
+			n.cut = true // the send crashes the node
+			return
+		}
+		n.s.tracef(n, "crash before %s", effects[i])
+	}
+	n.crash(n.armed.down, false)
 }
 
 // farRoundVotes is what an attacker holding the twins' key adds to their
@@ -315,57 +335,6 @@ func (n *node) farRoundVotes(v *ledger.Vote) {
 	}
 }
 
-// refused handles the signer refusing a signature. During replay that is
-// a message signed before the crash, whose signed form the WAL holds; at
-// any other time the machine has forgotten what it did.
-func (n *node) refused(err error) {
-	if n.replaying && errors.Is(err, privval.ErrDoubleSign) {
-		if n.s.tracing() {
-			n.s.tracef(n, "(replay) already signed: %v", err)
-		}
-		return
-	}
-	if n.honest {
-		n.s.check.fail(InvRestart, n, "signer refused the machine: %v", err)
-	}
-}
-
-// commit stores a decision, writes the end marker, and starts the next
-// height after the commit timeout.
-func (n *node) commit(d consensus.EffectDecide) {
-	s := n.s
-	if n.store.height() < d.Height {
-		s.check.decide(n, d)
-		if s.stopped {
-			return
-		}
-		s.stats.Checks[InvValidity]++
-		if err := n.store.apply(d); err != nil {
-			s.check.fail(InvValidity, n, "decided block %s at h=%d is invalid: %v", consensus.ShortID(d.Block.Hash()), d.Height, err)
-			return
-		}
-		s.check.committedEvidence(n, d.Block)
-		if n.honest && d.Height > s.stats.Heights {
-			s.stats.Heights = d.Height
-		}
-	}
-	if err := n.log.Append(wal.Record{Height: d.Height, Kind: wal.KindEndHeight}, true); err != nil {
-		panic(fmt.Sprintf("sim: wal append: %v", err))
-	}
-	n.marked = d.Height
-	for _, r := range n.pending {
-		if err := n.log.Append(r, false); err != nil {
-			panic(fmt.Sprintf("sim: wal append: %v", err))
-		}
-	}
-	n.pending = nil
-	if err := n.log.Prune(d.Height); err != nil {
-		panic(fmt.Sprintf("sim: wal prune: %v", err))
-	}
-	s.schedule(s.now+timeoutCommit, &simEvent{kind: evNewHeight, node: n.idx, inc: n.inc,
-		ev: consensus.EventNewHeight{Height: d.Height + 1}})
-}
-
 // receive handles a message from the network.
 func (n *node) receive(m *message) {
 	s := n.s
@@ -375,20 +344,20 @@ func (n *node) receive(m *message) {
 	case msgVote:
 		n.input(consensus.EventVote{Vote: m.vote})
 	case msgEvidence:
-		if n.store.evidence[m.evidence.Key()] || n.pool.keys[m.evidence.Key()] {
+		if n.store.evidence[m.evidence.Key()] || n.pool.Has(m.evidence.Key()) {
 			return
 		}
 		if err := m.evidence.Verify(s.chainID, s.vals); err != nil {
 			s.check.fail(InvEvidence, n, "received invalid evidence: %v", err)
 			return
 		}
-		n.pool.add(m.evidence)
+		n.pool.Add(m.evidence)
 	case msgStatus:
 		n.answerStatus(m)
 	case msgCatchup:
 		// The commit's precommits, then the proposal: L49 decides.
 		h := m.commit.Height
-		if n.store.height() >= h || h > n.m.Height()+1 {
+		if n.store.height() >= h || h > n.core.Height()+1 {
 			return
 		}
 		for _, v := range m.commit.Votes(s.vals) {
@@ -400,7 +369,7 @@ func (n *node) receive(m *message) {
 
 // gossip tells every peer which height and round the node is at.
 func (n *node) gossip() {
-	st := n.m.State()
+	st := n.core.State()
 	h, r := n.store.height()+1, uint32(0)
 	if st.Height == h {
 		r = st.Round
@@ -408,9 +377,10 @@ func (n *node) gossip() {
 	n.s.broadcast(n.idx, &message{kind: msgStatus, from: n.idx, height: h, round: r})
 }
 
-// answerStatus helps the peer that sent m: with decided blocks if it is
-// behind, with our own messages of its height and round otherwise, and
-// with the evidence we hold.
+// answerStatus helps the peer that sent m, as a node answers a catch-up
+// request: with decided blocks if it is behind, otherwise with what the
+// catch-up source holds of its height from its round on (the latest
+// proposal and every vote accepted); and with the evidence held.
 func (n *node) answerStatus(m *message) {
 	s := n.s
 	if n.store.height() >= m.height {
@@ -419,24 +389,16 @@ func (n *node) answerStatus(m *message) {
 				s.send(n.idx, m.from, &message{kind: msgCatchup, from: n.idx, proposal: c.proposal, block: c.block, commit: c.commit})
 			}
 		}
-	} else if n.m.Height() == m.height {
-		for _, o := range n.own {
-			if o.vote != nil && o.vote.Round >= m.round {
-				s.send(n.idx, m.from, o)
-			}
-			if p := o.proposal; p != nil && p.Round >= m.round {
-				// The proposal, and the polka its POLRound claims: a peer
-				// that missed it could never prevote the value (L28).
-				if p.POLRound >= 0 {
-					for _, v := range n.m.VotesFor(p.Height, uint32(p.POLRound), ledger.Prevote, p.BlockID) {
-						s.send(n.idx, m.from, &message{kind: msgVote, from: n.idx, vote: &v})
-					}
-				}
-				s.send(n.idx, m.from, o)
-			}
+	} else {
+		got := n.rounds.Get(m.height, m.round)
+		for _, v := range got.Votes {
+			s.send(n.idx, m.from, &message{kind: msgVote, from: n.idx, vote: v})
+		}
+		if got.Proposal != nil {
+			s.send(n.idx, m.from, &message{kind: msgProposal, from: n.idx, proposal: got.Proposal, block: got.Block})
 		}
 	}
-	for _, ev := range n.pool.pending(n.store) {
+	for _, ev := range n.pool.All(n.store) {
 		s.send(n.idx, m.from, &message{kind: msgEvidence, from: n.idx, evidence: ev})
 	}
 }
@@ -451,8 +413,8 @@ func (n *node) crash(down time.Duration, between bool) {
 	}
 	lost := n.log.Unsynced()
 	keep := n.rng.IntN(lost + 1)
-	if between && keep == lost && n.m != nil {
-		st := n.m.State()
+	if between && keep == lost && n.core != nil {
+		st := n.core.State()
 		if st.Step != consensus.StepDecided {
 			n.snapshot = &st
 		}
@@ -460,10 +422,13 @@ func (n *node) crash(down time.Duration, between bool) {
 	n.log.Crash(keep)
 	s.stats.Crashes++
 	s.stats.LostRecords += uint64(lost - keep)
-	s.tracef(n, "CRASH (%d unsynced WAL records lost, %d pending)", lost-keep, len(n.pending))
+	s.tracef(n, "CRASH (%d unsynced WAL records lost)", lost-keep)
 	n.up = false
 	n.inc++
-	n.m, n.signer, n.queue, n.own, n.pending, n.armed = nil, nil, nil, nil, nil, nil
+	if n.core != nil {
+		n.core.Halt()
+	}
+	n.armed, n.cut, n.rounds = nil, false, nil
 	n.store.executed = nil
 	if !s.healed {
 		at := s.now + down
@@ -482,44 +447,6 @@ func (n *node) crash(down time.Duration, between bool) {
 func (n *node) armCrash(down time.Duration) {
 	n.armed = &crashPlan{down: down}
 	n.s.tracef(n, "crash armed for the next step that sends")
-}
-
-// crashDuring crashes while carrying out e (nil: after the last effect).
-// A broadcast reaches a random subset of peers first.
-func (n *node) crashDuring(e consensus.Effect) {
-	s := n.s
-	down := n.armed.down
-	s.stats.MidStepCrashes++
-	var m *message
-	switch e := e.(type) {
-	case consensus.EffectBroadcastVote:
-		v := e.Vote
-		if n.signer.SignVote(s.chainID, &v) == nil {
-			if n.honest {
-				s.check.signedBy(n, v.Height, v.Round, uint8(v.Type), v.BlockID)
-			}
-			m = &message{kind: msgVote, from: n.idx, vote: &v}
-		}
-	case consensus.EffectBroadcastProposal:
-		p := e.Proposal
-		if n.signer.SignProposal(s.chainID, &p) == nil {
-			if n.honest {
-				s.check.signedBy(n, p.Height, p.Round, 0, p.BlockID)
-			}
-			m = &message{kind: msgProposal, from: n.idx, proposal: &p, block: e.Block}
-		}
-	}
-	if m != nil {
-		for b := range s.nodes {
-			if n.rng.IntN(2) == 0 {
-				s.send(n.idx, b, m)
-			}
-		}
-		s.tracef(n, "crash in the middle of %s", e)
-	} else if e != nil {
-		s.tracef(n, "crash before %s", e)
-	}
-	n.crash(down, false)
 }
 
 // restart brings a crashed node back.
