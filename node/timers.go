@@ -1,7 +1,8 @@
 package node
 
 import (
-	"container/heap"
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/ledgerd/ledgerd/consensus"
@@ -16,30 +17,14 @@ type timerEntry struct {
 	seq    uint64 // FIFO among equal deadlines
 }
 
-// timerQueue is a min-heap of timer entries by deadline. It is bounded by
-// the machine itself: at most one timeout per kind per round it is in.
-type timerQueue []*timerEntry
-
-func (q timerQueue) Len() int { return len(q) }
-func (q timerQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q timerQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *timerQueue) Push(x any)   { *q = append(*q, x.(*timerEntry)) }
-func (q *timerQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return e
-}
+// The schedule is bounded by the machine itself: at most one timeout per
+// kind per round it is in, and the start of one height. A slice kept in
+// deadline order (FIFO among equal deadlines) serves it.
 
 // timers is the driver's schedule, served by one Timer of the Clock.
 type timers struct {
 	clock Clock
-	q     timerQueue
+	q     []*timerEntry // by (at, seq)
 	t     Timer
 	seq   uint64
 }
@@ -53,7 +38,13 @@ func newTimers(c Clock) *timers {
 func (ts *timers) add(at time.Time, e *timerEntry) {
 	ts.seq++
 	e.at, e.seq = at, ts.seq
-	heap.Push(&ts.q, e)
+	i, _ := slices.BinarySearchFunc(ts.q, e, func(a, b *timerEntry) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	ts.q = slices.Insert(ts.q, i, e)
 	ts.arm()
 }
 
@@ -69,10 +60,12 @@ func (ts *timers) arm() {
 // due pops every entry whose deadline has passed.
 func (ts *timers) due() []*timerEntry {
 	now := ts.clock.Now()
-	var out []*timerEntry
-	for len(ts.q) > 0 && !ts.q[0].at.After(now) {
-		out = append(out, heap.Pop(&ts.q).(*timerEntry))
+	n := 0
+	for n < len(ts.q) && !ts.q[n].at.After(now) {
+		n++
 	}
+	out := slices.Clone(ts.q[:n])
+	ts.q = slices.Delete(ts.q, 0, n)
 	ts.arm()
 	return out
 }
