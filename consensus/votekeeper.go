@@ -19,8 +19,8 @@ type CommitQuorum struct {
 // PolkaAny, PrecommitFor, PrecommitAny, HighestSkipRound, CommitQuorums.
 // "Quorum" is more than two thirds of the total voting power (2f+1);
 // "skip" is more than one third (f+1). The answers are states, not
-// events: once a quorum is reached it stays reached, and the keeper does
-// not remember who asked. "For the first time" in the paper (L34, L36,
+// events: once a quorum is reached it stays reached, and asking again
+// gives the same answer. "For the first time" in the paper (L34, L36,
 // L47) is the machine's business, recorded by its per-round anchors (see
 // Machine and rules.go); the keeper reports nothing on its own.
 //
