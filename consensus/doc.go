@@ -13,11 +13,13 @@
 // L34, L36, L44, L47, L49, L55 and the timeout handlers L57, L61, L65. After
 // every accepted event, and after every rule that fires (so after every step
 // change), the machine re-evaluates all guards until none is enabled.
-// A VoteKeeper tallies votes by voting power and reports each threshold
-// (polka for a value, polka for nil, polka for anything, precommits for
-// anything, precommits for a value, f+1 in a round) once per height, round
-// and kind; it turns two different votes of one validator for the same
-// height, round and type into equivocation evidence.
+// A VoteKeeper tallies votes by voting power and answers the guards'
+// quorum questions (polka for a value or nil, polka for anything,
+// precommits for a value or anything, f+1 in a round); it turns two
+// different votes of one validator for the same height, round and type
+// into equivocation evidence. The guards are conditions on that state, so
+// "for the first time" (L34, L36, L47) is a per-round anchor the machine
+// sets when the rule fires, not a one-off report from the keeper.
 //
 // # Contract with the driver
 //

@@ -61,7 +61,13 @@ type Machine struct {
 	validRound  int32
 	decision    *ledger.Block
 
-	// "For the first time" anchors of the current round (L34, L36, L47).
+	// The "for the first time" anchors of the current round (L34, L36,
+	// L47), reset by startRound. They are the only record of it: the rule
+	// guards read the vote keeper's tallies, which stay true once reached,
+	// and re-run after every event (applyRules), so a rule with "for the
+	// first time" fires once per round because it sets its anchor. The
+	// other rules need none: firing changes what their guards read (the
+	// step for L22, L28 and L44, the decision for L49, the round for L55).
 	prevoteTimeoutScheduled   bool
 	polkaValueHandled         bool
 	precommitTimeoutScheduled bool
@@ -268,7 +274,7 @@ func (m *Machine) onProposal(e EventProposal) error {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	i, _ := m.cfg.Validators.ByAddress(p.Proposer)
-	if _, err := msgs.votes.Observe(i, p.Round); err != nil {
+	if err := msgs.votes.Observe(i, p.Round); err != nil {
 		return err
 	}
 	pc := *p
@@ -305,7 +311,7 @@ func (m *Machine) onVote(e EventVote) error {
 	if err != nil {
 		return err
 	}
-	_, ev, err := msgs.votes.Add(v)
+	ev, err := msgs.votes.Add(v)
 	if err != nil {
 		return err
 	}

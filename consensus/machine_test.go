@@ -198,3 +198,134 @@ func TestRefusedEventsChangeNothing(t *testing.T) {
 		t.Fatalf("old timeout: err %v, want ErrStale", stale)
 	}
 }
+
+// drivenEvents runs machine h.m on a random stream that reaches quorums:
+// messages mostly for its current height and round, each round with a
+// favoured block most votes name, equivocations, stale and early messages,
+// timeouts, and its own messages fed back signed (as a driver does), with
+// its value requests answered. It calls check after every accepted event.
+func drivenEvents(h *harness, r *rand.Rand, n int, check func(ev Event, before, after RoundState, eff []Effect)) {
+	names := []string{"A", "B", "Xbad"}
+	favoured := func(round uint32) string { return names[(int(round)+int(h.m.Height()))%2] }
+	var own []Event // the machine's own messages, signed, not yet fed back
+	for i := 0; i < n; i++ {
+		height, round := h.m.Height(), h.m.Round()
+		if r.IntN(5) == 0 {
+			round += 1 + uint32(r.IntN(2))
+		} else if round > 0 && r.IntN(8) == 0 {
+			round--
+		}
+		name := favoured(round)
+		if r.IntN(5) == 0 {
+			name = names[r.IntN(len(names))]
+		}
+		var ev Event
+		switch k := r.IntN(20); {
+		case len(own) > 0 && k < 6:
+			ev, own = own[0], own[1:]
+		case h.m.State().Step == StepNewHeight && k < 10:
+			ev = EventNewHeight{Height: height}
+		case h.m.State().Step == StepDecided && k < 10:
+			ev = EventNewHeight{Height: height + 1}
+		case k < 9:
+			pol := int32(-1)
+			if round > 0 && r.IntN(3) == 0 {
+				pol = int32(r.IntN(int(round)))
+			}
+			ev = h.proposal(height, round, name, pol, -1)
+		case k < 11:
+			ev = EventTimeout{Height: height, Round: h.m.Round(), Kind: TimeoutKind(1 + r.IntN(3))}
+		default:
+			t := ledger.Prevote
+			if r.IntN(2) == 0 {
+				t = ledger.Precommit
+			}
+			if r.IntN(6) == 0 {
+				name = "nil"
+			}
+			ev = h.vote(t, height+uint64(r.IntN(8)/7), round, name, r.IntN(len(h.keys)))
+		}
+		before := h.m.State()
+		eff, err := h.m.Step(ev)
+		if err != nil {
+			continue
+		}
+		check(ev, before, h.m.State(), eff)
+		for _, e := range eff {
+			switch e := e.(type) {
+			case EffectBroadcastVote:
+				v := e.Vote
+				v.Sign(testChain, h.keys[h.self])
+				own = append(own, EventVote{Vote: &v})
+			case EffectBroadcastProposal:
+				p := e.Proposal
+				p.Sign(testChain, h.keys[h.self])
+				own = append(own, EventProposal{Proposal: &p, Block: e.Block})
+			case EffectRequestValue:
+				own = append(own, EventProposeValue{Height: e.Height, Round: e.Round, Block: h.block(favoured(e.Round), e.Height)})
+			}
+		}
+	}
+}
+
+// TestMachineActsOncePerRound checks, over random event streams, that the
+// machine acts on each guard at most once per height and round: the "for
+// the first time" anchors (L34, L36, L47) and the step, round and decision
+// changes that make the other rules fire once. Per (height, round) it
+// schedules each timeout at most once, proposes and requests a value at
+// most once, casts at most one prevote and one precommit, and records a
+// valid value (L42-L43) at most once; per height it decides at most once.
+// A rule that fired without setting its anchor would loop in applyRules,
+// which panics past maxFiringsPerStep; one whose anchor a later event
+// cleared would act twice here.
+func TestMachineActsOncePerRound(t *testing.T) {
+	type key struct {
+		height uint64
+		round  uint32
+		what   string
+	}
+	reached := map[string]int{} // over all seeds: the streams reach the rules under test
+	for seed := uint64(0); seed < 300; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			self := int(seed%5) - 1 // non-validator and every validator
+			h := newHarness(t, self)
+			r := rand.New(rand.NewPCG(seed, 3))
+			seen := map[key]int{}
+			drivenEvents(h, r, 400, func(ev Event, before, after RoundState, eff []Effect) {
+				act := func(k key) {
+					seen[k]++
+					if seen[k] > 1 {
+						t.Fatalf("seed %d: %s at h=%d r=%d twice; second time on %s, effects %v", seed, k.what, k.height, k.round, ev, eff)
+					}
+					reached[k.what]++
+				}
+				for _, e := range eff {
+					switch e := e.(type) {
+					case EffectBroadcastVote:
+						act(key{e.Vote.Height, e.Vote.Round, e.Vote.Type.String()})
+					case EffectScheduleTimeout:
+						act(key{e.Height, e.Round, "timeout " + e.Kind.String()})
+					case EffectBroadcastProposal:
+						act(key{e.Proposal.Height, e.Proposal.Round, "proposal"})
+					case EffectRequestValue:
+						act(key{e.Height, e.Round, "request"})
+					case EffectDecide:
+						act(key{e.Height, 0, "decide"})
+					}
+				}
+				// L42-L43 set validRound to the current round; a second
+				// firing of L36 in the round would set it again.
+				if after.Height == before.Height && after.ValidRound >= 0 && uint32(after.ValidRound) == after.Round &&
+					(after.ValidRound != before.ValidRound || after.ValidValue != before.ValidValue) {
+					act(key{after.Height, after.Round, "valid value"})
+				}
+			})
+		})
+	}
+	for _, what := range []string{"prevote", "precommit", "timeout propose", "timeout prevote", "timeout precommit", "proposal", "request", "decide", "valid value"} {
+		if reached[what] < 20 {
+			t.Errorf("random streams reached %q %d times: too few to exercise it", what, reached[what])
+		}
+	}
+	t.Logf("reached: %v", reached)
+}

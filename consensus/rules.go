@@ -1,6 +1,8 @@
 package consensus
 
 import (
+	"fmt"
+
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
@@ -9,13 +11,28 @@ import (
 // rule's action and reports true. Line numbers refer to Algorithm 1 of
 // "The latest gossip on BFT consensus" (arXiv:1807.04938v3).
 
+// maxFiringsPerStep bounds the rules one event can fire. Every firing
+// changes what its own guard reads (the step, the round, the decision) or
+// sets a "first time" anchor, so one round fires at most five rules (L22
+// or L28, L34, L36, L44, L47), one event starts at most two rounds (its
+// own and one L55 skip, which goes to the highest round the keeper knows)
+// and L49 ends the height: twelve. A higher count means a rule fired
+// without changing its guard, and the loop would never end.
+const maxFiringsPerStep = 32
+
 // applyRules fires enabled rules until none is left. It runs after every
 // accepted event, and again after every rule that fires, so a rule whose
 // guard became true through a step change (or a new round) fires without
-// waiting for another message. Every firing either changes the step, the
-// round or the height, or sets a "first time" anchor, so the loop ends.
+// waiting for another message. Guards are conditions on the current
+// state, not events: a quorum reached before its rule could act (in
+// another step, an earlier round, or before the proposal arrived) is acted
+// on as soon as the rest of the guard holds. It panics if a rule fires
+// more than maxFiringsPerStep times, a broken invariant.
 func (m *Machine) applyRules() {
-	for m.step.inRound() && m.fireOne() {
+	for n := 0; m.step.inRound() && m.fireOne(); n++ {
+		if n == maxFiringsPerStep {
+			panic(fmt.Sprintf("consensus: more than %d rules fired for one event at %s: a rule fires without changing its guard", maxFiringsPerStep, m.State()))
+		}
 	}
 }
 

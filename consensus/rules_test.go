@@ -189,6 +189,25 @@ proposal 1/0 Xbad                      -> prevote 1/0 nil
 prevote 1/0 Xbad from=v0,v1,v2         -> timeout prevote 1/0
 state                                  -> state 1/0 prevote locked=-1/nil valid=-1/nil
 `},
+		{"L36: acts once per round, not once per value, when equivocators make a second polka", 3, `
+start 1                                -> timeout propose 1/0
+proposal 1/0 A                         -> prevote 1/0 A
+proposal 1/0 B
+prevote 1/0 A from=v0,v1,v2            -> precommit 1/0 A
+prevote 1/0 B from=v0,v1               -> evidence prevote 1/0 v0 A/B; evidence prevote 1/0 v1 A/B
+prevote 1/0 B from=v3
+state                                  -> state 1/0 precommit locked=0/A valid=0/A
+`},
+		{"L36: after precommitting nil records only the first polka of the round", 3, `
+start 1                                -> timeout propose 1/0
+proposal 1/0 A                         -> prevote 1/0 A
+proposal 1/0 B
+timeout prevote 1/0                    -> precommit 1/0 nil
+prevote 1/0 B from=v0,v1,v2
+prevote 1/0 A from=v0,v1               -> evidence prevote 1/0 v0 A/B; evidence prevote 1/0 v1 A/B
+prevote 1/0 A from=v3
+state                                  -> state 1/0 precommit locked=-1/nil valid=0/B
+`},
 		{"L36: relocks on a newer polka", 3, lockOnA0 + `
 proposal 1/1 B                         -> prevote 1/1 nil
 prevote 1/1 B from=v0,v1,v2            -> precommit 1/1 B

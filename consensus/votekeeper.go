@@ -7,58 +7,22 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
-// ThresholdKind names a quorum the vote keeper reports.
-type ThresholdKind uint8
-
-// The thresholds Algorithm 1 reacts to. "Quorum" is more than two thirds
-// of the total voting power (2f+1); "skip" is more than one third (f+1).
-const (
-	ThresholdPolkaValue     ThresholdKind = iota + 1 // 2f+1 prevotes for one block (L28, L36)
-	ThresholdPolkaNil                                // 2f+1 prevotes for nil (L44)
-	ThresholdPolkaAny                                // 2f+1 prevotes for anything (L34)
-	ThresholdPrecommitValue                          // 2f+1 precommits for one block (L49)
-	ThresholdPrecommitAny                            // 2f+1 precommits for anything (L47)
-	ThresholdSkipRound                               // f+1 validators sent a message in the round (L55)
-)
-
-// String renders the ThresholdKind in one line, for logs and traces.
-func (k ThresholdKind) String() string {
-	switch k {
-	case ThresholdPolkaValue:
-		return "polka-value"
-	case ThresholdPolkaNil:
-		return "polka-nil"
-	case ThresholdPolkaAny:
-		return "polka-any"
-	case ThresholdPrecommitValue:
-		return "precommit-value"
-	case ThresholdPrecommitAny:
-		return "precommit-any"
-	case ThresholdSkipRound:
-		return "skip-round"
-	}
-	return fmt.Sprintf("ThresholdKind(%d)", uint8(k))
-}
-
-// Threshold is one quorum reached in Round; BlockID is set for the
-// per-value kinds.
-type Threshold struct {
-	Kind    ThresholdKind
+// CommitQuorum is a block with 2f+1 precommits (more than two thirds of
+// the voting power) in Round: a candidate for L49.
+type CommitQuorum struct {
 	Round   uint32
 	BlockID crypto.Hash
 }
 
-// String renders the Threshold in one line, for logs and traces.
-func (t Threshold) String() string {
-	if t.Kind == ThresholdPolkaValue || t.Kind == ThresholdPrecommitValue {
-		return fmt.Sprintf("%s r=%d %s", t.Kind, t.Round, ShortID(t.BlockID))
-	}
-	return fmt.Sprintf("%s r=%d", t.Kind, t.Round)
-}
-
 // VoteKeeper holds the votes of one height, tallied by voting power, and
-// reports every threshold exactly once per round, kind (and value), which
-// is how the machine's "for the first time" guards are anchored.
+// answers the quorum questions of Algorithm 1's guards: PolkaFor,
+// PolkaAny, PrecommitFor, PrecommitAny, HighestSkipRound, CommitQuorums.
+// "Quorum" is more than two thirds of the total voting power (2f+1);
+// "skip" is more than one third (f+1). The answers are states, not
+// events: once a quorum is reached it stays reached, and asking again
+// gives the same answer. "For the first time" in the paper (L34, L36,
+// L47) is the machine's business, recorded by its per-round anchors (see
+// Machine and rules.go); the keeper reports nothing on its own.
 //
 // As in the paper, a quorum for a value counts every validator that signed
 // a vote for it. A validator that signs two different votes for one round
@@ -78,26 +42,23 @@ type VoteKeeper struct {
 	active [][]uint32
 	// commits lists the (round, block) precommit quorums in the order
 	// they were reached; skip is the highest round with f+1 active power.
-	commits []Threshold
+	commits []CommitQuorum
 	skip    uint32
 	hasSkip bool
 }
 
 // voteSet is one round's votes of one type.
 type voteSet struct {
-	votes   []*ledger.Vote         // by validator index, first vote
-	second  []*ledger.Vote         // by validator index, a conflicting second vote
-	power   map[crypto.Hash]uint64 // by block ID (zero for nil): power of its signers
-	total   uint64                 // power of the validators that voted
-	anyDone bool                   // the "any" threshold was reported
-	done    map[crypto.Hash]bool   // per-value thresholds reported
+	votes  []*ledger.Vote         // by validator index, first vote
+	second []*ledger.Vote         // by validator index, a conflicting second vote
+	power  map[crypto.Hash]uint64 // by block ID (zero for nil): power of its signers
+	total  uint64                 // power of the validators that voted
 }
 
 type roundVotes struct {
 	sets        [2]voteSet // prevotes, precommits
 	present     []bool     // by validator index: sent anything this round
 	activePower uint64
-	skipDone    bool
 }
 
 // NewVoteKeeper returns an empty keeper for height.
@@ -128,7 +89,7 @@ func (k *VoteKeeper) roundOf(r uint32) *roundVotes {
 		rv = &roundVotes{present: make([]bool, n)}
 		for i := range rv.sets {
 			rv.sets[i] = voteSet{votes: make([]*ledger.Vote, n), second: make([]*ledger.Vote, n),
-				power: make(map[crypto.Hash]uint64, 2), done: make(map[crypto.Hash]bool, 1)}
+				power: make(map[crypto.Hash]uint64, 2)}
 		}
 		k.rounds[r] = rv
 	}
@@ -155,114 +116,97 @@ func (k *VoteKeeper) admit(i int, r uint32) error {
 	return nil
 }
 
-// markPresent records that validator i sent a message in round r and
-// reports the f+1 threshold of L55 when it is first reached.
-func (k *VoteKeeper) markPresent(i int, r uint32, rv *roundVotes, out []Threshold) []Threshold {
+// markPresent records that validator i sent a message in round r, for
+// the f+1 count of L55. Tallies only grow, so the one message that takes
+// the round's power past a third is the only one that can raise the skip
+// round.
+func (k *VoteKeeper) markPresent(i int, r uint32, rv *roundVotes) {
 	if rv.present[i] {
-		return out
+		return
 	}
 	rv.present[i] = true
 	k.active[i] = append(k.active[i], r)
+	before := rv.activePower
 	rv.activePower += k.vals.Get(i).Power
-	if !rv.skipDone && rv.activePower >= k.third {
-		rv.skipDone = true
-		if !k.hasSkip || r > k.skip {
-			k.skip, k.hasSkip = r, true
-		}
-		out = append(out, Threshold{Kind: ThresholdSkipRound, Round: r})
+	if before < k.third && rv.activePower >= k.third && (!k.hasSkip || r > k.skip) {
+		k.skip, k.hasSkip = r, true
 	}
-	return out
 }
 
 // Observe records a message other than a vote (a proposal) from validator
 // index i in round r, for the f+1 count of L55. It refuses rounds beyond
 // the validator's MaxFutureRounds window.
-func (k *VoteKeeper) Observe(i int, r uint32) ([]Threshold, error) {
+func (k *VoteKeeper) Observe(i int, r uint32) error {
 	if i < 0 || i >= k.vals.Size() {
-		return nil, fmt.Errorf("observe validator index %d: %w", i, ErrNotValidator)
+		return fmt.Errorf("observe validator index %d: %w", i, ErrNotValidator)
 	}
 	if err := k.admit(i, r); err != nil {
-		return nil, err
+		return err
 	}
-	return k.markPresent(i, r, k.roundOf(r), nil), nil
+	k.markPresent(i, r, k.roundOf(r))
+	return nil
 }
 
-// Add counts v. It returns the thresholds v made reachable for the first
-// time, and evidence if v conflicts with the vote the validator already
-// cast for this round and type. A duplicate returns ErrDuplicate, and so
-// does a third different vote; a vote for another height, from a
-// non-validator, or beyond the future-round window is refused. Refused
-// votes change nothing.
-func (k *VoteKeeper) Add(v *ledger.Vote) ([]Threshold, *ledger.Evidence, error) {
+// Add counts v. It returns evidence if v conflicts with the vote the
+// validator already cast for this round and type. A duplicate returns
+// ErrDuplicate, and so does a third different vote; a vote for another
+// height, from a non-validator, or beyond the future-round window is
+// refused. Refused votes change nothing.
+func (k *VoteKeeper) Add(v *ledger.Vote) (*ledger.Evidence, error) {
 	if v.Height != k.height {
-		return nil, nil, fmt.Errorf("%w: vote for height %d, keeper holds %d", ErrMalformed, v.Height, k.height)
+		return nil, fmt.Errorf("%w: vote for height %d, keeper holds %d", ErrMalformed, v.Height, k.height)
 	}
 	if v.Type != ledger.Prevote && v.Type != ledger.Precommit {
-		return nil, nil, fmt.Errorf("%w: vote type %d", ErrMalformed, v.Type)
+		return nil, fmt.Errorf("%w: vote type %d", ErrMalformed, v.Type)
 	}
 	i, ok := k.vals.ByAddress(v.Validator)
 	if !ok {
-		return nil, nil, fmt.Errorf("vote from %s: %w", ShortAddr(v.Validator), ErrNotValidator)
+		return nil, fmt.Errorf("vote from %s: %w", ShortAddr(v.Validator), ErrNotValidator)
 	}
 	if rv := k.rounds[v.Round]; rv != nil {
 		set := &rv.sets[typeIndex(v.Type)]
 		if prev := set.votes[i]; prev != nil {
 			if prev.BlockID == v.BlockID {
-				return nil, nil, ErrDuplicate
+				return nil, ErrDuplicate
 			}
 			if sec := set.second[i]; sec != nil {
 				if sec.BlockID == v.BlockID {
-					return nil, nil, ErrDuplicate
+					return nil, ErrDuplicate
 				}
-				return nil, nil, fmt.Errorf("%w: third different %s of %s in round %d", ErrDuplicate, v.Type, ShortAddr(v.Validator), v.Round)
+				return nil, fmt.Errorf("%w: third different %s of %s in round %d", ErrDuplicate, v.Type, ShortAddr(v.Validator), v.Round)
 			}
 			vc := *v
 			set.second[i] = &vc
-			return k.count(rv, set, i, &vc, false), ledger.NewEvidence(prev, &vc), nil
+			k.count(rv, set, i, &vc, false)
+			return ledger.NewEvidence(prev, &vc), nil
 		}
 	}
 	if err := k.admit(i, v.Round); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rv := k.roundOf(v.Round)
 	set := &rv.sets[typeIndex(v.Type)]
 	vc := *v
 	set.votes[i] = &vc
-	return k.count(rv, set, i, &vc, true), nil, nil
+	k.count(rv, set, i, &vc, true)
+	return nil, nil
 }
 
 // count adds validator i's vote v to the tallies; first says it is the
-// validator's first vote of this round and type.
-func (k *VoteKeeper) count(rv *roundVotes, set *voteSet, i int, v *ledger.Vote, first bool) []Threshold {
+// validator's first vote of this round and type. A precommit that takes
+// its block's power to the quorum is recorded in commits; tallies only
+// grow, so each (round, block) is recorded once.
+func (k *VoteKeeper) count(rv *roundVotes, set *voteSet, i int, v *ledger.Vote, first bool) {
 	p := k.vals.Get(i).Power
-	set.power[v.BlockID] += p
-	var out []Threshold
-	if set.power[v.BlockID] >= k.quorum && !set.done[v.BlockID] {
-		set.done[v.BlockID] = true
-		switch {
-		case v.Type == ledger.Prevote && v.BlockID.IsZero():
-			out = append(out, Threshold{Kind: ThresholdPolkaNil, Round: v.Round})
-		case v.Type == ledger.Prevote:
-			out = append(out, Threshold{Kind: ThresholdPolkaValue, Round: v.Round, BlockID: v.BlockID})
-		case !v.BlockID.IsZero():
-			t := Threshold{Kind: ThresholdPrecommitValue, Round: v.Round, BlockID: v.BlockID}
-			k.commits = append(k.commits, t)
-			out = append(out, t)
-		}
+	before := set.power[v.BlockID]
+	set.power[v.BlockID] = before + p
+	if v.Type == ledger.Precommit && !v.BlockID.IsZero() && before < k.quorum && before+p >= k.quorum {
+		k.commits = append(k.commits, CommitQuorum{Round: v.Round, BlockID: v.BlockID})
 	}
-	if !first {
-		return out
+	if first {
+		set.total += p
+		k.markPresent(i, v.Round, rv)
 	}
-	set.total += p
-	if set.total >= k.quorum && !set.anyDone {
-		set.anyDone = true
-		kind := ThresholdPolkaAny
-		if v.Type == ledger.Precommit {
-			kind = ThresholdPrecommitAny
-		}
-		out = append(out, Threshold{Kind: kind, Round: v.Round})
-	}
-	return k.markPresent(i, v.Round, rv, out)
 }
 
 // power returns the power of votes of type t in round r for id.
@@ -305,9 +249,9 @@ func (k *VoteKeeper) Names(r uint32, id crypto.Hash) bool {
 // more than a third of the power sent messages.
 func (k *VoteKeeper) HighestSkipRound() (uint32, bool) { return k.skip, k.hasSkip }
 
-// CommitQuorums returns the (round, block) pairs with 2f+1 precommits, in
-// the order they were reached. The slice must not be modified.
-func (k *VoteKeeper) CommitQuorums() []Threshold { return k.commits }
+// CommitQuorums returns the (round, block) pairs with 2f+1 precommits, each
+// once, in the order they were reached. The slice must not be modified.
+func (k *VoteKeeper) CommitQuorums() []CommitQuorum { return k.commits }
 
 // Commit assembles the precommits for id in round r into a commit, signers
 // in validator-index order. It returns nil without 2f+1 of them.

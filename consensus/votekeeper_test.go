@@ -2,6 +2,9 @@ package consensus
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,9 +12,37 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
-// TestVoteKeeperReportsEachThresholdOnce feeds votes with unequal powers
-// and checks which thresholds each vote makes reachable for the first time.
-func TestVoteKeeperReportsEachThresholdOnce(t *testing.T) {
+// quorums renders what the keeper's guards would see in round r, for the
+// blocks in ids: "polka A", "polka-any", "precommit A", "precommit-any",
+// "skip" (f+1 active in r), joined by "; ".
+func quorums(k *VoteKeeper, r uint32, ids map[string]crypto.Hash) string {
+	names := []string{"A", "B", "nil"}
+	var out []string
+	for _, n := range names {
+		if k.PolkaFor(r, ids[n]) {
+			out = append(out, "polka "+n)
+		}
+	}
+	if k.PolkaAny(r) {
+		out = append(out, "polka-any")
+	}
+	for _, n := range names {
+		if k.PrecommitFor(r, ids[n]) {
+			out = append(out, "precommit "+n)
+		}
+	}
+	if k.PrecommitAny(r) {
+		out = append(out, "precommit-any")
+	}
+	if s, ok := k.HighestSkipRound(); ok && s == r {
+		out = append(out, "skip")
+	}
+	return strings.Join(out, "; ")
+}
+
+// TestVoteKeeperTalliesByPower feeds votes with unequal powers and checks,
+// after each, which quorums hold in the vote's round.
+func TestVoteKeeperTalliesByPower(t *testing.T) {
 	// Powers 4, 3, 2, 1 (canonical order differs; the test names keys by
 	// power): total 10, quorum 7, f+1 = 4.
 	keys, vals := testKeysPowers([]uint64{4, 3, 2, 1})
@@ -26,52 +57,64 @@ func TestVoteKeeperReportsEachThresholdOnce(t *testing.T) {
 		round uint32
 		block string
 		power uint64
-		want  string // thresholds, "; "-joined, or "error ..."
+		want  string // quorums of the round after the vote, or "error ..."/"evidence" first
 	}
 	tests := []struct {
-		name string
-		adds []add
+		name    string
+		adds    []add
+		commits []string // CommitQuorums at the end, as "r/block"
 	}{
-		{"polka for a value and for anything, then nothing more", []add{
-			{ledger.Prevote, 0, "A", 4, "skip-round r=0"},
-			{ledger.Prevote, 0, "A", 2, ""},
-			{ledger.Prevote, 0, "A", 1, "polka-value r=0 " + ShortID(idA) + "; polka-any r=0"},
-			{ledger.Prevote, 0, "B", 3, ""},
-		}},
+		{"polka for a value and for anything", []add{
+			{ledger.Prevote, 0, "A", 4, "skip"},
+			{ledger.Prevote, 0, "A", 2, "skip"},
+			{ledger.Prevote, 0, "A", 1, "polka A; polka-any; skip"},
+			{ledger.Prevote, 0, "B", 3, "polka A; polka-any; skip"},
+		}, nil},
 		{"polka for anything without a value", []add{
 			{ledger.Prevote, 0, "A", 3, ""},
-			{ledger.Prevote, 0, "nil", 2, "skip-round r=0"},
-			{ledger.Prevote, 0, "B", 4, "polka-any r=0"},
-		}},
+			{ledger.Prevote, 0, "nil", 2, "skip"},
+			{ledger.Prevote, 0, "B", 4, "polka-any; skip"},
+		}, nil},
 		{"polka for nil", []add{
-			{ledger.Prevote, 1, "nil", 4, "skip-round r=1"},
-			{ledger.Prevote, 1, "nil", 3, "polka-nil r=1; polka-any r=1"},
-		}},
+			{ledger.Prevote, 1, "nil", 4, "skip"},
+			{ledger.Prevote, 1, "nil", 3, "polka nil; polka-any; skip"},
+		}, nil},
 		{"precommits for a value and for anything, per round", []add{
-			{ledger.Precommit, 0, "A", 4, "skip-round r=0"},
-			{ledger.Precommit, 0, "A", 3, "precommit-value r=0 " + ShortID(idA) + "; precommit-any r=0"},
-			{ledger.Precommit, 1, "A", 4, "skip-round r=1"},
-			{ledger.Precommit, 1, "nil", 3, "precommit-any r=1"},
-		}},
+			{ledger.Precommit, 0, "A", 4, "skip"},
+			{ledger.Precommit, 0, "A", 3, "precommit A; precommit-any; skip"},
+			{ledger.Precommit, 1, "A", 4, "skip"},
+			{ledger.Precommit, 1, "nil", 3, "precommit-any; skip"},
+			{ledger.Precommit, 0, "A", 2, "precommit A; precommit-any"},
+			{ledger.Precommit, 1, "A", 2, "precommit-any; skip"},
+			{ledger.Precommit, 1, "A", 1, "precommit A; precommit-any; skip"},
+		}, []string{"0/A", "1/A"}},
 		{"f+1 counts each validator once across types", []add{
 			{ledger.Prevote, 2, "A", 3, ""},
 			{ledger.Precommit, 2, "A", 3, ""},
-			{ledger.Precommit, 2, "nil", 1, "skip-round r=2"},
-		}},
+			{ledger.Precommit, 2, "nil", 1, "skip"},
+		}, nil},
 		{"a duplicate changes nothing", []add{
-			{ledger.Prevote, 0, "A", 4, "skip-round r=0"},
-			{ledger.Prevote, 0, "A", 4, "error duplicate"},
-			{ledger.Prevote, 0, "A", 3, "polka-value r=0 " + ShortID(idA) + "; polka-any r=0"},
-		}},
+			{ledger.Prevote, 0, "A", 4, "skip"},
+			{ledger.Prevote, 0, "A", 4, "error duplicate; skip"},
+			{ledger.Prevote, 0, "A", 3, "polka A; polka-any; skip"},
+		}, nil},
 		{"an equivocation counts for its block but once in the totals", []add{
-			{ledger.Prevote, 0, "A", 4, "skip-round r=0"},
-			{ledger.Prevote, 0, "B", 4, "evidence"},
-			{ledger.Prevote, 0, "B", 4, "error duplicate"},
-			{ledger.Prevote, 0, "nil", 4, "error duplicate"},
-			{ledger.Prevote, 0, "B", 2, ""},
-			{ledger.Prevote, 0, "B", 1, "polka-value r=0 " + ShortID(idB) + "; polka-any r=0"},
-			{ledger.Prevote, 0, "A", 3, "polka-value r=0 " + ShortID(idA)},
-		}},
+			{ledger.Prevote, 0, "A", 4, "skip"},
+			{ledger.Prevote, 0, "B", 4, "evidence; skip"},
+			{ledger.Prevote, 0, "B", 4, "error duplicate; skip"},
+			{ledger.Prevote, 0, "nil", 4, "error duplicate; skip"},
+			{ledger.Prevote, 0, "B", 2, "skip"},
+			{ledger.Prevote, 0, "B", 1, "polka B; polka-any; skip"},
+			{ledger.Prevote, 0, "A", 3, "polka A; polka B; polka-any; skip"},
+		}, nil},
+		{"precommit quorums for two values are each listed once", []add{
+			{ledger.Precommit, 0, "A", 4, "skip"},
+			{ledger.Precommit, 0, "B", 4, "evidence; skip"},
+			{ledger.Precommit, 0, "B", 3, "precommit B; precommit-any; skip"},
+			{ledger.Precommit, 0, "A", 3, "evidence; precommit A; precommit B; precommit-any; skip"},
+			{ledger.Precommit, 0, "A", 2, "precommit A; precommit B; precommit-any; skip"},
+			{ledger.Precommit, 0, "B", 2, "evidence; precommit A; precommit B; precommit-any; skip"},
+		}, []string{"0/B", "0/A"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,7 +123,7 @@ func TestVoteKeeperReportsEachThresholdOnce(t *testing.T) {
 			for n, a := range tc.adds {
 				v := &ledger.Vote{Type: a.typ, Height: 1, Round: a.round, BlockID: ids[a.block]}
 				v.Sign(testChain, byPower[a.power])
-				ths, ev, err := k.Add(v)
+				ev, err := k.Add(v)
 				var got []string
 				switch {
 				case errors.Is(err, ErrDuplicate):
@@ -93,14 +136,156 @@ func TestVoteKeeperReportsEachThresholdOnce(t *testing.T) {
 					}
 					got = append(got, "evidence")
 				}
-				for _, th := range ths {
-					got = append(got, th.String())
+				if q := quorums(k, a.round, ids); q != "" {
+					got = append(got, q)
 				}
 				if g := strings.Join(got, "; "); g != a.want {
 					t.Fatalf("add %d (%s r=%d %s by power %d): got %q, want %q", n, a.typ, a.round, a.block, a.power, g, a.want)
 				}
 			}
+			var commits []string
+			for _, q := range k.CommitQuorums() {
+				name := map[crypto.Hash]string{idA: "A", idB: "B"}[q.BlockID]
+				commits = append(commits, fmt.Sprintf("%d/%s", q.Round, name))
+			}
+			if g, w := strings.Join(commits, " "), strings.Join(tc.commits, " "); g != w {
+				t.Fatalf("commit quorums %q, want %q", g, w)
+			}
 		})
+	}
+}
+
+// keeperModel recounts the accepted votes and observed proposals of one
+// height from scratch, the paper's way: power of the distinct validators
+// per (round, type, block), per (round, type) and per round.
+type keeperModel struct {
+	vals    *ledger.ValidatorSet
+	votes   []ledger.Vote
+	present map[uint32]map[int]bool
+	commits []CommitQuorum // in the order the recount first showed them
+}
+
+func (m *keeperModel) power(r uint32, t ledger.VoteType, id *crypto.Hash) uint64 {
+	seen := map[int]bool{}
+	var p uint64
+	for _, v := range m.votes {
+		if v.Round != r || v.Type != t || (id != nil && v.BlockID != *id) {
+			continue
+		}
+		i, _ := m.vals.ByAddress(v.Validator)
+		if !seen[i] {
+			seen[i] = true
+			p += m.vals.Get(i).Power
+		}
+	}
+	return p
+}
+
+func (m *keeperModel) skip() (uint32, bool) {
+	var best uint32
+	found := false
+	for r, who := range m.present {
+		var p uint64
+		for i := range who {
+			p += m.vals.Get(i).Power
+		}
+		if p >= m.vals.OneThirdPlus() && (!found || r > best) {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+// TestVoteKeeperMatchesARecount feeds random votes (duplicates and
+// equivocations included) and proposals' presence to a keeper and checks
+// every answer against a recount from scratch after each accepted input;
+// in particular that every (round, block) precommit quorum is listed
+// exactly once, in the order reached, so L49 sees each once.
+func TestVoteKeeperMatchesARecount(t *testing.T) {
+	var commits, polkas, skips int // reached over all seeds: the test is not vacuous
+	for seed := uint64(0); seed < 100; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 2))
+			keys, vals := testKeysPowers([]uint64{4, 3, 2, 1, 1})
+			ids := []crypto.Hash{{}, crypto.Sum([]byte("A")), crypto.Sum([]byte("B")), crypto.Sum([]byte("C"))}
+			k := NewVoteKeeper(vals, 1)
+			m := &keeperModel{vals: vals, present: map[uint32]map[int]bool{}}
+			base := uint32(0)
+			mark := func(i int, round uint32) {
+				if m.present[round] == nil {
+					m.present[round] = map[int]bool{}
+				}
+				m.present[round][i] = true
+			}
+			for n := 0; n < 400; n++ {
+				round := uint32(r.IntN(6))
+				i := r.IntN(len(keys))
+				switch r.IntN(12) {
+				case 0:
+					base = min(base+1, 5)
+					k.SetRound(base)
+					continue
+				case 1:
+					if err := k.Observe(i, round); err == nil {
+						mark(i, round)
+					}
+				default:
+					typ := ledger.Prevote
+					if r.IntN(2) == 0 {
+						typ = ledger.Precommit
+					}
+					v := &ledger.Vote{Type: typ, Height: 1, Round: round, BlockID: ids[r.IntN(len(ids))]}
+					v.Sign(testChain, keys[i])
+					if _, err := k.Add(v); err != nil {
+						continue
+					}
+					m.votes = append(m.votes, *v)
+					mark(i, round)
+				}
+				for rr := uint32(0); rr < 6; rr++ {
+					for _, id := range ids {
+						if got, want := k.PolkaFor(rr, id), m.power(rr, ledger.Prevote, &id) >= vals.Quorum(); got != want {
+							t.Fatalf("seed %d input %d: PolkaFor(%d, %s) = %v, recount %v", seed, n, rr, ShortID(id), got, want)
+						}
+						reached := m.power(rr, ledger.Precommit, &id) >= vals.Quorum()
+						if got := k.PrecommitFor(rr, id); got != reached {
+							t.Fatalf("seed %d input %d: PrecommitFor(%d, %s) = %v, recount %v", seed, n, rr, ShortID(id), got, reached)
+						}
+						q := CommitQuorum{Round: rr, BlockID: id}
+						if reached && !id.IsZero() && !slices.Contains(m.commits, q) {
+							m.commits = append(m.commits, q)
+						}
+					}
+					if got, want := k.PolkaAny(rr), m.power(rr, ledger.Prevote, nil) >= vals.Quorum(); got != want {
+						t.Fatalf("seed %d input %d: PolkaAny(%d) = %v, recount %v", seed, n, rr, got, want)
+					}
+					if got, want := k.PrecommitAny(rr), m.power(rr, ledger.Precommit, nil) >= vals.Quorum(); got != want {
+						t.Fatalf("seed %d input %d: PrecommitAny(%d) = %v, recount %v", seed, n, rr, got, want)
+					}
+				}
+				gs, gok := k.HighestSkipRound()
+				ws, wok := m.skip()
+				if gs != ws || gok != wok {
+					t.Fatalf("seed %d input %d: HighestSkipRound = %d %v, recount %d %v", seed, n, gs, gok, ws, wok)
+				}
+				if got := k.CommitQuorums(); !slices.Equal(got, m.commits) {
+					t.Fatalf("seed %d input %d: CommitQuorums = %v, recount %v", seed, n, got, m.commits)
+				}
+			}
+			commits += len(m.commits)
+			for rr := uint32(0); rr < 6; rr++ {
+				if k.PolkaAny(rr) {
+					polkas++
+				}
+			}
+			if _, ok := k.HighestSkipRound(); ok {
+				skips++
+			}
+		})
+	}
+	t.Logf("reached: %d commit quorums, %d polkas for anything, %d skip rounds", commits, polkas, skips)
+	if commits == 0 || polkas == 0 || skips == 0 {
+		t.Fatalf("the random inputs reached %d commit quorums, %d polkas, %d skip rounds: too weak a test", commits, polkas, skips)
 	}
 }
 
@@ -121,7 +306,7 @@ func TestVoteKeeperCommitVerifies(t *testing.T) {
 		}
 		v := &ledger.Vote{Type: ledger.Precommit, Height: 7, Round: 3, BlockID: bid}
 		v.Sign(testChain, keys[i])
-		if _, _, err := k.Add(v); err != nil {
+		if _, err := k.Add(v); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,13 +326,13 @@ func TestVoteKeeperRefusesStrangers(t *testing.T) {
 	stranger, _ := crypto.PrivKeyFromSeed(make([]byte, 32))
 	v := &ledger.Vote{Type: ledger.Prevote, Height: 1}
 	v.Sign(testChain, stranger)
-	if _, _, err := k.Add(v); !errors.Is(err, ErrNotValidator) {
+	if _, err := k.Add(v); !errors.Is(err, ErrNotValidator) {
 		t.Fatalf("stranger's vote: err = %v, want ErrNotValidator", err)
 	}
 	keys, _ := testKeys(4)
 	v = &ledger.Vote{Type: ledger.Prevote, Height: 2}
 	v.Sign(testChain, keys[0])
-	if _, _, err := k.Add(v); !errors.Is(err, ErrMalformed) {
+	if _, err := k.Add(v); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("vote of another height: err = %v, want ErrMalformed", err)
 	}
 }
