@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/localnet"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
 )
 
 var (
