@@ -25,9 +25,10 @@ bench: ## run the Go benchmarks once each
 fuzz: ## run every fuzz target for FUZZTIME each
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and the import rules of internal/ (go doc ./internal)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) test -count=1 ./internal
 
 clean: ## remove build output
 	rm -rf $(BIN)

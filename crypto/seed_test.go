@@ -5,13 +5,13 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ledgerd/ledgerd/internal/testseed"
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 
 	"github.com/ledgerd/ledgerd/crypto"
 )
 
 // testRand returns a seeded generator; the seed is printed and replays
-// with -seed (see internal/testseed).
+// with -seed (see internal/testkit/testseed).
 func testRand(t testing.TB) (*rand.Rand, uint64) { return testseed.Rand(t) }
 
 // keyFrom derives a key pair from r, so keys replay with the seed.

@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/ledgerd/ledgerd/internal/testseed"
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -12,7 +12,7 @@ import (
 )
 
 // testRand returns a seeded generator; the seed is printed and replays
-// with -seed (see internal/testseed).
+// with -seed (see internal/testkit/testseed).
 func testRand(t testing.TB) (*rand.Rand, uint64) { return testseed.Rand(t) }
 
 func randBytes(r *rand.Rand, n int) []byte {

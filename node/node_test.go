@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/internal/netports"
+	"github.com/ledgerd/ledgerd/internal/testkit/netports"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/privval"
 )

@@ -10,7 +10,7 @@ import (
 )
 
 // Wire encodings and protocol IDs for peers not built on this package (the
-// adversarial peer of internal/adversary speaks the protocols directly).
+// adversarial peer of internal/harness/adversary speaks the protocols directly).
 // Nothing here is used by Node itself; each is the exact encoding the node
 // sends, so a peer using them is indistinguishable from a ledgerd node.
 

@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/bench"
+	"github.com/ledgerd/ledgerd/internal/harness/bench"
 )
 
-// runBench is `ledgerd bench`: the load generator (see internal/bench and
-// docs/benchmarking.md).
+// runBench is `ledgerd bench`: the load generator (see
+// internal/harness/bench and docs/benchmarking.md).
 func runBench(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ledgerd bench", flag.ContinueOnError)
 	fs.Usage = func() {

@@ -12,12 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/chaos"
+	"github.com/ledgerd/ledgerd/internal/harness/chaos"
 )
 
 // runChaos runs a network of this binary under a transfer workload while
 // injecting a seeded schedule of faults, then checks the outcome (see
-// internal/chaos). It fails when any check does.
+// internal/harness/chaos). It fails when any check does.
 func runChaos(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ledgerd chaos", flag.ContinueOnError)
 	vals := fs.Int("validators", 4, "number of validators (at least 4)")

@@ -7,13 +7,13 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/ledgerd/ledgerd/internal/testseed"
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 
 	"github.com/ledgerd/ledgerd/ledger/kv"
 )
 
 // testRand returns a seeded generator; the seed is printed and replays
-// with -seed (see internal/testseed).
+// with -seed (see internal/testkit/testseed).
 func testRand(t testing.TB) (*rand.Rand, uint64) { return testseed.Rand(t) }
 
 // stores are the kv implementations every storage test runs on.

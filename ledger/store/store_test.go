@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/ledgerd/ledgerd/internal/testseed"
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -14,7 +14,7 @@ import (
 )
 
 // testSeed returns the seed for a randomised test; it is printed and
-// replays with -seed (see internal/testseed).
+// replays with -seed (see internal/testkit/testseed).
 func testSeed(t testing.TB) uint64 { return testseed.Seed(t) }
 
 var genesisHash = crypto.Sum([]byte("test genesis"))

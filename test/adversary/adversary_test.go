@@ -1,4 +1,4 @@
-// Package adversary_test runs the adversarial peer (internal/adversary)
+// Package adversary_test runs the adversarial peer (internal/harness/adversary)
 // against four real ledgerd processes: every attack in turn, under honest
 // load, each judged against a baseline. The default is the short CI pass
 // (5 s per attack, longer where the node's own delays demand it: liar,
@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/adversary"
-	"github.com/ledgerd/ledgerd/internal/localnet"
-	"github.com/ledgerd/ledgerd/internal/testseed"
+	"github.com/ledgerd/ledgerd/internal/harness/adversary"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 )
 
 var full = flag.Bool("full", false, "run every attack for 35 s after a 35 s baseline")

@@ -1,4 +1,4 @@
-// Package chaos_test runs short chaos scenarios (internal/chaos) on real
+// Package chaos_test runs short chaos scenarios (internal/harness/chaos) on real
 // ledgerd networks: four validator processes, each in its own network
 // namespace where this machine allows it, and the same under Docker where
 // a daemon runs. Each run kills, pauses, partitions, cuts a WAL and
@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/chaos"
-	"github.com/ledgerd/ledgerd/internal/localnet"
+	"github.com/ledgerd/ledgerd/internal/harness/chaos"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
 )
 
 // scenario is the CI run: five faults in 80 seconds (about 95 seconds in

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/internal/testseed"
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/node"
 	"github.com/ledgerd/ledgerd/rpc/api"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/internal/bench"
+	"github.com/ledgerd/ledgerd/internal/harness/bench"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/rpc/api"
 	"github.com/ledgerd/ledgerd/rpc/client"

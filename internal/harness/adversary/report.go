@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/bench"
+	"github.com/ledgerd/ledgerd/internal/harness/bench"
 	"github.com/ledgerd/ledgerd/ledger"
 )
 

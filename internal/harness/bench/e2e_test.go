@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/localnet"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
 )
 
 var (
@@ -34,7 +34,7 @@ func ledgerdBinary(t *testing.T) string {
 			binErr = err
 			return
 		}
-		binPath, binErr = localnet.BuildBinary(filepath.Join(filepath.Dir(file), "..", ".."), dir)
+		binPath, binErr = localnet.BuildBinary(filepath.Join(filepath.Dir(file), "..", "..", ".."), dir) // the module root
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

@@ -5,8 +5,8 @@
 // A run has four phases:
 //
 //  1. Setup. Either spawn a fresh local network (Config.Spawn validators
-//     with Config.Accounts funded accounts, see internal/localnet) or load
-//     an already running one (Config.Testnet, as scripts/localnet.sh makes).
+//     with Config.Accounts funded accounts, see internal/harness/localnet) or
+//     load an already running one (Config.Testnet, as scripts/localnet.sh makes).
 //  2. Pre-signing. Every transfer the run may send is signed and encoded
 //     before the clock starts, so signing never competes with the nodes for
 //     CPU during the measurement.

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ledgerd/ledgerd/internal/localnet"
-	"github.com/ledgerd/ledgerd/internal/netports"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
+	"github.com/ledgerd/ledgerd/internal/testkit/netports"
 	"github.com/ledgerd/ledgerd/node"
 	"github.com/ledgerd/ledgerd/rpc/client"
 )
 
-// procCluster runs the nodes as ledgerd processes (internal/localnet).
+// procCluster runs the nodes as ledgerd processes (internal/harness/localnet).
 // With a netLab each runs in its own network namespace (started through a
 // small wrapper script that enters it), listens on its namespace's address
 // and is reached over RPC through that namespace; partitions are routing

@@ -20,8 +20,8 @@
 // when the nodes drop the current one, so the pressure lasts the whole
 // attack.
 //
-// Run spawns four ledgerd validator processes (internal/localnet), drives
-// honest load (presigned-rate transfers to three of them, each account in
+// Run spawns four ledgerd validator processes (internal/harness/localnet),
+// drives honest load (presigned-rate transfers to three of them, each account in
 // nonce order), measures a baseline window, then runs each attack in turn
 // with the load on. Per attack it reports the longest gap between block
 // header times, the submit-to-commit p50/p99 of transfers first submitted

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/internal/localnet"
-	"github.com/ledgerd/ledgerd/internal/netports"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
+	"github.com/ledgerd/ledgerd/internal/testkit/netports"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/node"
 	"github.com/ledgerd/ledgerd/privval"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/internal/bench"
+	"github.com/ledgerd/ledgerd/internal/harness/bench"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/libp2p/go-libp2p/core/peer"

@@ -15,8 +15,8 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
-	"github.com/ledgerd/ledgerd/internal/localnet"
-	"github.com/ledgerd/ledgerd/internal/netports"
+	"github.com/ledgerd/ledgerd/internal/harness/localnet"
+	"github.com/ledgerd/ledgerd/internal/testkit/netports"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/node"
 	"github.com/ledgerd/ledgerd/privval"
