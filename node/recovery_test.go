@@ -429,6 +429,9 @@ func TestValidatorWithoutSigningStateOrWALRefusesToSign(t *testing.T) {
 func TestFreshHomeWithAnActiveValidatorKeyRefusesAfterBlockSync(t *testing.T) {
 	w := startTestnet(t, 4, nil)
 	w.waitHeight(6, 60*time.Second)
+	// The check can only find a signature a commit carries: a commit holds
+	// the precommits its decider had, which need not include node 3's.
+	w.waitCommitSignedBy(3, 60*time.Second)
 	w.nodes[3].Stop()
 	w.nodes[3] = nil
 	home := w.tn.Nodes[3].Home
@@ -476,4 +479,44 @@ func TestValidatorWhoseStoreLostBlocksFetchesThemFromPeers(t *testing.T) {
 		t.Fatalf("problems after catching up: %q", st.Problems)
 	}
 	w.checkSameChain()
+}
+
+// waitCommitSignedBy waits until node 0 stores a block whose commit, or
+// whose last commit, carries validator i's signature.
+func (w *testNet) waitCommitSignedBy(i int, timeout time.Duration) {
+	w.t.Helper()
+	n0 := w.nodes[0]
+	idx, ok := n0.vals.ByAddress(w.nodes[i].self)
+	if !ok {
+		w.t.Fatalf("node %d is not a validator", i)
+	}
+	signed := func(c *ledger.Commit) bool {
+		if c == nil {
+			return false
+		}
+		for _, s := range c.Sigs {
+			if s.ValidatorIndex == uint32(idx) {
+				return true
+			}
+		}
+		return false
+	}
+	sub := n0.Subscribe(256)
+	defer sub.Close()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				w.t.Fatal("block subscription dropped")
+			}
+			if signed(ev.Commit) || signed(ev.Block.LastCommit) {
+				return
+			}
+		case <-n0.Done():
+			w.t.Fatalf("node 0 stopped: %v", n0.Err())
+		case <-deadline:
+			w.t.Fatalf("no commit carried node %d's signature within %s", i, timeout)
+		}
+	}
 }
