@@ -19,6 +19,11 @@ func TestGoldenEncodings(t *testing.T) {
 	p := lt.GoldenProposal()
 	vote := lt.GoldenVote(ledger.Prevote, lt.GoldenHash(0x40))
 	chunks := [][]byte{lt.Pattern(0, 100), lt.Pattern(100, 100), lt.Pattern(200, 17)}
+	vals, err := ledger.NewValidatorSet([]ledger.Validator{{PubKey: lt.GoldenPub(0x20), Power: 10}, {PubKey: lt.GoldenPub(0x21), Power: 1 << 40}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	valsHash := vals.Hash()
 	lt.CheckGolden(t, []lt.GoldenEncoding{
 		{Name: "tx", Got: lt.GoldenTx(0).Encode(), Size: 154, SHA256: "fbbb3d3d0a379d6e2b8412bba34b78007a572a2d91ba554d11ed0b55b2c9f8f4", Decode: reencode(decodeTx)},
 		{Name: "tx sign bytes", Got: lt.GoldenTx(0).SignBytes(), Size: 121, SHA256: "ac20e65fd063e4c80e75e6fbc6cb7cf3839cab646249c5bf36a8db9fddd93675"},
@@ -36,6 +41,7 @@ func TestGoldenEncodings(t *testing.T) {
 		{Name: "evidence key", Got: evKey[:], Size: 32, SHA256: "92fe48b49d0beed7d1f5d5b1a8067c1ce9315c58efc35ebced21a9f0a20c9277"},
 		{Name: "evidence root", Got: evRoot[:], Size: 32, SHA256: "b2742136a79b5fbb1d9b3463b69c5c9bdd66e45f8bfdd5cda8f69407b2ca07a3"},
 		{Name: "evidence record", Got: ledger.EvidenceRecord(1 << 40), Size: 9, SHA256: "f90e5009752c32dd926dc9c53c95b7ad0f67fdba84b422d9f37e5d9790a00315"},
+		{Name: "validator set hash", Got: valsHash[:], Size: 32, SHA256: "8b2b77a24a06112529c53eb599d13856caef2d9e9820cdb939f97e6117a4bf2e"},
 		{Name: "account", Got: ledger.Account{Balance: 1_000_000_007, Nonce: 300}.Encode(), Size: 17, SHA256: "11963187ad6f1b09a600fc01675584f094a145ebe1b4b3cdfb8e594ac87c5119", Decode: reencode(decodeAccount)},
 		{Name: "middle part", Got: lt.GoldenPart(chunks, 1).Encode(), Size: 175, SHA256: "09210445718e06c2e43c5f616e66b24e9d129257326b26ae4e3dbfa2545fcd8c", Decode: reencode(decodePart)},
 		{Name: "only part", Got: lt.GoldenPart(chunks[:1], 0).Encode(), Size: 111, SHA256: "42a8916ca35a5dc61ef3c4b37d418126f1d264f52e290a448c53ee85375f2a2f", Decode: reencode(decodePart)},
