@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
+
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // Merkle trees over an ordered list of items (a block's transactions) follow
@@ -175,53 +178,32 @@ func splitPoint64(n uint64) uint64 { return 1 << (bits.Len64(n-1) - 1) }
 // MarshalBinary encodes the proof canonically: version byte, uvarint index,
 // uvarint total, uvarint aunt count, then the aunts.
 func (p *MerkleProof) MarshalBinary() ([]byte, error) {
-	out := make([]byte, 0, 1+3*binary.MaxVarintLen64+len(p.Aunts)*HashSize)
-	out = append(out, 1)
-	out = binary.AppendUvarint(out, p.Index)
-	out = binary.AppendUvarint(out, p.Total)
-	out = binary.AppendUvarint(out, uint64(len(p.Aunts)))
+	w := wire.NewWriter(make([]byte, 0, 1+3*binary.MaxVarintLen64+len(p.Aunts)*HashSize))
+	w.U8(merkleProofVersion)
+	w.Uvarint(p.Index)
+	w.Uvarint(p.Total)
+	w.Uvarint(uint64(len(p.Aunts)))
 	for _, a := range p.Aunts {
-		out = append(out, a[:]...)
+		w.Fixed(a[:])
 	}
-	return out, nil
+	return w.Bytes(), nil
 }
+
+const merkleProofVersion = 1
 
 // UnmarshalMerkleProof decodes a proof written by MarshalBinary. It rejects
 // any other version, non-minimal varints, more than MaxMerkleProofDepth
 // aunts, and trailing bytes.
 func UnmarshalMerkleProof(b []byte) (*MerkleProof, error) {
-	if len(b) == 0 || b[0] != 1 {
-		return nil, errors.New("merkle proof: unknown version")
-	}
-	b = b[1:]
-	var vals [3]uint64
-	for i := range vals {
-		v, n := binary.Uvarint(b)
-		if n <= 0 || n != uvarintLen(v) {
-			return nil, errors.New("merkle proof: bad varint")
-		}
-		vals[i] = v
-		b = b[n:]
-	}
-	if vals[2] > MaxMerkleProofDepth {
-		return nil, fmt.Errorf("merkle proof: %d aunts, at most %d", vals[2], MaxMerkleProofDepth)
-	}
-	if uint64(len(b)) != vals[2]*HashSize {
-		return nil, errors.New("merkle proof: length does not match aunt count")
-	}
-	p := &MerkleProof{Index: vals[0], Total: vals[1], Aunts: make([]Hash, vals[2])}
+	r := wire.NewReader(b)
+	r.Version("merkle proof", merkleProofVersion)
+	p := &MerkleProof{Index: r.Uvarint("index", math.MaxUint64), Total: r.Uvarint("total", math.MaxUint64)}
+	p.Aunts = make([]Hash, r.Count("aunts", MaxMerkleProofDepth, HashSize))
 	for i := range p.Aunts {
-		copy(p.Aunts[i][:], b[i*HashSize:])
+		r.Fixed(p.Aunts[i][:])
+	}
+	if err := r.Finish("merkle proof"); err != nil {
+		return nil, err
 	}
 	return p, nil
-}
-
-// uvarintLen is the length of the minimal uvarint encoding of v.
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }

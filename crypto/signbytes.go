@@ -1,8 +1,9 @@
 package crypto
 
 import (
-	"encoding/binary"
 	"fmt"
+
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // Domain names what a signature is for. A signature made under one domain
@@ -32,14 +33,12 @@ const MaxChainIDLen = 50
 // length-prefixed, no (domain, chainID, payload) triple can produce the same
 // bytes as another.
 func SignBytes(domain Domain, chainID string, payload []byte) []byte {
-	out := make([]byte, 0, len(signPrefix)+2+len(domain)+len(chainID)+len(payload)+8)
-	out = append(out, signPrefix...)
-	out = binary.AppendUvarint(out, uint64(len(domain)))
-	out = append(out, domain...)
-	out = binary.AppendUvarint(out, uint64(len(chainID)))
-	out = append(out, chainID...)
-	out = append(out, payload...)
-	return out
+	w := wire.NewWriter(make([]byte, 0, len(signPrefix)+2+len(domain)+len(chainID)+len(payload)+8))
+	w.Fixed([]byte(signPrefix))
+	w.PrefixedString(string(domain))
+	w.PrefixedString(chainID)
+	w.Fixed(payload)
+	return w.Bytes()
 }
 
 // ValidateChainID checks that id is usable as a chain ID: 1 to MaxChainIDLen

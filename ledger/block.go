@@ -1,11 +1,11 @@
 package ledger
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 const (
@@ -57,51 +57,51 @@ type Header struct {
 	Proposer       crypto.Address `json:"proposer"`
 }
 
-func (h *Header) encodeTo(e *encoder) {
-	e.u8(headerVersion)
-	e.str(h.ChainID)
-	e.u64(h.Height)
-	e.i64(int64(h.Time))
-	e.fixed(h.LastBlockHash[:])
-	e.fixed(h.TxRoot[:])
-	e.fixed(h.AppHash[:])
-	e.fixed(h.ValidatorsHash[:])
-	e.fixed(h.LastCommitHash[:])
-	e.fixed(h.EvidenceHash[:])
-	e.fixed(h.Proposer[:])
+func (h *Header) encodeTo(e *wire.Writer) {
+	e.U8(headerVersion)
+	e.PrefixedString(h.ChainID)
+	e.U64(h.Height)
+	e.I64(int64(h.Time))
+	e.Fixed(h.LastBlockHash[:])
+	e.Fixed(h.TxRoot[:])
+	e.Fixed(h.AppHash[:])
+	e.Fixed(h.ValidatorsHash[:])
+	e.Fixed(h.LastCommitHash[:])
+	e.Fixed(h.EvidenceHash[:])
+	e.Fixed(h.Proposer[:])
 }
 
 // Encode returns the canonical encoding.
 func (h *Header) Encode() []byte {
-	e := encoder{buf: make([]byte, 0, 256)}
-	h.encodeTo(&e)
-	return e.buf
+	e := wire.NewWriter(make([]byte, 0, 256))
+	h.encodeTo(e)
+	return e.Bytes()
 }
 
 // Hash is SHA-256 of the canonical encoding: the block's identity.
 func (h *Header) Hash() crypto.Hash { return crypto.Sum(h.Encode()) }
 
-func decodeHeaderFrom(d *decoder) Header {
+func decodeHeaderFrom(d *wire.Reader) Header {
 	var h Header
-	d.version("header", headerVersion)
-	h.ChainID = d.str("chain id", crypto.MaxChainIDLen)
-	h.Height = d.u64()
-	h.Time = Timestamp(d.i64())
-	d.fixed(h.LastBlockHash[:])
-	d.fixed(h.TxRoot[:])
-	d.fixed(h.AppHash[:])
-	d.fixed(h.ValidatorsHash[:])
-	d.fixed(h.LastCommitHash[:])
-	d.fixed(h.EvidenceHash[:])
-	d.fixed(h.Proposer[:])
+	d.Version("header", headerVersion)
+	h.ChainID = d.PrefixedString("chain id", crypto.MaxChainIDLen)
+	h.Height = d.U64()
+	h.Time = Timestamp(d.I64())
+	d.Fixed(h.LastBlockHash[:])
+	d.Fixed(h.TxRoot[:])
+	d.Fixed(h.AppHash[:])
+	d.Fixed(h.ValidatorsHash[:])
+	d.Fixed(h.LastCommitHash[:])
+	d.Fixed(h.EvidenceHash[:])
+	d.Fixed(h.Proposer[:])
 	return h
 }
 
 // DecodeHeader decodes a canonical header encoding.
 func DecodeHeader(b []byte) (*Header, error) {
-	d := decoder{b: b}
-	h := decodeHeaderFrom(&d)
-	if err := d.finish("header"); err != nil {
+	d := wire.NewReader(b)
+	h := decodeHeaderFrom(d)
+	if err := d.Finish("header"); err != nil {
 		return nil, err
 	}
 	return &h, nil
@@ -128,25 +128,23 @@ const MaxBlockDecodeBytes = MaxBlockBytesLimit + 1<<20
 
 // Encode returns the canonical encoding.
 func (b *Block) Encode() []byte {
-	e := encoder{buf: make([]byte, 0, 512+len(b.Txs)*170)}
-	e.u8(blockVersion)
-	b.Header.encodeTo(&e)
-	e.count(len(b.Txs))
+	e := wire.NewWriter(make([]byte, 0, 512+len(b.Txs)*170))
+	e.U8(blockVersion)
+	b.Header.encodeTo(e)
+	e.Uvarint(uint64(len(b.Txs)))
 	for _, tx := range b.Txs {
-		tx.encodeBody(&e)
-		e.fixed(tx.Sig[:])
+		tx.encodeBody(e)
+		e.Fixed(tx.Sig[:])
 	}
-	e.count(len(b.Evidence))
+	e.Uvarint(uint64(len(b.Evidence)))
 	for _, ev := range b.Evidence {
-		ev.encodeTo(&e)
+		ev.encodeTo(e)
 	}
-	if b.LastCommit == nil {
-		e.u8(0)
-	} else {
-		e.u8(1)
-		b.LastCommit.encodeTo(&e)
+	e.Bool(b.LastCommit != nil)
+	if b.LastCommit != nil {
+		b.LastCommit.encodeTo(e)
 	}
-	return e.buf
+	return e.Bytes()
 }
 
 // minTxSize is the smallest possible encoded transaction.
@@ -157,29 +155,25 @@ func DecodeBlock(buf []byte) (*Block, error) {
 	if len(buf) > MaxBlockDecodeBytes {
 		return nil, fmt.Errorf("decode block: %d bytes, at most %d", len(buf), MaxBlockDecodeBytes)
 	}
-	d := decoder{b: buf}
+	d := wire.NewReader(buf)
 	b := new(Block)
-	d.version("block", blockVersion)
-	b.Header = decodeHeaderFrom(&d)
-	n := d.count("txs", MaxBlockTxsLimit, minTxSize)
+	d.Version("block", blockVersion)
+	b.Header = decodeHeaderFrom(d)
+	n := d.Count("txs", MaxBlockTxsLimit, minTxSize)
 	if n > 0 {
 		b.Txs = make([]*Tx, 0, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
-		b.Txs = append(b.Txs, decodeTxFrom(&d))
+	for i := 0; i < n && d.Err() == nil; i++ {
+		b.Txs = append(b.Txs, decodeTxFrom(d))
 	}
-	n = d.count("evidence", MaxEvidenceLimit, 2*voteSize)
-	for i := 0; i < n && d.err == nil; i++ {
-		b.Evidence = append(b.Evidence, decodeEvidenceFrom(&d))
+	n = d.Count("evidence", MaxEvidenceLimit, 2*voteSize)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		b.Evidence = append(b.Evidence, decodeEvidenceFrom(d))
 	}
-	switch d.u8() {
-	case 0:
-	case 1:
-		b.LastCommit = decodeCommitFrom(&d)
-	default:
-		d.fail(errors.New("last commit: bad presence flag"))
+	if d.Bool("last commit presence") {
+		b.LastCommit = decodeCommitFrom(d)
 	}
-	if err := d.finish("block"); err != nil {
+	if err := d.Finish("block"); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -207,9 +201,9 @@ func TxRootOf(txs []*Tx) crypto.Hash {
 func EvidenceRootOf(evs []*Evidence) crypto.Hash {
 	items := make([][]byte, len(evs))
 	for i, ev := range evs {
-		var e encoder
-		ev.encodeTo(&e)
-		items[i] = e.buf
+		e := wire.NewWriter(nil)
+		ev.encodeTo(e)
+		items[i] = e.Bytes()
 	}
 	return crypto.MerkleRoot(items)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // voteSize is the encoded size of a vote.
@@ -27,22 +28,22 @@ func NewEvidence(a, b *Vote) *Evidence {
 	return &Evidence{VoteA: *a, VoteB: *b}
 }
 
-func (ev *Evidence) encodeTo(e *encoder) {
+func (ev *Evidence) encodeTo(e *wire.Writer) {
 	ev.VoteA.encodeTo(e)
 	ev.VoteB.encodeTo(e)
 }
 
 // Encode returns the canonical encoding.
 func (ev *Evidence) Encode() []byte {
-	var e encoder
-	ev.encodeTo(&e)
-	return e.buf
+	e := wire.NewWriter(nil)
+	ev.encodeTo(e)
+	return e.Bytes()
 }
 
 // Hash is SHA-256 of the canonical encoding.
 func (ev *Evidence) Hash() crypto.Hash { return crypto.Sum(ev.Encode()) }
 
-func decodeEvidenceFrom(d *decoder) *Evidence {
+func decodeEvidenceFrom(d *wire.Reader) *Evidence {
 	ev := new(Evidence)
 	ev.VoteA = *decodeVoteFrom(d)
 	ev.VoteB = *decodeVoteFrom(d)
@@ -51,9 +52,9 @@ func decodeEvidenceFrom(d *decoder) *Evidence {
 
 // DecodeEvidence decodes a canonical evidence encoding.
 func DecodeEvidence(b []byte) (*Evidence, error) {
-	d := decoder{b: b}
-	ev := decodeEvidenceFrom(&d)
-	if err := d.finish("evidence"); err != nil {
+	d := wire.NewReader(b)
+	ev := decodeEvidenceFrom(d)
+	if err := d.Finish("evidence"); err != nil {
 		return nil, err
 	}
 	return ev, nil
@@ -62,13 +63,13 @@ func DecodeEvidence(b []byte) (*Evidence, error) {
 // Key identifies the offence (validator, height, round, type) no matter
 // which pair of conflicting votes proves it, so it is punished at most once.
 func (ev *Evidence) Key() crypto.Hash {
-	var e encoder
-	e.fixed([]byte("evidence/"))
-	e.fixed(ev.VoteA.Validator[:])
-	e.u64(ev.VoteA.Height)
-	e.u32(ev.VoteA.Round)
-	e.u8(uint8(ev.VoteA.Type))
-	return crypto.Sum(e.buf)
+	e := wire.NewWriter(nil)
+	e.Fixed([]byte("evidence/"))
+	e.Fixed(ev.VoteA.Validator[:])
+	e.U64(ev.VoteA.Height)
+	e.U32(ev.VoteA.Round)
+	e.U8(uint8(ev.VoteA.Type))
+	return crypto.Sum(e.Bytes())
 }
 
 // IncludableAt reports whether a block of height h may carry ev as far as

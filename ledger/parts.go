@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // A proposed block travels as parts of at most BlockPartSize bytes, each
@@ -56,23 +57,23 @@ func SplitBlock(encoded []byte) (PartSetHeader, []*Part) {
 // Encode returns the canonical encoding of the part.
 func (p *Part) Encode() []byte {
 	proof, _ := p.Proof.MarshalBinary()
-	e := encoder{buf: make([]byte, 0, len(p.Bytes)+len(proof)+16)}
-	e.u8(partVersion)
-	e.u32(p.Index)
-	e.bytes(p.Bytes)
-	e.bytes(proof)
-	return e.buf
+	e := wire.NewWriter(make([]byte, 0, len(p.Bytes)+len(proof)+16))
+	e.U8(partVersion)
+	e.U32(p.Index)
+	e.Prefixed(p.Bytes)
+	e.Prefixed(proof)
+	return e.Bytes()
 }
 
 // DecodePart decodes a canonical part encoding.
 func DecodePart(b []byte) (*Part, error) {
-	d := decoder{b: b}
+	d := wire.NewReader(b)
 	p := new(Part)
-	d.version("part", partVersion)
-	p.Index = d.u32()
-	p.Bytes = d.bytes("part bytes", BlockPartSize)
-	proof := d.bytes("part proof", 1+3*10+crypto.MaxMerkleProofDepth*crypto.HashSize)
-	if err := d.finish("part"); err != nil {
+	d.Version("part", partVersion)
+	p.Index = d.U32()
+	p.Bytes = append([]byte(nil), d.Prefixed("part bytes", BlockPartSize)...)
+	proof := d.Prefixed("part proof", 1+3*10+crypto.MaxMerkleProofDepth*crypto.HashSize)
+	if err := d.Finish("part"); err != nil {
 		return nil, err
 	}
 	mp, err := crypto.UnmarshalMerkleProof(proof)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 const accountVersion = 1
@@ -17,21 +18,21 @@ type Account struct {
 
 // Encode returns the canonical encoding, the value committed in the app hash.
 func (a Account) Encode() []byte {
-	e := encoder{buf: make([]byte, 0, 17)}
-	e.u8(accountVersion)
-	e.u64(a.Balance)
-	e.u64(a.Nonce)
-	return e.buf
+	e := wire.NewWriter(make([]byte, 0, 17))
+	e.U8(accountVersion)
+	e.U64(a.Balance)
+	e.U64(a.Nonce)
+	return e.Bytes()
 }
 
 // DecodeAccount decodes a canonical account encoding.
 func DecodeAccount(b []byte) (Account, error) {
-	d := decoder{b: b}
+	d := wire.NewReader(b)
 	var a Account
-	d.version("account", accountVersion)
-	a.Balance = d.u64()
-	a.Nonce = d.u64()
-	return a, d.finish("account")
+	d.Version("account", accountVersion)
+	a.Balance = d.U64()
+	a.Nonce = d.U64()
+	return a, d.Finish("account")
 }
 
 // AccountKey is the key under which addr's account sits in the state
@@ -46,10 +47,10 @@ func AccountKey(addr crypto.Address) [32]byte {
 // EvidenceRecord is the value committed in the state, under Evidence.Key,
 // for a punished equivocation: the height of the block that carried it.
 func EvidenceRecord(height uint64) []byte {
-	var e encoder
-	e.u8(1)
-	e.u64(height)
-	return e.buf
+	e := wire.NewWriter(nil)
+	e.U8(1)
+	e.U64(height)
+	return e.Bytes()
 }
 
 // StateReader reads the committed state a block executes on.

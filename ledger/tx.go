@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // txVersion is the encoding version of Tx.
@@ -28,22 +29,22 @@ type Tx struct {
 // Sender returns the address of the signing account.
 func (tx *Tx) Sender() crypto.Address { return tx.From.Address() }
 
-func (tx *Tx) encodeBody(e *encoder) {
-	e.u8(txVersion)
-	e.str(tx.ChainID)
-	e.fixed(tx.From[:])
-	e.fixed(tx.To[:])
-	e.u64(tx.Amount)
-	e.u64(tx.Fee)
-	e.u64(tx.Nonce)
+func (tx *Tx) encodeBody(e *wire.Writer) {
+	e.U8(txVersion)
+	e.PrefixedString(tx.ChainID)
+	e.Fixed(tx.From[:])
+	e.Fixed(tx.To[:])
+	e.U64(tx.Amount)
+	e.U64(tx.Fee)
+	e.U64(tx.Nonce)
 }
 
 // SignBytes returns the bytes the sender signs: the body without the
 // signature, under the transaction domain and the transaction's chain ID.
 func (tx *Tx) SignBytes() []byte {
-	var e encoder
-	tx.encodeBody(&e)
-	return crypto.SignBytes(crypto.DomainTx, tx.ChainID, e.buf)
+	e := wire.NewWriter(nil)
+	tx.encodeBody(e)
+	return crypto.SignBytes(crypto.DomainTx, tx.ChainID, e.Bytes())
 }
 
 // Sign fills in Sig using k, whose public key must be tx.From.
@@ -54,10 +55,10 @@ func (tx *Tx) Sign(k crypto.PrivKey) {
 
 // Encode returns the canonical encoding.
 func (tx *Tx) Encode() []byte {
-	e := encoder{buf: make([]byte, 0, 180)}
-	tx.encodeBody(&e)
-	e.fixed(tx.Sig[:])
-	return e.buf
+	e := wire.NewWriter(make([]byte, 0, 180))
+	tx.encodeBody(e)
+	e.Fixed(tx.Sig[:])
+	return e.Bytes()
 }
 
 // Hash is SHA-256 of the canonical encoding; it identifies the transaction.
@@ -68,24 +69,24 @@ func DecodeTx(b []byte) (*Tx, error) {
 	if len(b) > MaxTxBytes {
 		return nil, fmt.Errorf("decode tx: %d bytes, at most %d", len(b), MaxTxBytes)
 	}
-	d := decoder{b: b}
-	tx := decodeTxFrom(&d)
-	if err := d.finish("tx"); err != nil {
+	d := wire.NewReader(b)
+	tx := decodeTxFrom(d)
+	if err := d.Finish("tx"); err != nil {
 		return nil, err
 	}
 	return tx, nil
 }
 
-func decodeTxFrom(d *decoder) *Tx {
+func decodeTxFrom(d *wire.Reader) *Tx {
 	tx := new(Tx)
-	d.version("tx", txVersion)
-	tx.ChainID = d.str("chain id", crypto.MaxChainIDLen)
-	d.fixed(tx.From[:])
-	d.fixed(tx.To[:])
-	tx.Amount = d.u64()
-	tx.Fee = d.u64()
-	tx.Nonce = d.u64()
-	d.fixed(tx.Sig[:])
+	d.Version("tx", txVersion)
+	tx.ChainID = d.PrefixedString("chain id", crypto.MaxChainIDLen)
+	d.Fixed(tx.From[:])
+	d.Fixed(tx.To[:])
+	tx.Amount = d.U64()
+	tx.Fee = d.U64()
+	tx.Nonce = d.U64()
+	d.Fixed(tx.Sig[:])
 	return tx
 }
 

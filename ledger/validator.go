@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // MaxValidators bounds the validator set.
@@ -80,10 +81,10 @@ func NewValidatorSet(vals []Validator) (*ValidatorSet, error) {
 	}
 	items := make([][]byte, len(s.vals))
 	for i := range s.vals {
-		var e encoder
-		e.fixed(s.vals[i].PubKey[:])
-		e.u64(s.vals[i].Power)
-		items[i] = e.buf
+		e := wire.NewWriter(make([]byte, 0, crypto.PubKeySize+8))
+		e.Fixed(s.vals[i].PubKey[:])
+		e.U64(s.vals[i].Power)
+		items[i] = e.Bytes()
 	}
 	s.hash = crypto.MerkleRoot(items)
 	return s, nil

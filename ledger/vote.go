@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // VoteType is the kind of a consensus vote.
@@ -53,13 +54,13 @@ func (v *Vote) IsNil() bool { return v.BlockID.IsZero() }
 // voteSignPayload is what a validator signs: type, height, round and block,
 // the same for every validator, so a commit need not repeat it per signer.
 func voteSignPayload(t VoteType, height uint64, round uint32, id crypto.Hash) []byte {
-	var e encoder
-	e.u8(voteVersion)
-	e.u8(uint8(t))
-	e.u64(height)
-	e.u32(round)
-	e.fixed(id[:])
-	return e.buf
+	e := wire.NewWriter(nil)
+	e.U8(voteVersion)
+	e.U8(uint8(t))
+	e.U64(height)
+	e.U32(round)
+	e.Fixed(id[:])
+	return e.Bytes()
 }
 
 // VoteSignBytes returns the bytes signed for a vote on chainID.
@@ -110,34 +111,34 @@ func (v *Vote) Verify(chainID string, vals *ValidatorSet) (int, error) {
 
 // Encode returns the canonical encoding.
 func (v *Vote) Encode() []byte {
-	e := encoder{buf: make([]byte, 0, 130)}
-	v.encodeTo(&e)
-	return e.buf
+	e := wire.NewWriter(make([]byte, 0, 130))
+	v.encodeTo(e)
+	return e.Bytes()
 }
 
-func (v *Vote) encodeTo(e *encoder) {
-	e.fixed(voteSignPayload(v.Type, v.Height, v.Round, v.BlockID))
-	e.fixed(v.Validator[:])
-	e.fixed(v.Sig[:])
+func (v *Vote) encodeTo(e *wire.Writer) {
+	e.Fixed(voteSignPayload(v.Type, v.Height, v.Round, v.BlockID))
+	e.Fixed(v.Validator[:])
+	e.Fixed(v.Sig[:])
 }
 
-func decodeVoteFrom(d *decoder) *Vote {
+func decodeVoteFrom(d *wire.Reader) *Vote {
 	v := new(Vote)
-	d.version("vote", voteVersion)
-	v.Type = VoteType(d.u8())
-	v.Height = d.u64()
-	v.Round = d.u32()
-	d.fixed(v.BlockID[:])
-	d.fixed(v.Validator[:])
-	d.fixed(v.Sig[:])
+	d.Version("vote", voteVersion)
+	v.Type = VoteType(d.U8())
+	v.Height = d.U64()
+	v.Round = d.U32()
+	d.Fixed(v.BlockID[:])
+	d.Fixed(v.Validator[:])
+	d.Fixed(v.Sig[:])
 	return v
 }
 
 // DecodeVote decodes a canonical vote encoding and checks its basic fields.
 func DecodeVote(b []byte) (*Vote, error) {
-	d := decoder{b: b}
-	v := decodeVoteFrom(&d)
-	if err := d.finish("vote"); err != nil {
+	d := wire.NewReader(b)
+	v := decodeVoteFrom(d)
+	if err := d.Finish("vote"); err != nil {
 		return nil, err
 	}
 	if err := v.ValidateBasic(); err != nil {
@@ -160,15 +161,15 @@ type Proposal struct {
 }
 
 func (p *Proposal) signPayload() []byte {
-	var e encoder
-	e.u8(proposalVersion)
-	e.u64(p.Height)
-	e.u32(p.Round)
-	e.u32(uint32(p.POLRound))
-	e.fixed(p.BlockID[:])
-	e.u32(p.Parts.Total)
-	e.fixed(p.Parts.Root[:])
-	return e.buf
+	e := wire.NewWriter(nil)
+	e.U8(proposalVersion)
+	e.U64(p.Height)
+	e.U32(p.Round)
+	e.U32(uint32(p.POLRound))
+	e.Fixed(p.BlockID[:])
+	e.U32(p.Parts.Total)
+	e.Fixed(p.Parts.Root[:])
+	return e.Bytes()
 }
 
 // SignBytes returns the bytes the proposer signs for chainID.
@@ -219,26 +220,26 @@ func (p *Proposal) Verify(chainID string, vals *ValidatorSet) error {
 
 // Encode returns the canonical encoding.
 func (p *Proposal) Encode() []byte {
-	e := encoder{buf: p.signPayload()}
-	e.fixed(p.Proposer[:])
-	e.fixed(p.Sig[:])
-	return e.buf
+	e := wire.NewWriter(p.signPayload())
+	e.Fixed(p.Proposer[:])
+	e.Fixed(p.Sig[:])
+	return e.Bytes()
 }
 
 // DecodeProposal decodes a canonical proposal encoding and checks its basic fields.
 func DecodeProposal(b []byte) (*Proposal, error) {
-	d := decoder{b: b}
+	d := wire.NewReader(b)
 	p := new(Proposal)
-	d.version("proposal", proposalVersion)
-	p.Height = d.u64()
-	p.Round = d.u32()
-	p.POLRound = int32(d.u32())
-	d.fixed(p.BlockID[:])
-	p.Parts.Total = d.u32()
-	d.fixed(p.Parts.Root[:])
-	d.fixed(p.Proposer[:])
-	d.fixed(p.Sig[:])
-	if err := d.finish("proposal"); err != nil {
+	d.Version("proposal", proposalVersion)
+	p.Height = d.U64()
+	p.Round = d.U32()
+	p.POLRound = int32(d.U32())
+	d.Fixed(p.BlockID[:])
+	p.Parts.Total = d.U32()
+	d.Fixed(p.Parts.Root[:])
+	d.Fixed(p.Proposer[:])
+	d.Fixed(p.Sig[:])
+	if err := d.Finish("proposal"); err != nil {
 		return nil, err
 	}
 	if err := p.ValidateBasic(); err != nil {
@@ -274,45 +275,45 @@ func (c *Commit) Hash() crypto.Hash {
 
 // Encode returns the canonical encoding.
 func (c *Commit) Encode() []byte {
-	var e encoder
-	c.encodeTo(&e)
-	return e.buf
+	e := wire.NewWriter(nil)
+	c.encodeTo(e)
+	return e.Bytes()
 }
 
-func (c *Commit) encodeTo(e *encoder) {
-	e.u8(commitVersion)
-	e.u64(c.Height)
-	e.u32(c.Round)
-	e.fixed(c.BlockID[:])
-	e.count(len(c.Sigs))
+func (c *Commit) encodeTo(e *wire.Writer) {
+	e.U8(commitVersion)
+	e.U64(c.Height)
+	e.U32(c.Round)
+	e.Fixed(c.BlockID[:])
+	e.Uvarint(uint64(len(c.Sigs)))
 	for _, s := range c.Sigs {
-		e.u32(s.ValidatorIndex)
-		e.fixed(s.Sig[:])
+		e.U32(s.ValidatorIndex)
+		e.Fixed(s.Sig[:])
 	}
 }
 
-func decodeCommitFrom(d *decoder) *Commit {
+func decodeCommitFrom(d *wire.Reader) *Commit {
 	c := new(Commit)
-	d.version("commit", commitVersion)
-	c.Height = d.u64()
-	c.Round = d.u32()
-	d.fixed(c.BlockID[:])
-	n := d.count("commit signatures", MaxValidators, 4+crypto.SignatureSize)
+	d.Version("commit", commitVersion)
+	c.Height = d.U64()
+	c.Round = d.U32()
+	d.Fixed(c.BlockID[:])
+	n := d.Count("commit signatures", MaxValidators, 4+crypto.SignatureSize)
 	if n > 0 {
 		c.Sigs = make([]CommitSig, n)
 	}
-	for i := 0; i < n && d.err == nil; i++ {
-		c.Sigs[i].ValidatorIndex = d.u32()
-		d.fixed(c.Sigs[i].Sig[:])
+	for i := 0; i < n && d.Err() == nil; i++ {
+		c.Sigs[i].ValidatorIndex = d.U32()
+		d.Fixed(c.Sigs[i].Sig[:])
 	}
 	return c
 }
 
 // DecodeCommit decodes a canonical commit encoding.
 func DecodeCommit(b []byte) (*Commit, error) {
-	d := decoder{b: b}
-	c := decodeCommitFrom(&d)
-	if err := d.finish("commit"); err != nil {
+	d := wire.NewReader(b)
+	c := decodeCommitFrom(d)
+	if err := d.Finish("commit"); err != nil {
 		return nil, err
 	}
 	return c, nil

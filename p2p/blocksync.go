@@ -10,6 +10,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/wire"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -68,20 +69,18 @@ type syncRequest struct {
 }
 
 func (r syncRequest) encode() []byte {
-	w := wireWriter{buf: make([]byte, 0, syncRequestBytes)}
-	w.u8(syncVersion)
-	w.u64(r.from)
-	w.u32(r.count)
-	return w.buf
+	w := wire.NewWriter(make([]byte, 0, syncRequestBytes))
+	w.U8(syncVersion)
+	w.U64(r.from)
+	w.U32(r.count)
+	return w.Bytes()
 }
 
 func decodeSyncRequest(b []byte) (syncRequest, error) {
-	r := wireReader{b: b}
-	if v := r.u8(); r.err == nil && v != syncVersion {
-		return syncRequest{}, fmt.Errorf("decode sync request: unknown version %d", v)
-	}
-	req := syncRequest{from: r.u64(), count: r.u32()}
-	if err := r.finish("sync request"); err != nil {
+	r := wire.NewReader(b)
+	r.Version("sync request", syncVersion)
+	req := syncRequest{from: r.U64(), count: r.U32()}
+	if err := r.Finish("sync request"); err != nil {
 		return syncRequest{}, err
 	}
 	if req.from == 0 || req.count == 0 || req.count > MaxSyncBatch || req.from+uint64(req.count) < req.from {
@@ -99,45 +98,43 @@ type syncFrame struct {
 }
 
 func encodeSyncBlock(height uint64, block, commit []byte) []byte {
-	w := wireWriter{buf: make([]byte, 0, 2+8+10+len(block)+len(commit))}
-	w.u8(syncVersion)
-	w.u8(syncKindBlock)
-	w.u64(height)
-	w.bytes(block)
-	w.bytes(commit)
-	return w.buf
+	w := wire.NewWriter(make([]byte, 0, 2+8+10+len(block)+len(commit)))
+	w.U8(syncVersion)
+	w.U8(syncKindBlock)
+	w.U64(height)
+	w.Prefixed(block)
+	w.Prefixed(commit)
+	return w.Bytes()
 }
 
 func encodeSyncEnd(latest uint64) []byte {
-	w := wireWriter{buf: make([]byte, 0, syncEndBytes)}
-	w.u8(syncVersion)
-	w.u8(syncKindEnd)
-	w.u64(latest)
-	return w.buf
+	w := wire.NewWriter(make([]byte, 0, syncEndBytes))
+	w.U8(syncVersion)
+	w.U8(syncKindEnd)
+	w.U64(latest)
+	return w.Bytes()
 }
 
 func decodeSyncFrame(b []byte) (syncFrame, error) {
 	if len(b) > maxSyncFrameBytes {
 		return syncFrame{}, fmt.Errorf("decode sync frame: %d bytes, at most %d", len(b), maxSyncFrameBytes)
 	}
-	r := wireReader{b: b}
-	if v := r.u8(); r.err == nil && v != syncVersion {
-		return syncFrame{}, fmt.Errorf("decode sync frame: unknown version %d", v)
-	}
+	r := wire.NewReader(b)
+	r.Version("sync frame", syncVersion)
 	var f syncFrame
-	switch k := r.u8(); {
-	case r.err != nil:
+	switch k := r.U8(); {
+	case r.Err() != nil:
 	case k == syncKindBlock:
-		f.height = r.u64()
-		f.block = r.bytes("block", ledger.MaxBlockDecodeBytes)
-		f.commit = r.bytes("commit", maxCommitBytes)
+		f.height = r.U64()
+		f.block = r.Prefixed("block", ledger.MaxBlockDecodeBytes)
+		f.commit = r.Prefixed("commit", maxCommitBytes)
 	case k == syncKindEnd:
 		f.end = true
-		f.height = r.u64()
+		f.height = r.U64()
 	default:
-		return syncFrame{}, fmt.Errorf("decode sync frame: unknown kind %d", k)
+		r.Fail(fmt.Errorf("unknown kind %d", k))
 	}
-	if err := r.finish("sync frame"); err != nil {
+	if err := r.Finish("sync frame"); err != nil {
 		return syncFrame{}, err
 	}
 	return f, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/wire"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -49,21 +50,19 @@ var (
 var catchupKinds = kinds(kindProposal, kindPart, kindVote)
 
 func encodeCatchupRequest(height uint64, round uint32) []byte {
-	w := wireWriter{buf: make([]byte, 0, catchupRequestBytes)}
-	w.u8(catchupVersion)
-	w.u64(height)
-	w.u32(round)
-	return w.buf
+	w := wire.NewWriter(make([]byte, 0, catchupRequestBytes))
+	w.U8(catchupVersion)
+	w.U64(height)
+	w.U32(round)
+	return w.Bytes()
 }
 
 func decodeCatchupRequest(b []byte) (height uint64, round uint32, err error) {
-	r := wireReader{b: b}
-	if v := r.u8(); r.err == nil && v != catchupVersion {
-		return 0, 0, fmt.Errorf("decode catch-up request: unknown version %d", v)
-	}
-	height = r.u64()
-	round = r.u32()
-	if err := r.finish("catch-up request"); err != nil {
+	r := wire.NewReader(b)
+	r.Version("catch-up request", catchupVersion)
+	height = r.U64()
+	round = r.U32()
+	if err := r.Finish("catch-up request"); err != nil {
 		return 0, 0, err
 	}
 	if height == 0 || round > ledger.MaxRound {

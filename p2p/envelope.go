@@ -6,6 +6,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // A gossip message (also a catch-up response frame) is an envelope:
@@ -100,10 +101,10 @@ type message struct {
 	evidence *ledger.Evidence
 }
 
-func envelope(k msgKind, sizeHint int) wireWriter {
-	w := wireWriter{buf: make([]byte, 0, envelopeHeaderBytes+sizeHint)}
-	w.u8(envelopeVersion)
-	w.u8(uint8(k))
+func envelope(k msgKind, sizeHint int) *wire.Writer {
+	w := wire.NewWriter(make([]byte, 0, envelopeHeaderBytes+sizeHint))
+	w.U8(envelopeVersion)
+	w.U8(uint8(k))
 	return w
 }
 
@@ -116,39 +117,39 @@ const MaxTxsPerMessage = 256
 // then each transaction's canonical encoding, length-prefixed.
 func encodeTxs(txs []*ledger.Tx) []byte {
 	w := envelope(kindTx, 4+len(txs)*(ledger.MaxTxBytes/4))
-	w.u32(uint32(len(txs)))
+	w.U32(uint32(len(txs)))
 	for _, tx := range txs {
-		w.bytes(tx.Encode())
+		w.Prefixed(tx.Encode())
 	}
-	return w.buf
+	return w.Bytes()
 }
 
 func encodeTx(tx *ledger.Tx) []byte { return encodeTxs([]*ledger.Tx{tx}) }
 
 func encodeProposal(p *ledger.Proposal) []byte {
 	w := envelope(kindProposal, proposalBytes)
-	w.raw(p.Encode())
-	return w.buf
+	w.Fixed(p.Encode())
+	return w.Bytes()
 }
 
 func encodePart(p *ledger.Proposal, part *ledger.Part) []byte {
 	enc := part.Encode()
 	w := envelope(kindPart, 2+proposalBytes+len(enc))
-	w.bytes(p.Encode())
-	w.raw(enc)
-	return w.buf
+	w.Prefixed(p.Encode())
+	w.Fixed(enc)
+	return w.Bytes()
 }
 
 func encodeVote(v *ledger.Vote) []byte {
 	w := envelope(kindVote, voteBytes)
-	w.raw(v.Encode())
-	return w.buf
+	w.Fixed(v.Encode())
+	return w.Bytes()
 }
 
 func encodeEvidence(ev *ledger.Evidence) []byte {
 	w := envelope(kindEvidence, evidenceBytes)
-	w.raw(ev.Encode())
-	return w.buf
+	w.Fixed(ev.Encode())
+	return w.Bytes()
 }
 
 // encode re-encodes a decoded message.
@@ -176,52 +177,44 @@ func decodeMessage(b []byte) (*message, error) {
 	if len(b) > maxEnvelopeBytes {
 		return nil, fmt.Errorf("decode message: %d bytes, at most %d", len(b), maxEnvelopeBytes)
 	}
-	r := wireReader{b: b}
-	if v := r.u8(); r.err == nil && v != envelopeVersion {
-		return nil, fmt.Errorf("decode message: unknown version %d", v)
-	}
-	m := &message{kind: msgKind(r.u8())}
-	if r.err != nil {
-		return nil, fmt.Errorf("decode message: %w", r.err)
+	r := wire.NewReader(b)
+	r.Version("envelope", envelopeVersion)
+	m := &message{kind: msgKind(r.U8())}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("decode message: %w", err)
 	}
 	var err error
 	switch m.kind {
 	case kindTx:
-		n := r.u32()
-		if r.err == nil && (n == 0 || n > MaxTxsPerMessage) {
-			return nil, fmt.Errorf("decode tx message: %d transactions, want 1 to %d", n, MaxTxsPerMessage)
+		n := r.U32()
+		if r.Err() == nil && (n == 0 || n > MaxTxsPerMessage) {
+			r.Fail(fmt.Errorf("%d transactions, want 1 to %d", n, MaxTxsPerMessage))
 		}
-		for i := uint32(0); i < n && r.err == nil && err == nil; i++ {
-			var tx *ledger.Tx
-			if tx, err = ledger.DecodeTx(r.bytes("tx", ledger.MaxTxBytes)); err == nil {
+		for i := uint32(0); i < n && r.Err() == nil; i++ {
+			if tb := r.Prefixed("tx", ledger.MaxTxBytes); r.Err() == nil {
+				tx, err := ledger.DecodeTx(tb)
+				r.Fail(err)
 				m.txs = append(m.txs, tx)
 			}
 		}
-		if r.err == nil && err == nil && len(r.rest()) != 0 {
-			err = errors.New("trailing bytes after the transactions")
-		}
-		if r.err != nil && err == nil {
-			err = r.err
-		}
 	case kindProposal:
-		m.proposal, err = ledger.DecodeProposal(r.rest())
+		m.proposal, err = ledger.DecodeProposal(r.Rest())
 	case kindPart:
-		prop := r.bytes("part proposal", proposalBytes)
-		if r.err != nil {
-			return nil, fmt.Errorf("decode message: %w", r.err)
-		}
-		if m.proposal, err = ledger.DecodeProposal(prop); err == nil {
-			m.part, err = ledger.DecodePart(r.rest())
+		if prop := r.Prefixed("part proposal", proposalBytes); r.Err() == nil {
+			if m.proposal, err = ledger.DecodeProposal(prop); err == nil {
+				m.part, err = ledger.DecodePart(r.Rest())
+			}
 		}
 	case kindVote:
-		m.vote, err = ledger.DecodeVote(r.rest())
+		m.vote, err = ledger.DecodeVote(r.Rest())
 	case kindEvidence:
-		m.evidence, err = ledger.DecodeEvidence(r.rest())
+		m.evidence, err = ledger.DecodeEvidence(r.Rest())
 	default:
 		return nil, fmt.Errorf("decode message: unknown kind %d", uint8(m.kind))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("decode %s message: %w", m.kind, err)
+	r.Fail(err)
+	if err := r.Finish(m.kind.String() + " message"); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

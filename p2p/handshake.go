@@ -3,13 +3,13 @@ package p2p
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/wire"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -50,41 +50,33 @@ type hello struct {
 }
 
 func (h *hello) encode() []byte {
-	w := wireWriter{buf: make([]byte, 0, maxHelloBytes)}
-	w.u8(handshakeVersion)
-	w.bytes([]byte(h.chainID))
-	w.raw(h.genesis[:])
-	if h.validator == nil {
-		w.u8(0)
-		return w.buf
+	w := wire.NewWriter(make([]byte, 0, maxHelloBytes))
+	w.U8(handshakeVersion)
+	w.PrefixedString(h.chainID)
+	w.Fixed(h.genesis[:])
+	w.Bool(h.validator != nil)
+	if h.validator != nil {
+		w.Fixed(h.validator[:])
+		w.Fixed(h.sig[:])
 	}
-	w.u8(1)
-	w.raw(h.validator[:])
-	w.raw(h.sig[:])
-	return w.buf
+	return w.Bytes()
 }
 
 func decodeHello(b []byte) (*hello, error) {
 	if len(b) > maxHelloBytes {
 		return nil, fmt.Errorf("decode hello: %d bytes, at most %d", len(b), maxHelloBytes)
 	}
-	r := wireReader{b: b}
-	if v := r.u8(); r.err == nil && v != handshakeVersion {
-		return nil, fmt.Errorf("decode hello: unknown version %d", v)
-	}
-	h := &hello{chainID: string(r.bytes("chain ID", crypto.MaxChainIDLen))}
-	copy(h.genesis[:], r.take(crypto.HashSize))
-	switch f := r.u8(); {
-	case r.err != nil:
-	case f == 1:
+	r := wire.NewReader(b)
+	r.Version("hello", handshakeVersion)
+	h := &hello{chainID: r.PrefixedString("chain ID", crypto.MaxChainIDLen)}
+	r.Fixed(h.genesis[:])
+	if r.Bool("validator flag") {
 		var pk crypto.PubKey
-		copy(pk[:], r.take(crypto.PubKeySize))
-		copy(h.sig[:], r.take(crypto.SignatureSize))
+		r.Fixed(pk[:])
+		r.Fixed(h.sig[:])
 		h.validator = &pk
-	case f != 0:
-		return nil, fmt.Errorf("decode hello: unknown flag %d", f)
 	}
-	if err := r.finish("hello"); err != nil {
+	if err := r.Finish("hello"); err != nil {
 		return nil, err
 	}
 	if err := crypto.ValidateChainID(h.chainID); err != nil {
@@ -96,13 +88,11 @@ func decodeHello(b []byte) (*hello, error) {
 // handshakeSignBytes is what a validator signs to vouch for its node's
 // peer ID (from) in a handshake with to.
 func handshakeSignBytes(chainID string, genesis crypto.Hash, from, to peer.ID) []byte {
-	payload := make([]byte, 0, crypto.HashSize+2*48)
-	payload = append(payload, genesis[:]...)
-	payload = binary.AppendUvarint(payload, uint64(len(from)))
-	payload = append(payload, from...)
-	payload = binary.AppendUvarint(payload, uint64(len(to)))
-	payload = append(payload, to...)
-	return crypto.SignBytes(crypto.DomainHandshake, chainID, payload)
+	w := wire.NewWriter(make([]byte, 0, crypto.HashSize+2*48))
+	w.Fixed(genesis[:])
+	w.PrefixedString(string(from))
+	w.PrefixedString(string(to))
+	return crypto.SignBytes(crypto.DomainHandshake, chainID, w.Bytes())
 }
 
 // newHello is the hello from self to peer `to`.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ledgerd/ledgerd/wire"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -26,19 +27,17 @@ const (
 )
 
 func encodeStatus(latest uint64) []byte {
-	w := wireWriter{buf: make([]byte, 0, statusBytes)}
-	w.u8(statusVersion)
-	w.u64(latest)
-	return w.buf
+	w := wire.NewWriter(make([]byte, 0, statusBytes))
+	w.U8(statusVersion)
+	w.U64(latest)
+	return w.Bytes()
 }
 
 func decodeStatus(b []byte) (uint64, error) {
-	r := wireReader{b: b}
-	if v := r.u8(); r.err == nil && v != statusVersion {
-		return 0, fmt.Errorf("decode status: unknown version %d", v)
-	}
-	h := r.u64()
-	return h, r.finish("status")
+	r := wire.NewReader(b)
+	r.Version("status", statusVersion)
+	h := r.U64()
+	return h, r.Finish("status")
 }
 
 // peerHeights is what this node knows of its peers' latest heights, and

@@ -1,11 +1,12 @@
 package statetree
 
 import (
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // ErrInvalidProof is wrapped by every error Verify and the proof decoders
@@ -104,8 +105,6 @@ func Verify(root [32]byte, key [32]byte, value []byte, p *Proof) error {
 // Every proof has exactly one encoding; decoding rejects anything else.
 const (
 	proofVersion   = 1
-	flagNoLeaf     = 0x00
-	flagLeaf       = 0x01
 	maxProofLength = 2 + 64 + 2 + KeyBits*32
 )
 
@@ -115,20 +114,18 @@ func (p *Proof) MarshalBinary() ([]byte, error) {
 	if err := p.ValidateBasic(); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 0, 2+64+2+32*len(p.Siblings))
-	buf = append(buf, proofVersion)
-	if p.Leaf == nil {
-		buf = append(buf, flagNoLeaf)
-	} else {
-		buf = append(buf, flagLeaf)
-		buf = append(buf, p.Leaf.Key[:]...)
-		buf = append(buf, p.Leaf.ValueHash[:]...)
+	w := wire.NewWriter(make([]byte, 0, 2+64+2+32*len(p.Siblings)))
+	w.U8(proofVersion)
+	w.Bool(p.Leaf != nil)
+	if p.Leaf != nil {
+		w.Fixed(p.Leaf.Key[:])
+		w.Fixed(p.Leaf.ValueHash[:])
 	}
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(p.Siblings)))
+	w.U16(uint16(len(p.Siblings)))
 	for _, s := range p.Siblings {
-		buf = append(buf, s[:]...)
+		w.Fixed(s[:])
 	}
-	return buf, nil
+	return w.Bytes(), nil
 }
 
 // UnmarshalProof decodes a canonical binary proof. It returns an error
@@ -137,41 +134,28 @@ func UnmarshalProof(b []byte) (*Proof, error) {
 	if len(b) > maxProofLength {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidProof, len(b), maxProofLength)
 	}
-	if len(b) < 2 {
-		return nil, fmt.Errorf("%w: truncated", ErrInvalidProof)
-	}
-	if b[0] != proofVersion {
-		return nil, fmt.Errorf("%w: encoding version %d, want %d", ErrInvalidProof, b[0], proofVersion)
-	}
+	r := wire.NewReader(b)
+	r.Version("proof", proofVersion)
 	p := &Proof{}
-	rest := b[2:]
-	switch b[1] {
-	case flagNoLeaf:
-	case flagLeaf:
-		if len(rest) < 64 {
-			return nil, fmt.Errorf("%w: truncated leaf", ErrInvalidProof)
-		}
-		p.Leaf = &ProofLeaf{Key: [32]byte(rest[:32]), ValueHash: [32]byte(rest[32:64])}
-		rest = rest[64:]
-	default:
-		return nil, fmt.Errorf("%w: leaf flag %d", ErrInvalidProof, b[1])
+	if r.Bool("leaf flag") {
+		p.Leaf = new(ProofLeaf)
+		r.Fixed(p.Leaf.Key[:])
+		r.Fixed(p.Leaf.ValueHash[:])
 	}
-	if len(rest) < 2 {
-		return nil, fmt.Errorf("%w: truncated sibling count", ErrInvalidProof)
-	}
-	n := int(binary.BigEndian.Uint16(rest))
-	rest = rest[2:]
-	if n > KeyBits {
-		return nil, fmt.Errorf("%w: %d siblings, at most %d", ErrInvalidProof, n, KeyBits)
-	}
-	if len(rest) != 32*n {
-		return nil, fmt.Errorf("%w: %d sibling bytes for %d siblings", ErrInvalidProof, len(rest), n)
-	}
-	if n > 0 {
+	switch n := int(r.U16()); {
+	case r.Err() != nil:
+	case n > KeyBits:
+		r.Fail(fmt.Errorf("%d siblings, at most %d", n, KeyBits))
+	case n > r.Len()/32:
+		r.Fail(fmt.Errorf("%d siblings: %w: %d bytes left", n, wire.ErrTruncated, r.Len()))
+	case n > 0:
 		p.Siblings = make([][32]byte, n)
 		for i := range p.Siblings {
-			p.Siblings[i] = [32]byte(rest[32*i:])
+			r.Fixed(p.Siblings[i][:])
 		}
+	}
+	if err := r.Finish("proof"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidProof, err)
 	}
 	if err := p.ValidateBasic(); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/kv"
 	"github.com/ledgerd/ledgerd/ledger/statetree"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 func (s *Store) get(key []byte, what string) ([]byte, error) {
@@ -43,7 +43,12 @@ func (s *Store) BlockByHash(id crypto.Hash) (*ledger.Block, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Block(binary.BigEndian.Uint64(hk))
+	r := wire.NewReader(hk)
+	height := r.U64()
+	if err := r.Finish("hash index entry"); err != nil {
+		return nil, fmt.Errorf("block %s: %w", id, err)
+	}
+	return s.Block(height)
 }
 
 // Commit returns the commit that decided the block at height.
@@ -61,10 +66,11 @@ func (s *Store) TxLocation(h crypto.Hash) (TxLocation, error) {
 	if err != nil {
 		return TxLocation{}, err
 	}
-	if len(v) != 12 {
-		return TxLocation{}, fmt.Errorf("tx %s: corrupt index entry", h)
+	loc, err := decodeLocation(v)
+	if err != nil {
+		return TxLocation{}, fmt.Errorf("tx %s: %w", h, err)
 	}
-	return TxLocation{Height: binary.BigEndian.Uint64(v), Index: binary.BigEndian.Uint32(v[8:])}, nil
+	return loc, nil
 }
 
 // Tx returns the committed transaction with hash h and its location.
@@ -196,23 +202,21 @@ func (s *Store) AccountTxs(addr crypto.Address, from TxLocation, limit int) (pag
 		return nil, false, fmt.Errorf("%w, got %d", ErrPageLimit, limit)
 	}
 	prefix := append(append([]byte(nil), prefixAcctTx...), addr[:]...)
-	start := make([]byte, 12)
-	binary.BigEndian.PutUint64(start, from.Height)
-	binary.BigEndian.PutUint32(start[8:], from.Index)
+	start := encodeLocation(from)
 	var bad error
 	err = s.db.IterateFrom(prefix, append(append([]byte(nil), prefix...), start...), func(k, v []byte) bool {
 		if len(page) == limit {
 			more = true // the probe: one more entry exists
 			return false
 		}
-		loc := k[len(prefix):]
-		if len(loc) != 12 || len(v) != crypto.HashSize {
+		loc, err := decodeLocation(k[len(prefix):])
+		if err != nil || len(v) != crypto.HashSize {
 			bad = fmt.Errorf("account tx index: corrupt entry for %s", addr)
 			return false
 		}
 		var hash crypto.Hash
 		copy(hash[:], v)
-		page = append(page, AccountTx{Hash: hash, Location: TxLocation{Height: binary.BigEndian.Uint64(loc), Index: binary.BigEndian.Uint32(loc[8:])}})
+		page = append(page, AccountTx{Hash: hash, Location: loc})
 		return true
 	})
 	if err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/kv"
 	"github.com/ledgerd/ledgerd/ledger/statetree"
+	"github.com/ledgerd/ledgerd/wire"
 )
 
 // Key layout. Heights are 8-byte big-endian so blocks iterate in order.
@@ -65,6 +66,22 @@ type Store struct {
 type TxLocation struct {
 	Height uint64 `json:"height,string"`
 	Index  uint32 `json:"index"`
+}
+
+// encodeLocation is l as the tx index stores it and account tx keys end:
+// height (8 bytes) then index (4), big-endian, so keys sort by position.
+func encodeLocation(l TxLocation) []byte {
+	w := wire.NewWriter(make([]byte, 0, 12))
+	w.U64(l.Height)
+	w.U32(l.Index)
+	return w.Bytes()
+}
+
+// decodeLocation reads what encodeLocation wrote.
+func decodeLocation(b []byte) (TxLocation, error) {
+	r := wire.NewReader(b)
+	l := TxLocation{Height: r.U64(), Index: r.U32()}
+	return l, r.Finish("tx location")
 }
 
 // Next is the position right after l, where a page of AccountTxs that
@@ -262,9 +279,7 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	batch.Put(append(prefixCommit, hk...), c.Encode())
 	batch.Put(append(prefixHash, id[:]...), hk)
 	for _, r := range res.Receipts {
-		loc := make([]byte, 12)
-		binary.BigEndian.PutUint64(loc, h)
-		binary.BigEndian.PutUint32(loc[8:], r.Index)
+		loc := encodeLocation(TxLocation{Height: h, Index: r.Index})
 		batch.Put(append(prefixTx, r.TxHash[:]...), loc)
 		tx := b.Txs[r.Index]
 		batch.Put(acctTxKey(tx.Sender(), loc), r.TxHash[:])
