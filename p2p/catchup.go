@@ -76,7 +76,9 @@ func decodeCatchupRequest(b []byte) (height uint64, round uint32, err error) {
 // passes the gossip checks to the Handler. It returns when the peers have
 // answered or ctx ends. The node calls it by itself when the consensus
 // position stays put for Config.CatchupInterval; the driver may call it
-// too (for example when a propose timeout fires).
+// too (for example when a propose timeout fires). It fails only when no
+// peer answered: one peer's failure (a liar banned meanwhile, a peer gone)
+// does not undo what another delivered.
 func (n *Node) CatchUp(ctx context.Context, height uint64, round uint32) error {
 	peers := n.catchupPeers(height)
 	if len(peers) == 0 {
@@ -90,6 +92,11 @@ func (n *Node) CatchUp(ctx context.Context, height uint64, round uint32) error {
 		wg.Go(func() { errs[i] = n.fetchRound(ctx, p, height, round) })
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			return nil
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -100,6 +107,9 @@ func (n *Node) catchupPeers(height uint64) []peer.ID {
 	heights := n.PeerHeights()
 	var at, unknown, behind []peer.ID
 	for _, p := range n.admittedPeers() {
+		if n.IsBanned(p) {
+			continue
+		}
 		switch h, ok := heights[p]; {
 		case ok && h+1 >= height:
 			at = append(at, p)

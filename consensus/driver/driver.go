@@ -418,6 +418,9 @@ func (d *Driver) commit(e consensus.EffectDecide) {
 			return
 		}
 		stored = true
+		if d.Stopped() {
+			return // halted while storing: a crash before the end marker
+		}
 	}
 	// A height decided again by a replay keeps the marker the WAL holds:
 	// a second one at the tail would hide the next height's records,
