@@ -31,7 +31,8 @@ import (
 //
 //	validators powers=3,1,1,1   a fresh network of validators v0..vN-1,
 //	                            named in validator-set order
-//	start [nodes=v0,v1]         start the drivers (all not yet started)
+//	start [nodes=v0,v1]         start the drivers (all not yet started):
+//	                            each replays its WAL and starts its height
 //	deliver [filter]            deliver the pending messages that match,
 //	                            in the order they were sent
 //	drop [filter]               discard them
@@ -42,7 +43,7 @@ import (
 //	new-height v1               fire the scheduled start of the next height
 //	crash v1 [keep-unsynced=N]  kill the process now: the WAL keeps its
 //	                            synced records and N of the others
-//	arm-crash v1 before=prevote|precommit|proposal|decide [keep-unsynced=N]
+//	arm-crash v1 before=build|proposal|prevote|precommit|decide [keep-unsynced=N]
 //	arm-crash v1 before=send-prevote|send-precommit|send-proposal
 //	arm-crash v1 after=store    crash inside the next step: before the
 //	                            driver carries out that effect, after it
@@ -327,6 +328,8 @@ func (s *script) cmdStart(a *args) {
 	var ns []*node
 	if v, ok := a.get("nodes"); ok {
 		ns = a.nodeList(v)
+	} else if w, ok := a.word(a.isNodeList); ok {
+		ns = a.nodeList(w)
 	} else {
 		for _, n := range s.nodes {
 			if !n.started {
@@ -547,7 +550,7 @@ func (s *script) cmdArmCrash(a *args) {
 	p := &crashPoint{keep: a.int("keep-unsynced", 0)}
 	if v, ok := a.get("before"); ok {
 		switch v {
-		case "proposal", "prevote", "precommit", "decide":
+		case "build", "proposal", "prevote", "precommit", "decide":
 			p.beforeEffect = v
 		case "send-proposal", "send-prevote", "send-precommit":
 			p.beforeSend = strings.TrimPrefix(v, "send-")

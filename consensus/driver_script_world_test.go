@@ -244,6 +244,8 @@ func (s *script) effectString(e consensus.Effect) string {
 		return s.voteString(&e.Vote)
 	case consensus.EffectDecide:
 		return fmt.Sprintf("decide %s", s.blockName(e.Block.Hash()))
+	case consensus.EffectRequestValue:
+		return fmt.Sprintf("build %d/%d", e.Height, e.Round)
 	}
 	return e.String()
 }
@@ -257,6 +259,8 @@ func effectKind(e consensus.Effect) string {
 		return e.Vote.Type.String()
 	case consensus.EffectDecide:
 		return "decide"
+	case consensus.EffectRequestValue:
+		return "build"
 	}
 	return ""
 }
