@@ -100,21 +100,6 @@ func (f *fixture) vote(i int, t ledger.VoteType, h uint64, r uint32, id crypto.H
 	f.d.Input(consensus.EventVote{Vote: v})
 }
 
-// proposal feeds the signed proposal of round r by its proposer.
-func (f *fixture) proposal(h uint64, r uint32) *ledger.Block {
-	f.t.Helper()
-	b, _ := f.block(h, r)
-	parts, _ := ledger.SplitBlock(b.Encode())
-	p := &ledger.Proposal{Height: h, Round: r, POLRound: -1, BlockID: b.Hash(), Parts: parts}
-	i := consensus.NewProposerSelector(f.vals).Index(h, r)
-	if i == 0 {
-		f.t.Fatalf("round %d is our own", r)
-	}
-	p.Sign(chainID, f.keys[i])
-	f.d.Input(consensus.EventProposal{Proposal: p, Block: b})
-	return b
-}
-
 type fakeWAL struct{ f *fixture }
 
 func (w fakeWAL) Append(r wal.Record, sync bool) error {
