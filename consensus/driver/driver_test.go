@@ -350,6 +350,7 @@ func TestMaxHeld(t *testing.T) {
 			t.Fatalf("round %d: %v", r, f.d.Err())
 		}
 	}
+	t.Logf("%d rounds, %d signing effects", r, produced)
 	if f.d.Held() != driver.MaxHeld {
 		t.Fatalf("held %d after %d signing effects, want MaxHeld (%d)", f.d.Held(), produced, driver.MaxHeld)
 	}
