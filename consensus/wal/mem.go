@@ -102,6 +102,20 @@ func (m *MemLog) Unsynced() int {
 	return len(m.recs) - m.synced
 }
 
+// Records returns copies of the records held, in append order, and how
+// many of them, from the start, are durable: what a test prints to show
+// the log and its sync point.
+func (m *MemLog) Records() (recs []Record, synced int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	recs = make([]Record, len(m.recs))
+	for i, r := range m.recs {
+		r.Data = bytes.Clone(r.Data)
+		recs[i] = r
+	}
+	return recs, m.synced
+}
+
 // Len returns the number of records held.
 func (m *MemLog) Len() int {
 	m.mu.Lock()

@@ -672,6 +672,26 @@ func TestMemLogCrash(t *testing.T) {
 			t.Fatalf("stored data changed to %v", again[0].Data)
 		}
 	})
+	t.Run("records and sync point", func(t *testing.T) {
+		m := NewMem()
+		for i, r := range recs {
+			if err := m.Append(r, syncs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, synced := m.Records()
+		if !sameRecords(got, recs) || synced != 3 {
+			t.Fatalf("Records() = %d records, %d synced; want %d, 3", len(got), synced, len(recs))
+		}
+		got[0].Data[0] ^= 0xff
+		if again, _ := m.Records(); !sameRecords(again, recs) {
+			t.Fatal("Records() returned the stored data itself")
+		}
+		m.Crash(1)
+		if got, synced := m.Records(); len(got) != 4 || synced != 4 {
+			t.Fatalf("after Crash(1): %d records, %d synced; want 4, 4", len(got), synced)
+		}
+	})
 	t.Run("prune", func(t *testing.T) {
 		m := NewMem()
 		appendAll(t, m, []Record{msg(1, 0), end(1), msg(2, 1), end(2), msg(3, 2)}, true)
