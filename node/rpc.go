@@ -95,13 +95,18 @@ func (n *Node) RPCAddr() string { return n.cfg.RPC.ListenAddr }
 // rpcBackend serves the RPC from the node's lock-free reads.
 type rpcBackend struct{ n *Node }
 
-var _ rpc.Backend = rpcBackend{}
+// The node's store and mempool are what the RPC reads, as they are.
+var (
+	_ rpc.Backend     = rpcBackend{}
+	_ rpc.ChainReader = (*store.Store)(nil)
+	_ rpc.TxPool      = (*mempool.Mempool)(nil)
+)
 
-// Store implements rpc.Backend.
-func (b rpcBackend) Store() *store.Store { return b.n.store }
+// Chain implements rpc.Backend.
+func (b rpcBackend) Chain() rpc.ChainReader { return b.n.store }
 
-// Mempool implements rpc.Backend.
-func (b rpcBackend) Mempool() *mempool.Mempool { return b.n.pool }
+// Pool implements rpc.Backend.
+func (b rpcBackend) Pool() rpc.TxPool { return b.n.pool }
 
 // Genesis implements rpc.Backend.
 func (b rpcBackend) Genesis() *genesis.Doc { return b.n.doc }

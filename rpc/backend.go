@@ -7,6 +7,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/statetree"
 	"github.com/ledgerd/ledgerd/ledger/store"
 	"github.com/ledgerd/ledgerd/mempool"
 	"github.com/ledgerd/ledgerd/rpc/api"
@@ -15,10 +16,10 @@ import (
 // Backend is what the server serves: the node, seen through reads that
 // never take consensus locks. Package node implements it over *node.Node.
 type Backend interface {
-	// Store gives the committed chain and state.
-	Store() *store.Store
-	// Mempool gives the pending transactions.
-	Mempool() *mempool.Mempool
+	// Chain gives the committed chain and state.
+	Chain() ChainReader
+	// Pool gives the pending transactions.
+	Pool() TxPool
 	// Genesis is the chain's genesis document.
 	Genesis() *genesis.Doc
 	// Validators is the validator set (static: the same at every height).
@@ -33,6 +34,59 @@ type Backend interface {
 	// Subscribe returns a feed of committed blocks and of transactions
 	// leaving the mempool uncommitted, with room for buffer events.
 	Subscribe(buffer int) (EventFeed, error)
+}
+
+// ChainReader is the committed chain and state, as far as the handlers
+// read them; *store.Store implements it. Every read is safe concurrently
+// with commits and never waits for consensus. A height once reported by
+// Height stays readable: the handlers read Height and then the blocks,
+// commits and states at or below it.
+type ChainReader interface {
+	// Height is the latest committed height (0 before the first block).
+	Height() uint64
+	// Block is the committed block at height; an error wrapping
+	// store.ErrNotFound when there is none.
+	Block(height uint64) (*ledger.Block, error)
+	// BlockByHash is the committed block with hash id; an error wrapping
+	// store.ErrNotFound when there is none.
+	BlockByHash(id crypto.Hash) (*ledger.Block, error)
+	// Commit is the commit that decided the block at height; an error
+	// wrapping store.ErrNotFound when there is none.
+	Commit(height uint64) (*ledger.Commit, error)
+	// TxLocation is where the committed transaction h sits; an error
+	// (wrapping store.ErrNotFound) when h is not committed.
+	TxLocation(h crypto.Hash) (store.TxLocation, error)
+	// AccountTxs is one page of the committed transactions addr sent or
+	// received, oldest first: the first limit (1 to store.MaxAccountTxs)
+	// at or after from, and whether more follow.
+	AccountTxs(addr crypto.Address, from store.TxLocation, limit int) (page []store.AccountTx, more bool, err error)
+	// Account is addr's account in the state after height, the zero
+	// Account when absent.
+	Account(height uint64, addr crypto.Address) (ledger.Account, error)
+	// AccountProof is Account with a proof (of the value, or of absence)
+	// against AppHash(height).
+	AccountProof(height uint64, addr crypto.Address) (ledger.Account, *statetree.Proof, error)
+	// AppHash is the commitment to the state after height, which the
+	// header of block height+1 carries.
+	AppHash(height uint64) (crypto.Hash, error)
+}
+
+// TxPool is the pending transactions, as far as the handlers read them;
+// *mempool.Mempool implements it. Every read is safe concurrently with
+// admissions and commits.
+type TxPool interface {
+	// Size is how many transactions are pending and their encoded bytes.
+	Size() (txs int, bytes int)
+	// Has reports whether the transaction h is pending.
+	Has(h crypto.Hash) bool
+	// Get returns the pending transaction h; callers do not modify it.
+	Get(h crypto.Hash) (*ledger.Tx, bool)
+	// Pending lists up to limit pending transactions, those the next
+	// block would take first, in the order it would take them.
+	Pending(limit int) []*ledger.Tx
+	// NextNonce is the nonce addr should sign with next, counting its
+	// pending transactions; ok is false when none are pending for addr.
+	NextNonce(addr crypto.Address) (nonce uint64, ok bool)
 }
 
 // NodeStatus is the node's state as Backend.Status reports it.

@@ -7,8 +7,10 @@
 //
 // Methods live in the ledger_ namespace and take their parameters by
 // position or by name. Reads go to the node's store and mempool, which
-// readers never block (no consensus locks). A Backend interface, which
-// package node implements, keeps this package free of the node.
+// readers never block (no consensus locks), through the two interfaces
+// that hold only what the handlers read (ChainReader, TxPool). A Backend
+// interface, which package node implements, keeps this package free of
+// the node.
 //
 // # Bounds
 //

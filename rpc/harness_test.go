@@ -45,16 +45,7 @@ func newTestBackend(t testing.TB, nVals int) *testBackend {
 func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 	t.Helper()
 	chain := ledgertest.NewChain(nVals, nAccts, 1_000_000_000)
-	doc := &genesis.Doc{ChainID: chain.Genesis.ChainID, GenesisTime: chain.Genesis.GenesisTime, Params: chain.Genesis.Params}
-	for i := 0; i < chain.Genesis.Validators.Size(); i++ {
-		doc.Validators = append(doc.Validators, *chain.Genesis.Validators.Get(i))
-	}
-	for _, b := range chain.Balances {
-		doc.Balances = append(doc.Balances, genesis.Balance{Address: b.Address, Amount: b.Account.Balance})
-	}
-	if err := doc.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	doc := genesisDoc(t, chain)
 	st := store.Open(kv.NewMem())
 	gst, err := st.Init(chain.Genesis, chain.Balances, doc.Hash())
 	if err != nil {
@@ -70,8 +61,24 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 	return b
 }
 
-func (b *testBackend) Store() *store.Store              { return b.st }
-func (b *testBackend) Mempool() *mempool.Mempool        { return b.pool }
+// genesisDoc is the genesis document of a ledgertest chain.
+func genesisDoc(t testing.TB, chain *ledgertest.Chain) *genesis.Doc {
+	t.Helper()
+	doc := &genesis.Doc{ChainID: chain.Genesis.ChainID, GenesisTime: chain.Genesis.GenesisTime, Params: chain.Genesis.Params}
+	for i := 0; i < chain.Genesis.Validators.Size(); i++ {
+		doc.Validators = append(doc.Validators, *chain.Genesis.Validators.Get(i))
+	}
+	for _, b := range chain.Balances {
+		doc.Balances = append(doc.Balances, genesis.Balance{Address: b.Address, Amount: b.Account.Balance})
+	}
+	if err := doc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func (b *testBackend) Chain() ChainReader               { return b.st }
+func (b *testBackend) Pool() TxPool                     { return b.pool }
 func (b *testBackend) Genesis() *genesis.Doc            { return b.doc }
 func (b *testBackend) Validators() *ledger.ValidatorSet { return b.chain.Genesis.Validators }
 func (b *testBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error {

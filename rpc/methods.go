@@ -82,10 +82,11 @@ func (s *Server) rejection(err error, tx *ledger.Tx) error {
 // pendingNonce is the nonce addr should sign with next: after its pending
 // transactions, else its committed nonce.
 func (s *Server) pendingNonce(addr crypto.Address) (uint64, error) {
-	if n, ok := s.b.Mempool().NextNonce(addr); ok {
+	if n, ok := s.b.Pool().NextNonce(addr); ok {
 		return n, nil
 	}
-	acc, err := s.b.Store().Reader().Account(addr)
+	chain := s.b.Chain()
+	acc, err := chain.Account(chain.Height(), addr)
 	return acc.Nonce, err
 }
 
@@ -141,7 +142,7 @@ func (s *Server) sendTransactionAndWait(ctx context.Context, c *call) (any, erro
 		return s.committedTx(h, true)
 	}
 	status := api.TxUnknown
-	if s.b.Mempool().Has(h) {
+	if s.b.Pool().Has(h) {
 		status = api.TxPending
 	}
 	hs := h.String()
@@ -151,7 +152,7 @@ func (s *Server) sendTransactionAndWait(ctx context.Context, c *call) (any, erro
 }
 
 func (s *Server) isCommitted(h crypto.Hash) bool {
-	_, err := s.b.Store().TxLocation(h)
+	_, err := s.b.Chain().TxLocation(h)
 	return err == nil
 }
 
@@ -171,7 +172,7 @@ func (s *Server) lookupTx(h crypto.Hash, prove bool) (*api.Transaction, error) {
 	if s.isCommitted(h) {
 		return s.committedTx(h, prove)
 	}
-	if tx, ok := s.b.Mempool().Get(h); ok {
+	if tx, ok := s.b.Pool().Get(h); ok {
 		sender := tx.Sender()
 		return &api.Transaction{Hash: h, Status: api.TxPending, Tx: tx, Raw: tx.Encode(), Sender: &sender}, nil
 	}
@@ -184,11 +185,12 @@ func (s *Server) lookupTx(h crypto.Hash, prove bool) (*api.Transaction, error) {
 // committedTx describes the committed transaction h with its receipt and,
 // when prove is set, its inclusion proof against the block's TxRoot.
 func (s *Server) committedTx(h crypto.Hash, prove bool) (*api.Transaction, error) {
-	loc, err := s.b.Store().TxLocation(h)
+	chain := s.b.Chain()
+	loc, err := chain.TxLocation(h)
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.b.Store().Block(loc.Height)
+	b, err := chain.Block(loc.Height)
 	if err != nil {
 		return nil, err
 	}
@@ -235,8 +237,8 @@ func (s *Server) getAccount(ctx context.Context, c *call) (any, error) {
 	if err := c.bind(&addr, &height, &prove); err != nil {
 		return nil, err
 	}
-	st := s.b.Store()
-	latest := st.Height()
+	chain := s.b.Chain()
+	latest := chain.Height()
 	h := latest
 	if !height.Latest {
 		if height.Value > latest {
@@ -249,22 +251,22 @@ func (s *Server) getAccount(ctx context.Context, c *call) (any, error) {
 	var err error
 	if prove {
 		var proof = new(api.AccountProof)
-		acc, proof.Proof, err = st.AccountProof(h, addr)
+		acc, proof.Proof, err = chain.AccountProof(h, addr)
 		if err != nil {
 			return nil, err
 		}
-		if proof.AppHash, err = st.AppHash(h); err != nil {
+		if proof.AppHash, err = chain.AppHash(h); err != nil {
 			return nil, err
 		}
 		proof.HeaderHeight = api.Uint64(h + 1)
 		out.Proof = proof
-	} else if acc, err = st.Account(h, addr); err != nil {
+	} else if acc, err = chain.Account(h, addr); err != nil {
 		return nil, err
 	}
 	out.Balance, out.Nonce = api.Uint64(acc.Balance), api.Uint64(acc.Nonce)
 	if height.Latest {
 		n := acc.Nonce
-		if pn, ok := s.b.Mempool().NextNonce(addr); ok && pn > n {
+		if pn, ok := s.b.Pool().NextNonce(addr); ok && pn > n {
 			n = pn
 		}
 		out.PendingNonce = api.Uint64(n).Ptr()
@@ -287,8 +289,8 @@ func (s *Server) getAccountTransactions(ctx context.Context, c *call) (any, erro
 	if limit < 1 || limit > maxListLimit {
 		return nil, api.Errorf(api.CodeInvalidParams, `invalid params: parameter "limit": want 1 to %d, got %d`, maxListLimit, limit)
 	}
-	st := s.b.Store()
-	refs, more, err := st.AccountTxs(addr, store.TxLocation{Height: uint64(from), Index: fromIndex}, limit)
+	chain := s.b.Chain()
+	refs, more, err := chain.AccountTxs(addr, store.TxLocation{Height: uint64(from), Index: fromIndex}, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +307,7 @@ func (s *Server) getAccountTransactions(ctx context.Context, c *call) (any, erro
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			if b, err = st.Block(r.Location.Height); err != nil {
+			if b, err = chain.Block(r.Location.Height); err != nil {
 				return nil, err
 			}
 		}
@@ -327,7 +329,7 @@ func accountTx(b *ledger.Block, i int, h crypto.Hash) api.AccountTx {
 
 // resolveHeight turns a height parameter into a committed height.
 func (s *Server) resolveHeight(h api.Height) (uint64, error) {
-	latest := s.b.Store().Height()
+	latest := s.b.Chain().Height()
 	if h.Latest {
 		if latest == 0 {
 			return 0, api.Errorf(api.CodeNotFound, "no block committed yet")
@@ -349,7 +351,7 @@ func (s *Server) getBlockByHeight(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.b.Store().Block(h)
+	b, err := s.b.Chain().Block(h)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -361,7 +363,7 @@ func (s *Server) getBlockByHash(ctx context.Context, c *call) (any, error) {
 	if err := c.bind(&h); err != nil {
 		return nil, err
 	}
-	b, err := s.b.Store().BlockByHash(h)
+	b, err := s.b.Chain().BlockByHash(h)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -395,11 +397,12 @@ func (s *Server) getCommit(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.b.Store().Block(h)
+	chain := s.b.Chain()
+	b, err := chain.Block(h)
 	if err != nil {
 		return nil, notFound(err)
 	}
-	cm, err := s.b.Store().Commit(h)
+	cm, err := chain.Commit(h)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -431,7 +434,7 @@ func (s *Server) validators(ctx context.Context, c *call) (any, error) {
 	if err := c.bind(&hp); err != nil {
 		return nil, err
 	}
-	latest := s.b.Store().Height()
+	latest := s.b.Chain().Height()
 	h := latest
 	if !hp.Latest {
 		// The set is static; it is known for every committed height and
@@ -461,7 +464,7 @@ func (s *Server) mempool(ctx context.Context, c *call) (any, error) {
 	if err := c.bind(); err != nil {
 		return nil, err
 	}
-	txs, bytes := s.b.Mempool().Size()
+	txs, bytes := s.b.Pool().Size()
 	return &api.Mempool{Txs: txs, Bytes: bytes}, nil
 }
 
@@ -473,7 +476,7 @@ func (s *Server) pendingTransactions(ctx context.Context, c *call) (any, error) 
 	if limit < 1 || limit > maxListLimit {
 		return nil, api.Errorf(api.CodeInvalidParams, `invalid params: parameter "limit": want 1 to %d, got %d`, maxListLimit, limit)
 	}
-	pool := s.b.Mempool()
+	pool := s.b.Pool()
 	total, _ := pool.Size()
 	txs := pool.Pending(limit)
 	out := &api.Pending{Total: total, Txs: make([]api.PendingTx, len(txs))}
@@ -502,7 +505,7 @@ func (s *Server) suggestFee(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	maxTxs := s.b.Genesis().Params.MaxBlockTxs
-	pool := s.b.Mempool()
+	pool := s.b.Pool()
 	n, _ := pool.Size()
 	out := &api.FeeSuggestion{PendingTxs: n, MaxBlockTxs: api.Uint64(maxTxs)}
 	if uint64(n) <= maxTxs {
