@@ -21,6 +21,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary ledgerdBinary built, if any.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // ledgerdBinary builds cmd/ledgerd once per test run.
 func ledgerdBinary(t *testing.T) string {
 	t.Helper()
