@@ -84,7 +84,7 @@ func newNetwork(s *simulation, twinKey int, halves [2][]int) *network {
 		return net
 	}
 	for _, nd := range s.nodes {
-		if !nd.honest {
+		if nd.twin {
 			if net.twinA < 0 {
 				net.twinA = nd.idx
 			} else {

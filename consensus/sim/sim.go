@@ -37,6 +37,11 @@ type simulation struct {
 
 	chainID string
 	vals    *ledger.ValidatorSet
+	// totalPower is the validators' total power, summed by the simulator
+	// itself: the checks' quorum arithmetic does not rely on the ledger's.
+	totalPower uint64
+	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
+	disk       DiskFault
 	params  ledger.ConsensusParams
 	genesis *ledger.State
 	balance []ledger.AccountUpdate
@@ -103,6 +108,10 @@ func (s *simulation) schedule(at time.Duration, e *simEvent) {
 	s.seq++
 	heap.Push(&s.queue, e)
 }
+
+// overTwoThirds reports whether power is more than two thirds of the
+// total: the quorum, computed independently of ledger.ValidatorSet.
+func (s *simulation) overTwoThirds(power uint64) bool { return 3*power > 2*s.totalPower }
 
 func (s *simulation) after(d time.Duration, f func()) {
 	s.schedule(s.now+d, &simEvent{kind: evAction, action: f})
