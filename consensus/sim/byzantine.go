@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/ledgerd/ledgerd/consensus"
@@ -33,8 +34,22 @@ type byzantine struct {
 	// Block IDs of the proposals its machine accepted, by height and
 	// round: the other value a split vote names.
 	seen map[hr][]crypto.Hash
+	// signed lists the values it signed votes for, by height, round and
+	// type, for the whole run (its decided commits carry them): at most
+	// two. A third would be refused by the nodes that hold
+	// two already and kept by the others, so that honest nodes see
+	// different polkas for good, a liveness problem of the vote keeper the
+	// campaign leaves out (docs/testing.md, "The simulator after issue
+	// 10"); ByzThirdVote shows it.
+	signed map[voteKey][]crypto.Hash
 	// script, if set, decides instead of the plan (targeted scenarios).
 	script byzScript
+}
+
+type voteKey struct {
+	height uint64
+	round  uint32
+	typ    ledger.VoteType
 }
 
 type hr struct {
@@ -56,7 +71,7 @@ type byzScript interface {
 
 // newByzantine draws the plan's parameters for node n from its generator.
 func newByzantine(n *node, plan Behaviour) *byzantine {
-	b := &byzantine{n: n, plan: plan, rng: rand.New(rand.NewPCG(n.s.opts.Seed, 0xb12a+uint64(n.idx))), seen: map[hr][]crypto.Hash{}}
+	b := &byzantine{n: n, plan: plan, rng: rand.New(rand.NewPCG(n.s.opts.Seed, 0xb12a+uint64(n.idx))), seen: map[hr][]crypto.Hash{}, signed: map[voteKey][]crypto.Hash{}}
 	s := n.s
 	if plan&ByzSilent != 0 {
 		// Any moment of the fault phase or of the first seconds after
@@ -97,11 +112,51 @@ func (b *byzantine) broadcast(m *message) {
 	}
 }
 
-// signVote signs a vote with the key, past the guard.
+// allow reports whether the validator may send a vote for id of type t
+// at (h, r): it names at most two values per height, round and type
+// (unless ByzThirdVote), and records id.
+func (b *byzantine) allow(t ledger.VoteType, h uint64, r uint32, id crypto.Hash) bool {
+	k := voteKey{h, r, t}
+	ids := b.signed[k]
+	if slices.Contains(ids, id) {
+		return true
+	}
+	if len(ids) >= 2 && b.plan&ByzThirdVote == 0 {
+		return false
+	}
+	b.signed[k] = append(ids, id)
+	return true
+}
+
+// allowCommit reports whether the validator may send commit c: whether
+// the precommit of its own that c carries, if any, is one allow permits.
+func (b *byzantine) allowCommit(c *ledger.Commit) bool {
+	for _, v := range c.Votes(b.n.s.vals) {
+		if v.Validator == b.n.addr {
+			return b.allow(ledger.Precommit, c.Height, c.Round, c.BlockID)
+		}
+	}
+	return true
+}
+
+// signVote signs a vote with the key, past the guard; nil if allow says
+// no.
 func (b *byzantine) signVote(t ledger.VoteType, h uint64, r uint32, id crypto.Hash) *ledger.Vote {
+	if !b.allow(t, h, r, id) {
+		return nil
+	}
 	v := &ledger.Vote{Type: t, Height: h, Round: r, BlockID: id}
 	v.Sign(b.n.s.chainID, b.n.key)
 	return v
+}
+
+// sendVotes broadcasts a vote of each type for id at (h, r).
+func (b *byzantine) sendVotes(h uint64, r uint32, id crypto.Hash) {
+	for _, t := range []ledger.VoteType{ledger.Prevote, ledger.Precommit} {
+		if v := b.signVote(t, h, r, id); v != nil {
+			b.broadcast(&message{kind: msgVote, from: b.n.idx, vote: v})
+		}
+	}
 }
 
 // signProposal signs a proposal of blk for (h, r) with the key.
@@ -167,12 +222,16 @@ func (b *byzantine) sendVote(v *ledger.Vote) {
 		b.script.vote(b, v)
 		return
 	}
+	if !b.allow(v.Type, v.Height, v.Round, v.BlockID) {
+		return
+	}
 	m := &message{kind: msgVote, from: b.n.idx, vote: v}
 	if b.plan&ByzSplitVote != 0 && b.rng.Float64() < b.pSplit {
-		alt := b.signVote(v.Type, v.Height, v.Round, b.otherValue(v.Height, v.Round, v.BlockID))
-		b.split(m, &message{kind: msgVote, from: b.n.idx, vote: alt})
-		b.n.s.tracef(b.n, "byzantine: split %s, %s to some peers", consensus.EventVote{Vote: v}, consensus.ShortID(alt.BlockID))
-		return
+		if alt := b.signVote(v.Type, v.Height, v.Round, b.otherValue(v.Height, v.Round, v.BlockID)); alt != nil {
+			b.split(m, &message{kind: msgVote, from: b.n.idx, vote: alt})
+			b.n.s.tracef(b.n, "byzantine: split %s, %s to some peers", consensus.EventVote{Vote: v}, consensus.ShortID(alt.BlockID))
+			return
+		}
 	}
 	b.broadcast(m)
 }
@@ -219,9 +278,7 @@ func (b *byzantine) stepped(ev consensus.Event) {
 		k := hr{p.Height, p.Round}
 		b.seen[k] = append(b.seen[k], p.BlockID)
 		if b.plan&ByzVoteAll != 0 {
-			for _, t := range []ledger.VoteType{ledger.Prevote, ledger.Precommit} {
-				b.broadcast(&message{kind: msgVote, from: b.n.idx, vote: b.signVote(t, p.Height, p.Round, p.BlockID)})
-			}
+			b.sendVotes(p.Height, p.Round, p.BlockID)
 		}
 	}
 	st := b.n.core.State()
@@ -263,9 +320,7 @@ func (b *byzantine) newRound(h uint64, r uint32) {
 			if b.rng.IntN(2) == 0 {
 				id = b.randomID()
 			}
-			for _, t := range []ledger.VoteType{ledger.Prevote, ledger.Precommit} {
-				b.broadcast(&message{kind: msgVote, from: n.idx, vote: b.signVote(t, fh, fr, id)})
-			}
+			b.sendVotes(fh, fr, id)
 			if fh == h && proposers.Proposer(fh, fr) == n.addr {
 				if blk := b.block(fh, fr); blk != nil {
 					b.broadcast(&message{kind: msgProposal, from: n.idx, proposal: b.signProposal(fh, fr, -1, blk), block: blk})

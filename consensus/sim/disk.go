@@ -95,14 +95,16 @@ func (n *node) loseWrites(kind DiskFault, down time.Duration, lose int, img *dis
 	}
 	switch kind {
 	case DiskStore:
-		// One block is in the WAL still (its records are pruned only
-		// when the next height is decided): the replay must come back
-		// to the state the node crashed in. Two are beyond it.
+		// The last block's records stay in the WAL until the next height
+		// is decided: when the WAL holds its end marker (it did not
+		// come by block sync, and no earlier fault lost it), the replay
+		// decides it again and must come back to the state the node
+		// crashed in. A second block is beyond the WAL.
 		blocks := 1 + n.rng.IntN(2)
 		if uint64(blocks) > n.store.height() {
 			return
 		}
-		n.crash(down, blocks == 1)
+		n.crash(down, blocks == 1 && n.walEnds(n.store.height()))
 		n.store = n.store.without(blocks)
 		s.tracef(n, "DISK: the block store lost its last %d block(s), now at height %d", blocks, n.store.height())
 	case DiskWAL:
@@ -120,6 +122,16 @@ func (n *node) loseWrites(kind DiskFault, down time.Duration, lose int, img *dis
 	if ls.Height > d.lostHeight || (ls.Height == d.lostHeight && ls.Round > d.lostRound) {
 		d.lostHeight, d.lostRound = ls.Height, ls.Round
 	}
+}
+
+// walEnds reports whether the WAL holds the end marker of height h.
+func (n *node) walEnds(h uint64) bool {
+	found := false
+	_ = n.log.Replay(h, func(r wal.Record) error {
+		found = found || r.Kind == wal.KindEndHeight
+		return nil
+	})
+	return found
 }
 
 // checkStore is the node's check after the replay (node/signcheck.go): a

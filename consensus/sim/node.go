@@ -28,10 +28,10 @@ type node struct {
 	key    crypto.PrivKey
 	addr   crypto.Address
 	honest bool
-	twin   bool        // runs the twins' key
-	byz    *byzantine  // the byzantine validator's behaviour; nil for the others
-	disk   *diskNode   // the disk-fault node's faults; nil for the others
-	oracle *oracle     // checks the machine of an honest node
+	twin   bool       // runs the twins' key
+	byz    *byzantine // the byzantine validator's behaviour; nil for the others
+	disk   *diskNode  // the disk-fault node's faults; nil for the others
+	oracle *oracle    // checks the machine of an honest node
 	rng    *rand.Rand
 	skew   time.Duration // the node's clock offset, for block times
 
@@ -445,12 +445,18 @@ func (n *node) answerStatus(m *message) {
 	if n.store.height() >= m.height {
 		for h := m.height; h <= m.height+1; h++ {
 			if c := n.store.get(h); c != nil {
+				if n.byz != nil && !n.byz.allowCommit(c.commit) {
+					continue // it carries its machine's vote, which it did not send
+				}
 				s.send(n.idx, m.from, &message{kind: msgCatchup, from: n.idx, proposal: c.proposal, block: c.block, commit: c.commit})
 			}
 		}
 	} else {
 		got := n.rounds.Get(m.height, m.round)
 		for _, v := range got.Votes {
+			if n.byz != nil && v.Validator == n.addr && !n.byz.allow(v.Type, v.Height, v.Round, v.BlockID) {
+				continue // its machine's vote, which it did not send
+			}
 			s.send(n.idx, m.from, &message{kind: msgVote, from: n.idx, vote: v})
 		}
 		if got.Proposal != nil {

@@ -83,16 +83,23 @@ const (
 	// ByzVoteAll: it prevotes and precommits every proposal it accepts,
 	// whatever its lock: a validator with no locks at all.
 	ByzVoteAll
+	// ByzThirdVote lets the others sign a third (and further) value for
+	// one height, round and type; without it they stop at two. It is not
+	// in AllBehaviours: the vote keeper keeps two votes per validator and
+	// type, so honest nodes can end up holding different pairs and see
+	// different polkas for good (see docs/testing.md, "The simulator after
+	// issue 10"). TestThirdVote shows it.
+	ByzThirdVote
 	AllBehaviours = ByzSilent | ByzFalsePOL | ByzOutOfTurn | ByzDoublePropose | ByzFutureRounds | ByzSplitVote | ByzVoteAll
 )
 
 // Behaviours lists the byzantine behaviours one by one, in a fixed order.
-var Behaviours = []Behaviour{ByzSilent, ByzFalsePOL, ByzOutOfTurn, ByzDoublePropose, ByzFutureRounds, ByzSplitVote, ByzVoteAll}
+var Behaviours = []Behaviour{ByzSilent, ByzFalsePOL, ByzOutOfTurn, ByzDoublePropose, ByzFutureRounds, ByzSplitVote, ByzVoteAll, ByzThirdVote}
 
 // String renders the Behaviour in one line, for logs and traces.
 func (b Behaviour) String() string {
 	names := map[Behaviour]string{ByzSilent: "silent", ByzFalsePOL: "false-pol", ByzOutOfTurn: "out-of-turn",
-		ByzDoublePropose: "double-propose", ByzFutureRounds: "future-rounds", ByzSplitVote: "split-vote", ByzVoteAll: "vote-all"}
+		ByzDoublePropose: "double-propose", ByzFutureRounds: "future-rounds", ByzSplitVote: "split-vote", ByzVoteAll: "vote-all", ByzThirdVote: "third-vote"}
 	var parts []string
 	for _, k := range Behaviours {
 		if b&k != 0 {

@@ -42,10 +42,10 @@ type simulation struct {
 	totalPower uint64
 	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
 	disk       DiskFault
-	params  ledger.ConsensusParams
-	genesis *ledger.State
-	balance []ledger.AccountUpdate
-	accts   []crypto.PrivKey
+	params     ledger.ConsensusParams
+	genesis    *ledger.State
+	balance    []ledger.AccountUpdate
+	accts      []crypto.PrivKey
 
 	nodes []*node
 	net   *network
