@@ -43,7 +43,7 @@ type byzantine struct {
 	// 10"); ByzThirdVote shows it.
 	signed map[voteKey][]crypto.Hash
 	// script, if set, decides instead of the plan (targeted scenarios).
-	script byzScript
+	script *scenario
 }
 
 type voteKey struct {
@@ -55,18 +55,6 @@ type voteKey struct {
 type hr struct {
 	height uint64
 	round  uint32
-}
-
-// byzScript is a targeted scenario's byzantine validator: it sees what
-// the validator's machine does and sends what the scenario needs.
-type byzScript interface {
-	// vote is called for each vote the machine signs; the script sends
-	// what it wants instead.
-	vote(b *byzantine, v *ledger.Vote)
-	// proposal is called for each proposal the machine signs.
-	proposal(b *byzantine, p *ledger.Proposal, blk *ledger.Block)
-	// stepped is called after every step of the machine.
-	stepped(b *byzantine, ev consensus.Event)
 }
 
 // newByzantine draws the plan's parameters for node n from its generator.
@@ -88,6 +76,9 @@ func newByzantine(n *node, plan Behaviour) *byzantine {
 
 // silent reports whether the validator sends nothing now.
 func (b *byzantine) silent() bool {
+	if b.script != nil {
+		return b.script.silent(b)
+	}
 	if b.plan&ByzSilent == 0 {
 		return false
 	}
@@ -126,6 +117,16 @@ func (b *byzantine) allow(t ledger.VoteType, h uint64, r uint32, id crypto.Hash)
 	}
 	b.signed[k] = append(ids, id)
 	return true
+}
+
+// mayRelay reports whether the validator may pass on its machine's vote v
+// in a catch-up answer: a value allow permits, outside a scenario's
+// script (which sends each of its votes to whom it chooses).
+func (b *byzantine) mayRelay(v *ledger.Vote) bool {
+	if b.script != nil && b.script.scripted(v.Height, v.Round) {
+		return false
+	}
+	return b.allow(v.Type, v.Height, v.Round, v.BlockID)
 }
 
 // allowCommit reports whether the validator may send commit c: whether

@@ -68,6 +68,12 @@ func newSimulation(o Options) *simulation {
 	if o.Validators < 1 {
 		o.Validators = 4
 	}
+	if o.ExactThird {
+		o.Faults |= FaultByzantine
+	}
+	if o.Scenario != "" {
+		o.Validators, o.Faults = 4, FaultByzantine
+	}
 	s := &simulation{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID}
 	s.check = newChecker(s)
 	s.params = ledger.DefaultConsensusParams()
@@ -140,7 +146,11 @@ func newSimulation(o Options) *simulation {
 		victim = pick(twin, byz)
 	}
 	s.disk = o.Disk
-	if !o.ByzantineThird {
+	switch {
+	case o.Scenario != "":
+		s.scenario = newScenario(s, o.Scenario)
+		powers, byz = s.scenario.powers(), s.scenario.byzKey
+	case !o.ByzantineThird:
 		s.sharePower(powers, twin, byz, victim)
 	}
 
@@ -177,6 +187,9 @@ func newSimulation(o Options) *simulation {
 		case byz:
 			nd := s.addNode(fmt.Sprintf("v%dx", i), k, false)
 			nd.byz = newByzantine(nd, o.Byzantine)
+			if s.scenario != nil {
+				nd.byz.script = s.scenario
+			}
 			if o.ExactThird {
 				// Silent from the heal on, for good.
 				nd.byz.plan |= ByzSilent
@@ -193,6 +206,9 @@ func newSimulation(o Options) *simulation {
 		s.totalPower += p
 	}
 	s.net = newNetwork(s, twin, halves)
+	if s.scenario != nil {
+		s.scenario.init()
+	}
 	s.deadline = o.FaultPhase + LivenessBound
 	return s
 }

@@ -122,7 +122,9 @@ type Stats struct {
 	BlockSynced    uint64 // blocks a node stored from peers (block sync) after its store lost them
 	// Rounds counts the heights decided (first honest decision of each)
 	// by the round they were decided in; the last bucket takes the rest.
-	Rounds [RoundBuckets]uint64
+	// RoundSum is the sum of those rounds.
+	Rounds   [RoundBuckets]uint64
+	RoundSum uint64
 	// Recovery is how long after the heal the liveness condition was met.
 	Recovery time.Duration
 	// Checks counts the checks of each invariant.
@@ -248,6 +250,7 @@ func (c *checker) decide(n *node, d consensus.EffectDecide) {
 	} else if !ok {
 		c.decided[d.Height] = decision{id, n.name}
 		c.s.stats.Rounds[min(int(d.Round), RoundBuckets-1)]++
+		c.s.stats.RoundSum += uint64(d.Round)
 	}
 }
 

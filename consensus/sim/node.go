@@ -291,6 +291,9 @@ func (o simObserver) Stepped(ev consensus.Event, effects []consensus.Effect, rep
 	}
 	if n.honest {
 		n.oracle.stepped(ev, effects)
+		if s.scenario != nil {
+			s.scenario.observe(n, effects)
+		}
 	}
 	if n.byz != nil {
 		n.byz.stepped(ev)
@@ -454,7 +457,7 @@ func (n *node) answerStatus(m *message) {
 	} else {
 		got := n.rounds.Get(m.height, m.round)
 		for _, v := range got.Votes {
-			if n.byz != nil && v.Validator == n.addr && !n.byz.allow(v.Type, v.Height, v.Round, v.BlockID) {
+			if n.byz != nil && v.Validator == n.addr && !n.byz.mayRelay(v) {
 				continue // its machine's vote, which it did not send
 			}
 			s.send(n.idx, m.from, &message{kind: msgVote, from: n.idx, vote: v})

@@ -19,6 +19,9 @@ type Result struct {
 	Options    Options
 	Violations []Violation
 	Stats      Stats
+	// Missed lists what a targeted scenario's script needed and the run
+	// did not show (empty for runs without a scenario).
+	Missed []string
 	// End is the virtual time the run stopped at.
 	End time.Duration
 }
@@ -42,6 +45,7 @@ type simulation struct {
 	totalPower uint64
 	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
 	disk       DiskFault
+	scenario   *scenario // the targeted scenario, if any
 	params     ledger.ConsensusParams
 	genesis    *ledger.State
 	balance    []ledger.AccountUpdate
@@ -134,7 +138,15 @@ const (
 func Run(o Options) *Result {
 	s := newSimulation(o)
 	s.run()
-	return &Result{Options: o, Violations: s.check.violations, Stats: s.stats, End: s.now}
+	r := &Result{Options: o, Violations: s.check.violations, Stats: s.stats, End: s.now}
+	if sc := s.scenario; sc != nil {
+		for _, p := range scenarioPlays[sc.name] {
+			if !sc.Played[p] {
+				r.Missed = append(r.Missed, p)
+			}
+		}
+	}
+	return r
 }
 
 func (s *simulation) run() {
@@ -193,11 +205,17 @@ func (s *simulation) gossipInterval() time.Duration {
 // heal ends the fault phase: the network is whole again and every crashed
 // node restarts.
 func (s *simulation) heal() {
+	if s.healed {
+		return
+	}
 	s.healed = true
 	s.healAt = s.now
 	s.net.heal()
+	if s.scenario != nil {
+		s.scenario.release(nil)
+	}
 	for _, n := range s.nodes {
-		n.armed = nil
+		n.armed, n.cut = nil, false
 		if !n.up {
 			n.restart()
 		}
