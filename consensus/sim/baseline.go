@@ -29,10 +29,12 @@ type Baseline struct {
 	// RoundsPerHeight is the mean number of rounds a height took (its
 	// decision round plus one).
 	RoundsPerHeight float64 `json:"rounds_per_height"`
-	// The time from the heal to liveness over the runs: median, 90th
-	// percentile and maximum.
+	// The time from the heal to liveness over the runs: median, 90th and
+	// 99th percentile, and the maximum (recorded, not compared: one run's
+	// worst case moves by half when any change reshuffles the runs).
 	RecoveryP50 Millis `json:"recovery_p50_ms"`
 	RecoveryP90 Millis `json:"recovery_p90_ms"`
+	RecoveryP99 Millis `json:"recovery_p99_ms"`
 	RecoveryMax Millis `json:"recovery_max_ms"`
 }
 
@@ -50,9 +52,9 @@ const (
 	// TolLateShare: the share of heights decided after round 0, relative.
 	TolLateShare = 0.10
 	// TolRecovery: the median and 90th percentile recovery, relative.
-	TolRecovery = 0.15
-	// TolRecoveryMax: the longest recovery, relative.
-	TolRecoveryMax = 0.50
+	TolRecovery = 0.10
+	// TolRecoveryP99: the 99th percentile recovery, relative.
+	TolRecoveryP99 = 0.25
 )
 
 // MaxBaselineSize bounds a baseline file; DecodeBaseline refuses more.
@@ -76,7 +78,7 @@ func (c *Campaign) Baseline() Baseline {
 		}
 		return Millis(rec[(len(rec)-1)*p/100] / time.Millisecond)
 	}
-	b.RecoveryP50, b.RecoveryP90, b.RecoveryMax = pct(50), pct(90), pct(100)
+	b.RecoveryP50, b.RecoveryP90, b.RecoveryP99, b.RecoveryMax = pct(50), pct(90), pct(99), pct(100)
 	return b
 }
 
@@ -109,7 +111,7 @@ func (b Baseline) Compare(cur Baseline) []string {
 	worse("share of heights decided after round 0", b.lateShare(), cur.lateShare(), TolLateShare, "")
 	worse("recovery p50", float64(b.RecoveryP50), float64(cur.RecoveryP50), TolRecovery, " ms")
 	worse("recovery p90", float64(b.RecoveryP90), float64(cur.RecoveryP90), TolRecovery, " ms")
-	worse("longest recovery", float64(b.RecoveryMax), float64(cur.RecoveryMax), TolRecoveryMax, " ms")
+	worse("recovery p99", float64(b.RecoveryP99), float64(cur.RecoveryP99), TolRecoveryP99, " ms")
 	return out
 }
 
@@ -146,8 +148,9 @@ func DecodeBaseline(data []byte) (Baseline, error) {
 		return Baseline{}, fmt.Errorf("baseline: %d round buckets, want %d", len(b.Rounds), RoundBuckets)
 	case math.IsNaN(b.RoundsPerHeight) || math.IsInf(b.RoundsPerHeight, 0) || b.RoundsPerHeight < 0:
 		return Baseline{}, fmt.Errorf("baseline: rounds per height %v", b.RoundsPerHeight)
-	case b.RecoveryP50 < 0 || b.RecoveryP90 < b.RecoveryP50 || b.RecoveryMax < b.RecoveryP90:
-		return Baseline{}, fmt.Errorf("baseline: recovery p50 %d, p90 %d, max %d ms out of order", b.RecoveryP50, b.RecoveryP90, b.RecoveryMax)
+	case b.RecoveryP50 < 0 || b.RecoveryP90 < b.RecoveryP50 || b.RecoveryP99 < b.RecoveryP90 || b.RecoveryMax < b.RecoveryP99:
+		return Baseline{}, fmt.Errorf("baseline: recovery p50 %d, p90 %d, p99 %d, max %d ms out of order",
+			b.RecoveryP50, b.RecoveryP90, b.RecoveryP99, b.RecoveryMax)
 	}
 	return b, nil
 }

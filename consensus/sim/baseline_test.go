@@ -26,7 +26,7 @@ func TestBaselineFile(t *testing.T) {
 // is named.
 func TestBaselineCompare(t *testing.T) {
 	base := Baseline{Seeds: 10, Rounds: []uint64{800, 100, 50, 30, 10, 5, 3, 2}, RoundsPerHeight: 1.5,
-		RecoveryP50: 2000, RecoveryP90: 5000, RecoveryMax: 12000}
+		RecoveryP50: 2000, RecoveryP90: 5000, RecoveryP99: 9000, RecoveryMax: 12000}
 	same := base
 	if w := base.Compare(same); len(w) != 0 {
 		t.Fatalf("the baseline is worse than itself: %v", w)
@@ -43,7 +43,8 @@ func TestBaselineCompare(t *testing.T) {
 		{"p50 past tolerance", func(b *Baseline) { b.RecoveryP50 = Millis(2000 * (1 + 2*TolRecovery)) }, "recovery p50"},
 		{"p90 within tolerance", func(b *Baseline) { b.RecoveryP90 = Millis(5000 * (1 + TolRecovery/2)) }, ""},
 		{"p90 past tolerance", func(b *Baseline) { b.RecoveryP90 = Millis(5000 * (1 + 2*TolRecovery)) }, "recovery p90"},
-		{"max past tolerance", func(b *Baseline) { b.RecoveryMax = Millis(12000 * (1 + 2*TolRecoveryMax)) }, "longest recovery"},
+		{"p99 past tolerance", func(b *Baseline) { b.RecoveryP99 = Millis(9000 * (1 + 2*TolRecoveryP99)) }, "recovery p99"},
+		{"max is not compared", func(b *Baseline) { b.RecoveryMax = 50000 }, ""},
 		{"other seeds", func(b *Baseline) { b.Seeds = 11 }, "baseline is of 10 seeds"},
 	}
 	for _, tt := range tests {
@@ -61,7 +62,7 @@ func TestBaselineCompare(t *testing.T) {
 }
 
 func TestDecodeBaseline(t *testing.T) {
-	good := Baseline{Seeds: 3, Rounds: make([]uint64, RoundBuckets), RoundsPerHeight: 1.2, RecoveryP50: 1, RecoveryP90: 2, RecoveryMax: 3}
+	good := Baseline{Seeds: 3, Rounds: make([]uint64, RoundBuckets), RoundsPerHeight: 1.2, RecoveryP50: 1, RecoveryP90: 2, RecoveryP99: 3, RecoveryMax: 3}
 	if b, err := DecodeBaseline(good.Encode()); err != nil || b.Seeds != 3 || b.RecoveryMax != 3 {
 		t.Fatalf("round trip: %+v, %v", b, err)
 	}
@@ -73,7 +74,7 @@ func TestDecodeBaseline(t *testing.T) {
 		"no seeds":      `{"seeds":0,"rounds":[0,0,0,0,0,0,0,0]}`,
 		"few buckets":   `{"seeds":1,"rounds":[0,0]}`,
 		"negative":      `{"seeds":1,"rounds":[0,0,0,0,0,0,0,0],"rounds_per_height":-1}`,
-		"disordered":    `{"seeds":1,"rounds":[0,0,0,0,0,0,0,0],"recovery_p50_ms":5,"recovery_p90_ms":4,"recovery_max_ms":6}`,
+		"disordered":    `{"seeds":1,"rounds":[0,0,0,0,0,0,0,0],"recovery_p50_ms":5,"recovery_p90_ms":4,"recovery_p99_ms":6,"recovery_max_ms":6}`,
 		"oversized":     `{"seeds":1,"rounds":[0,0,0,0,0,0,0,0]}` + strings.Repeat(" ", MaxBaselineSize),
 	} {
 		if _, err := DecodeBaseline([]byte(in)); err == nil {
@@ -83,7 +84,7 @@ func TestDecodeBaseline(t *testing.T) {
 }
 
 func FuzzDecodeBaseline(f *testing.F) {
-	good := Baseline{Seeds: 3, Rounds: make([]uint64, RoundBuckets), RoundsPerHeight: 1.2, RecoveryP50: 1, RecoveryP90: 2, RecoveryMax: 3}
+	good := Baseline{Seeds: 3, Rounds: make([]uint64, RoundBuckets), RoundsPerHeight: 1.2, RecoveryP50: 1, RecoveryP90: 2, RecoveryP99: 3, RecoveryMax: 3}
 	f.Add(good.Encode())
 	f.Add([]byte(`{"seeds":1,"rounds":[0,0,0,0,0,0,0,0],"rounds_per_height":1e308}`))
 	f.Add([]byte(`{}`))

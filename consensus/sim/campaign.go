@@ -140,8 +140,8 @@ func (c *Campaign) Report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "longest recovery after the heal: %s (seed %d); liveness bound %s\n", fmtTime(c.MaxRecovery), c.MaxRecoverySeed, LivenessBound)
 	b := c.Baseline()
-	fmt.Fprintf(w, "heights by decision round %v, %.4f rounds per height; recovery p50 %s, p90 %s\n",
-		b.Rounds, b.RoundsPerHeight, fmtTime(b.RecoveryP50.Std()), fmtTime(b.RecoveryP90.Std()))
+	fmt.Fprintf(w, "heights by decision round %v, %.4f rounds per height; recovery p50 %s, p90 %s, p99 %s\n",
+		b.Rounds, b.RoundsPerHeight, fmtTime(b.RecoveryP50.Std()), fmtTime(b.RecoveryP90.Std()), fmtTime(b.RecoveryP99.Std()))
 	for i, f := range c.Failures {
 		if i == 20 {
 			fmt.Fprintf(w, "... %d more failures\n", len(c.Failures)-20)
