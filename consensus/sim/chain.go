@@ -182,6 +182,7 @@ func newSimulation(o Options) *simulation {
 		k := simKey("validator", i)
 		switch i {
 		case twin:
+			s.twinAddr = k.PubKey().Address()
 			s.addNode(fmt.Sprintf("v%da", i), k, false).twin = true
 			s.addNode(fmt.Sprintf("v%db", i), k, false).twin = true
 		case byz:

@@ -103,23 +103,24 @@ func (v Violation) String() string {
 // Stats count what a run did: the faults it actually exercised and the
 // invariant checks it made.
 type Stats struct {
-	Heights        uint64 // highest height an honest node decided
-	Steps          uint64 // events stepped through machines
-	Messages       uint64 // messages delivered
-	Delayed        uint64 // messages given extra delay
-	Dropped        uint64 // messages lost to drops
-	Cut            uint64 // messages lost to partitions
-	Partitions     uint64
-	Crashes        uint64
-	MidStepCrashes uint64 // crashes inside a step, after the WAL write
-	LostRecords    uint64 // unsynced WAL records lost in crashes
-	Equivocations  uint64 // equivocations honest nodes detected
-	EvidenceBlocks uint64 // evidence committed
-	FarRoundVotes  uint64 // votes at rounds near ledger.MaxRound signed with the twins' key
-	ByzMessages    uint64 // messages the byzantine validator sent
-	DiskFaults     uint64 // disk faults injected
-	Refusals       uint64 // signatures the signer of a node whose disk lost writes refused, as it must
-	BlockSynced    uint64 // blocks a node stored from peers (block sync) after its store lost them
+	Heights           uint64 // highest height an honest node decided
+	Steps             uint64 // events stepped through machines
+	Messages          uint64 // messages delivered
+	Delayed           uint64 // messages given extra delay
+	Dropped           uint64 // messages lost to drops
+	Cut               uint64 // messages lost to partitions
+	Partitions        uint64
+	Crashes           uint64
+	MidStepCrashes    uint64 // crashes inside a step, after the WAL write
+	LostRecords       uint64 // unsynced WAL records lost in crashes
+	Equivocations     uint64 // equivocations honest nodes detected
+	TwinEquivocations uint64 // of them, by the twins' key
+	EvidenceBlocks    uint64 // evidence committed
+	FarRoundVotes     uint64 // votes at rounds near ledger.MaxRound signed with the twins' key
+	ByzMessages       uint64 // messages the byzantine validator sent
+	DiskFaults        uint64 // disk faults injected
+	Refusals          uint64 // signatures the signer of a node whose disk lost writes refused, as it must
+	BlockSynced       uint64 // blocks a node stored from peers (block sync) after its store lost them
 	// Rounds counts the heights decided (first honest decision of each)
 	// by the round they were decided in; the last bucket takes the rest.
 	// RoundSum is the sum of those rounds.
@@ -143,7 +144,7 @@ func (s *Stats) Exercised(k Fault) bool {
 	case FaultCrash:
 		return s.Crashes > 0
 	case FaultTwins:
-		return s.Equivocations > 0
+		return s.TwinEquivocations > 0
 	case FaultByzantine:
 		return s.ByzMessages > 0
 	case FaultDisk:
@@ -277,6 +278,9 @@ func (c *checker) detectedEvidence(n *node, ev *ledger.Evidence) {
 	if _, ok := c.detected[k]; !ok {
 		c.detected[k] = detection{c.s.now, n.name, ev}
 		c.s.stats.Equivocations++
+		if c.s.twinAddr == ev.VoteA.Validator {
+			c.s.stats.TwinEquivocations++
+		}
 	}
 }
 

@@ -45,7 +45,8 @@ type simulation struct {
 	totalPower uint64
 	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
 	disk       DiskFault
-	scenario   *scenario // the targeted scenario, if any
+	scenario   *scenario      // the targeted scenario, if any
+	twinAddr   crypto.Address // the twins' key's address (zero without twins)
 	params     ledger.ConsensusParams
 	genesis    *ledger.State
 	balance    []ledger.AccountUpdate

@@ -106,16 +106,22 @@ func TestScenarios(t *testing.T) {
 	for _, name := range Scenarios {
 		t.Run(name, func(t *testing.T) {
 			var recovery time.Duration
+			var failed []*Result
 			for seed := uint64(0); seed < uint64(n); seed++ {
 				r := Run(ScenarioOptions(name, seed))
 				if r.Failed() {
-					t.Fatal(FailureReport(r, 60))
+					failed = append(failed, r)
+					t.Errorf("%s: %s", r.Options, r.Violations[0])
+					continue
 				}
 				if len(r.Missed) > 0 {
 					t.Fatalf("%s: the script did not play: no %q (go test ./consensus/sim -run TestSimulator -scenario=%s -seed=%d -v)",
 						r.Options, r.Missed, name, seed)
 				}
 				recovery = max(recovery, r.Stats.Recovery)
+			}
+			if len(failed) > 0 {
+				t.Fatalf("%d of %d runs failed; the first:\n%s", len(failed), n, FailureReport(failed[0], 60))
 			}
 			t.Logf("%d runs played the script; longest recovery %s", n, fmtTime(recovery))
 		})
