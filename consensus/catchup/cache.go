@@ -32,7 +32,11 @@ type Messages[B any] struct {
 }
 
 // Cache holds accepted proposals and every accepted vote of the height
-// being decided, and, for the height decided last, the proposal that
+// being decided and of the one after it (the machine accepts messages of
+// the next height ahead of it; a vote accepted then must be passed on
+// once the height starts, or a peer that missed it may never see the
+// threshold it completed, for example the precommits that let this node
+// leave a round), and, for the height decided last, the proposal that
 // carried its block and its commit's precommits: enough for a peer stuck
 // on it to decide (L49). It is safe for concurrent use: the driver writes
 // it, the network reads it.
@@ -42,7 +46,12 @@ type Cache[B any] struct {
 	height    uint64
 	proposals []Proposal[B]
 	votes     []*ledger.Vote
-	prev      struct {
+	// next holds what was accepted of height+1.
+	next struct {
+		proposals []Proposal[B]
+		votes     []*ledger.Vote
+	}
+	prev struct {
 		height   uint64
 		proposal Proposal[B]
 		votes    []*ledger.Vote
@@ -63,6 +72,7 @@ func (c *Cache[B]) Reset(height uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.height, c.proposals, c.votes = height, nil, nil
+	c.next.proposals, c.next.votes = nil, nil
 }
 
 // Height is the height whose messages the cache keeps.
@@ -73,7 +83,8 @@ func (c *Cache[B]) Height() uint64 {
 }
 
 // Decided moves on from the decided height to the next one, keeping the
-// proposal that carried block id and the commit's precommits.
+// proposal that carried block id and the commit's precommits, and what
+// was accepted of the next height already.
 func (c *Cache[B]) Decided(id crypto.Hash, commit *ledger.Commit, vals *ledger.ValidatorSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -88,24 +99,37 @@ func (c *Cache[B]) Decided(id crypto.Hash, commit *ledger.Commit, vals *ledger.V
 	for _, v := range commit.Votes(vals) {
 		c.prev.votes = append(c.prev.votes, &v)
 	}
-	c.height, c.proposals, c.votes = commit.Height+1, nil, nil
+	if c.height == commit.Height {
+		c.proposals, c.votes = c.next.proposals, c.next.votes
+	} else {
+		c.proposals, c.votes = nil, nil
+	}
+	c.height = commit.Height + 1
+	c.next.proposals, c.next.votes = nil, nil
 }
 
-// AddProposal keeps an accepted proposal of the cache's height.
+// AddProposal keeps an accepted proposal of the cache's height or the
+// next.
 func (c *Cache[B]) AddProposal(p *ledger.Proposal, block B) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p.Height == c.height && len(c.proposals) < MaxProposals {
+	switch {
+	case p.Height == c.height && len(c.proposals) < MaxProposals:
 		c.proposals = append(c.proposals, Proposal[B]{p, block})
+	case p.Height == c.height+1 && len(c.next.proposals) < MaxProposals:
+		c.next.proposals = append(c.next.proposals, Proposal[B]{p, block})
 	}
 }
 
-// AddVote keeps an accepted vote of the cache's height.
+// AddVote keeps an accepted vote of the cache's height or the next.
 func (c *Cache[B]) AddVote(v *ledger.Vote) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if v.Height == c.height && len(c.votes) < c.maxVotes {
+	switch {
+	case v.Height == c.height && len(c.votes) < c.maxVotes:
 		c.votes = append(c.votes, v)
+	case v.Height == c.height+1 && len(c.next.votes) < c.maxVotes:
+		c.next.votes = append(c.next.votes, v)
 	}
 }
 

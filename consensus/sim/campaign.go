@@ -28,6 +28,16 @@ type Campaign struct {
 	Equivocate uint64
 	Evidence   uint64
 	FarVotes   uint64
+	ByzMsgs    uint64
+	DiskFaults uint64
+	Refusals   uint64
+	Synced     uint64
+	// Rounds counts the heights decided by the round they were decided
+	// in (first honest decision), RoundSum sums those rounds, and
+	// Recoveries holds every run's time from the heal to liveness.
+	Rounds     [RoundBuckets]uint64
+	RoundSum   uint64
+	Recoveries []time.Duration
 	// MaxRecovery is the longest time from heal to liveness.
 	MaxRecovery     time.Duration
 	MaxRecoverySeed uint64
@@ -96,6 +106,17 @@ func (c *Campaign) add(r *Result) {
 	c.Equivocate += st.Equivocations
 	c.Evidence += st.EvidenceBlocks
 	c.FarVotes += st.FarRoundVotes
+	c.ByzMsgs += st.ByzMessages
+	c.DiskFaults += st.DiskFaults
+	c.Refusals += st.Refusals
+	c.Synced += st.BlockSynced
+	for i, k := range st.Rounds {
+		c.Rounds[i] += k
+	}
+	c.RoundSum += st.RoundSum
+	if st.Recovery > 0 {
+		c.Recoveries = append(c.Recoveries, st.Recovery)
+	}
 	if st.Recovery > c.MaxRecovery || (st.Recovery == c.MaxRecovery && r.Options.Seed < c.MaxRecoverySeed) {
 		c.MaxRecovery, c.MaxRecoverySeed = st.Recovery, r.Options.Seed
 	}
@@ -111,11 +132,16 @@ func (c *Campaign) Report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  (%d crashes, %d of them inside a step after the WAL write; %d equivocations detected, %d committed as evidence; %d far-round votes signed with the twins' key)\n",
 		c.Crashes, c.MidStep, c.Equivocate, c.Evidence, c.FarVotes)
+	fmt.Fprintf(w, "  (%d messages from the byzantine validator; %d disk faults, %d signatures refused after them, %d blocks fetched by block sync)\n",
+		c.ByzMsgs, c.DiskFaults, c.Refusals, c.Synced)
 	fmt.Fprintf(w, "invariant        runs checking  checks     violations\n")
 	for _, inv := range Invariants {
 		fmt.Fprintf(w, "  %-14s  %7d  %11d  %5d\n", inv, c.Checked[inv], c.Checks[inv], c.Violations[inv])
 	}
 	fmt.Fprintf(w, "longest recovery after the heal: %s (seed %d); liveness bound %s\n", fmtTime(c.MaxRecovery), c.MaxRecoverySeed, LivenessBound)
+	b := c.Baseline()
+	fmt.Fprintf(w, "heights by decision round %v, %.4f rounds per height; recovery p50 %s, p90 %s, p99 %s\n",
+		b.Rounds, b.RoundsPerHeight, fmtTime(b.RecoveryP50.Std()), fmtTime(b.RecoveryP90.Std()), fmtTime(b.RecoveryP99.Std()))
 	for i, f := range c.Failures {
 		if i == 20 {
 			fmt.Fprintf(w, "... %d more failures\n", len(c.Failures)-20)
@@ -150,7 +176,11 @@ func FailureReport(r *Result, tail int) string {
 	for _, v := range r.Violations {
 		fmt.Fprintf(&b, "  %s\n", v)
 	}
-	fmt.Fprintf(&b, "reproduce: go test ./consensus/sim -run TestSimulator -seed=%d -v\n", r.Options.Seed)
+	scenario := ""
+	if r.Options.Scenario != "" {
+		scenario = " -scenario=" + r.Options.Scenario
+	}
+	fmt.Fprintf(&b, "reproduce: go test ./consensus/sim -run TestSimulator%s -seed=%d -v\n", scenario, r.Options.Seed)
 	fmt.Fprintf(&b, "last %d trace lines:\n", tail)
 	for _, l := range Replay(r.Options, tail) {
 		b.WriteString(l)

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,6 +68,12 @@ func newSimulation(o Options) *simulation {
 	if o.Validators < 1 {
 		o.Validators = 4
 	}
+	if o.ExactThird {
+		o.Faults |= FaultByzantine
+	}
+	if o.Scenario != "" {
+		o.Validators, o.Faults = 4, FaultByzantine
+	}
 	s := &simulation{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID}
 	s.check = newChecker(s)
 	s.params = ledger.DefaultConsensusParams()
@@ -80,7 +87,7 @@ func newSimulation(o Options) *simulation {
 	// Unequal powers; with twins, the twin key holds less than a third
 	// (or, for ByzantineThird, enough to make both halves a quorum).
 	n := o.Validators
-	twins := o.Faults&FaultTwins != 0 || o.ByzantineThird
+	twins := (o.Faults&FaultTwins != 0 && !o.ExactThird) || o.ByzantineThird
 	powers := make([]uint64, n)
 	var total uint64
 	for i := range powers {
@@ -91,7 +98,6 @@ func newSimulation(o Options) *simulation {
 	var halves [2][]int
 	if twins {
 		twin = s.rng.IntN(n)
-		rest := total - powers[twin]
 		if o.ByzantineThird {
 			// Split the honest validators in two halves X, Y and give the
 			// twin the least power T with T+min(X,Y) a quorum of the total.
@@ -117,10 +123,35 @@ func newSimulation(o Options) *simulation {
 				t++
 			}
 			powers[twin] = t
-		} else {
-			// As much power as stays below a third: 3T < T+rest.
-			powers[twin] = max(1, (rest-1)/2)
 		}
+	}
+	// The byzantine validator and the disk-fault node are drawn from a
+	// stream of their own, so that runs without them are the runs they
+	// were before these kinds existed.
+	s.frng = rand.New(rand.NewPCG(o.Seed, 0xfa17))
+	pick := func(not ...int) int {
+		var c []int
+		for i := 0; i < n; i++ {
+			if !slices.Contains(not, i) {
+				c = append(c, i)
+			}
+		}
+		return c[s.frng.IntN(len(c))]
+	}
+	byz, victim := -1, -1
+	if o.Faults&FaultByzantine != 0 && !o.ByzantineThird {
+		byz = pick(twin)
+	}
+	if o.Faults&FaultDisk != 0 && !o.ByzantineThird && !o.ExactThird {
+		victim = pick(twin, byz)
+	}
+	s.disk = o.Disk
+	switch {
+	case o.Scenario != "":
+		s.scenario = newScenario(s, o.Scenario)
+		powers, byz = s.scenario.powers(), s.scenario.byzKey
+	case !o.ByzantineThird:
+		s.sharePower(powers, twin, byz, victim)
 	}
 
 	var vals []ledger.Validator
@@ -149,19 +180,107 @@ func newSimulation(o Options) *simulation {
 	// index in creation order (v0, v1, ...), twins v<i>a and v<i>b.
 	for i := range powers {
 		k := simKey("validator", i)
-		if i == twin {
-			s.addNode(fmt.Sprintf("v%da", i), k, false)
-			s.addNode(fmt.Sprintf("v%db", i), k, false)
-			continue
+		switch i {
+		case twin:
+			s.twinAddr = k.PubKey().Address()
+			s.addNode(fmt.Sprintf("v%da", i), k, false).twin = true
+			s.addNode(fmt.Sprintf("v%db", i), k, false).twin = true
+		case byz:
+			nd := s.addNode(fmt.Sprintf("v%dx", i), k, false)
+			nd.byz = newByzantine(nd, o.Byzantine)
+			if s.scenario != nil {
+				nd.byz.script = s.scenario
+			}
+			if o.ExactThird {
+				// Silent from the heal on, for good.
+				nd.byz.plan |= ByzSilent
+				nd.byz.silentFrom, nd.byz.silentUntil = o.FaultPhase, 0
+			}
+		default:
+			nd := s.addNode(fmt.Sprintf("v%d", i), k, true)
+			if i == victim {
+				nd.disk = &diskNode{faults: o.Disk}
+			}
 		}
-		s.addNode(fmt.Sprintf("v%d", i), k, true)
+	}
+	for _, p := range powers {
+		s.totalPower += p
 	}
 	s.net = newNetwork(s, twin, halves)
+	if s.scenario != nil {
+		s.scenario.init()
+	}
 	s.deadline = o.FaultPhase + LivenessBound
 	return s
 }
 
-func (s *simulation) addNode(name string, key crypto.PrivKey, honest bool) {
+// sharePower gives the faulty validators their power: the twin key, the
+// byzantine validator and, when its disk faults can make it forget what it
+// signed (and its locks, which is as good as byzantine for safety), the
+// disk-fault node together hold as much power as stays below a third.
+// The disk-fault node keeps its own power when that leaves room; with the
+// twins and the byzantine validator, the rest is shared at random.
+// ExactThird gives the byzantine validator exactly a third.
+func (s *simulation) sharePower(powers []uint64, twin, byz, victim int) {
+	if !s.disk.amnesia() {
+		victim = -1
+	}
+	faulty := func(i int) bool { return i == twin || i == byz || i == victim }
+	honest := func() (h uint64) {
+		for i, p := range powers {
+			if !faulty(i) {
+				h += p
+			}
+		}
+		return h
+	}
+	if s.opts.ExactThird {
+		// 3F = F + H, so F = H/2: an even honest power.
+		if honest()%2 == 1 {
+			for i := range powers {
+				if !faulty(i) {
+					powers[i] *= 2
+				}
+			}
+		}
+		powers[byz] = honest() / 2
+		return
+	}
+	need := 0
+	for _, i := range []int{twin, byz, victim} {
+		if i >= 0 {
+			need++
+		}
+	}
+	if need == 0 {
+		return
+	}
+	// 3F < F + H, so F <= (H-1)/2.
+	for (honest()-1)/2 < uint64(need) {
+		for i := range powers {
+			if !faulty(i) {
+				powers[i] *= 2
+			}
+		}
+	}
+	budget := (honest() - 1) / 2
+	if victim >= 0 {
+		keys := uint64(need - 1) // the twin and byzantine keys need 1 each
+		powers[victim] = max(1, min(powers[victim], budget-keys))
+		budget -= powers[victim]
+	}
+	switch {
+	case twin >= 0 && byz >= 0:
+		powers[byz] = max(1, budget*uint64(1+s.frng.IntN(3))/4)
+		powers[twin] = max(1, budget-powers[byz])
+	case twin >= 0:
+		powers[twin] = max(1, budget)
+	case byz >= 0:
+		powers[byz] = max(1, budget)
+	}
+}
+
+func (s *simulation) addNode(name string, key crypto.PrivKey, honest bool) *node {
 	n := &node{
 		s: s, idx: len(s.nodes), name: name, key: key, addr: key.PubKey().Address(), honest: honest,
 		rng:     rand.New(rand.NewPCG(s.opts.Seed, uint64(len(s.nodes))+1)),
@@ -171,13 +290,16 @@ func (s *simulation) addNode(name string, key crypto.PrivKey, honest bool) {
 		store:   newChainStore(s),
 		pool:    evidence.NewPool(),
 	}
+	n.oracle = newOracle(n)
 	s.nodes = append(s.nodes, n)
+	return n
 }
 
 // chainStore is a node's durable ledger: committed blocks with their
 // commits and proposals, the state after the last one and its accounts.
 // It implements ledger.StateReader.
 type chainStore struct {
+	s        *simulation
 	state    ledger.State
 	accounts map[crypto.Address]ledger.Account
 	evidence map[crypto.Hash]bool
@@ -195,7 +317,7 @@ type committedBlock struct {
 }
 
 func newChainStore(s *simulation) *chainStore {
-	c := &chainStore{state: *s.genesis, accounts: map[crypto.Address]ledger.Account{}, evidence: map[crypto.Hash]bool{}}
+	c := &chainStore{s: s, state: *s.genesis, accounts: map[crypto.Address]ledger.Account{}, evidence: map[crypto.Hash]bool{}}
 	for _, u := range s.balance {
 		c.accounts[u.Address] = u.Account
 	}

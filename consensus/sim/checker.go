@@ -33,13 +33,22 @@ const (
 	InvEvidence
 	// InvRestart: a restarted machine replays to the state it crashed in
 	// (when no WAL record was lost), and outside replay its signer never
-	// refuses what it asks to sign.
+	// refuses what it asks to sign (except, after its disk lost writes,
+	// at the heights and rounds it had signed before).
 	InvRestart
+	// InvEquivocation: an honest machine that accepted two conflicting
+	// votes of one validator reported the evidence (the oracle's check).
+	InvEquivocation
+	// InvLocking: an honest machine precommits a value only with a polka
+	// for it, and prevotes against its lock only for a proposal whose
+	// proof-of-lock round is at or above the lock's, with that polka (the
+	// oracle's check, with its own tally).
+	InvLocking
 	numInvariants
 )
 
 // Invariants lists every invariant in order.
-var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart}
+var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart, InvEquivocation, InvLocking}
 
 // String renders the Invariant in one line, for logs and traces.
 func (i Invariant) String() string {
@@ -58,6 +67,10 @@ func (i Invariant) String() string {
 		return "evidence"
 	case InvRestart:
 		return "restart"
+	case InvEquivocation:
+		return "equivocation"
+	case InvLocking:
+		return "locking"
 	}
 	return fmt.Sprintf("Invariant(%d)", uint8(i))
 }
@@ -69,6 +82,10 @@ const (
 	LivenessBound   = 60 * time.Second
 	LivenessHeights = 2
 )
+
+// RoundBuckets is the number of buckets of Stats.Rounds: rounds 0 to 6,
+// and 7 or more.
+const RoundBuckets = 8
 
 // Violation is a broken invariant.
 type Violation struct {
@@ -86,19 +103,29 @@ func (v Violation) String() string {
 // Stats count what a run did: the faults it actually exercised and the
 // invariant checks it made.
 type Stats struct {
-	Heights        uint64 // highest height an honest node decided
-	Steps          uint64 // events stepped through machines
-	Messages       uint64 // messages delivered
-	Delayed        uint64 // messages given extra delay
-	Dropped        uint64 // messages lost to drops
-	Cut            uint64 // messages lost to partitions
-	Partitions     uint64
-	Crashes        uint64
-	MidStepCrashes uint64 // crashes inside a step, after the WAL write
-	LostRecords    uint64 // unsynced WAL records lost in crashes
-	Equivocations  uint64 // equivocations honest nodes detected
-	EvidenceBlocks uint64 // evidence committed
-	FarRoundVotes  uint64 // votes at rounds near ledger.MaxRound signed with the twins' key
+	Heights           uint64 // highest height an honest node decided
+	Steps             uint64 // events stepped through machines
+	Messages          uint64 // messages delivered
+	Delayed           uint64 // messages given extra delay
+	Dropped           uint64 // messages lost to drops
+	Cut               uint64 // messages lost to partitions
+	Partitions        uint64
+	Crashes           uint64
+	MidStepCrashes    uint64 // crashes inside a step, after the WAL write
+	LostRecords       uint64 // unsynced WAL records lost in crashes
+	Equivocations     uint64 // equivocations honest nodes detected
+	TwinEquivocations uint64 // of them, by the twins' key
+	EvidenceBlocks    uint64 // evidence committed
+	FarRoundVotes     uint64 // votes at rounds near ledger.MaxRound signed with the twins' key
+	ByzMessages       uint64 // messages the byzantine validator sent
+	DiskFaults        uint64 // disk faults injected
+	Refusals          uint64 // signatures the signer of a node whose disk lost writes refused, as it must
+	BlockSynced       uint64 // blocks a node stored from peers (block sync) after its store lost them
+	// Rounds counts the heights decided (first honest decision of each)
+	// by the round they were decided in; the last bucket takes the rest.
+	// RoundSum is the sum of those rounds.
+	Rounds   [RoundBuckets]uint64
+	RoundSum uint64
 	// Recovery is how long after the heal the liveness condition was met.
 	Recovery time.Duration
 	// Checks counts the checks of each invariant.
@@ -117,7 +144,11 @@ func (s *Stats) Exercised(k Fault) bool {
 	case FaultCrash:
 		return s.Crashes > 0
 	case FaultTwins:
-		return s.Equivocations > 0
+		return s.TwinEquivocations > 0
+	case FaultByzantine:
+		return s.ByzMessages > 0
+	case FaultDisk:
+		return s.DiskFaults > 0
 	}
 	return false
 }
@@ -194,6 +225,20 @@ func (c *checker) decide(n *node, d consensus.EffectDecide) {
 			c.fail(InvCommit, n, "commit of h=%d: %v", d.Height, err)
 			return
 		}
+		// The quorum once more with the checker's own arithmetic, so a
+		// fault in the shared one (ledger.ValidatorSet.Quorum) shows.
+		var power uint64
+		seen := map[uint32]bool{}
+		for _, sig := range d.Commit.Sigs {
+			if !seen[sig.ValidatorIndex] {
+				seen[sig.ValidatorIndex] = true
+				power += c.s.vals.Get(int(sig.ValidatorIndex)).Power
+			}
+		}
+		if !c.s.overTwoThirds(power) {
+			c.fail(InvCommit, n, "commit of h=%d holds %d of %d voting power: not more than two thirds", d.Height, power, c.s.totalPower)
+			return
+		}
 		c.verified[ch] = true
 	}
 	if !n.honest {
@@ -205,6 +250,8 @@ func (c *checker) decide(n *node, d consensus.EffectDecide) {
 		return
 	} else if !ok {
 		c.decided[d.Height] = decision{id, n.name}
+		c.s.stats.Rounds[min(int(d.Round), RoundBuckets-1)]++
+		c.s.stats.RoundSum += uint64(d.Round)
 	}
 }
 
@@ -231,6 +278,9 @@ func (c *checker) detectedEvidence(n *node, ev *ledger.Evidence) {
 	if _, ok := c.detected[k]; !ok {
 		c.detected[k] = detection{c.s.now, n.name, ev}
 		c.s.stats.Equivocations++
+		if c.s.twinAddr == ev.VoteA.Validator {
+			c.s.stats.TwinEquivocations++
+		}
 	}
 }
 

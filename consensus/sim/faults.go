@@ -79,6 +79,7 @@ func (s *simulation) planFaults() {
 			at = end + time.Duration(r.IntN(1000))*time.Millisecond
 		}
 	}
+	s.planDisk()
 	if o.Faults&FaultCrash != 0 {
 		for k := 1 + r.IntN(5); k > 0; k-- {
 			n := s.nodes[r.IntN(len(s.nodes))]

@@ -84,7 +84,7 @@ func newNetwork(s *simulation, twinKey int, halves [2][]int) *network {
 		return net
 	}
 	for _, nd := range s.nodes {
-		if !nd.honest {
+		if nd.twin {
 			if net.twinA < 0 {
 				net.twinA = nd.idx
 			} else {
@@ -306,11 +306,17 @@ func (net *network) heal() {
 }
 
 // send schedules delivery of m from node a to node b, unless the network
-// loses it.
+// loses it (or a scenario holds it back).
 func (s *simulation) send(a, b int, m *message) {
 	net := s.net
 	if a == b {
 		return
+	}
+	if sc := s.scenario; sc != nil {
+		if until := sc.holdFor(a, b, m); until > 0 {
+			sc.held = append(sc.held, heldMsg{from: a, to: b, until: until, m: m})
+			return
+		}
 	}
 	if !net.connected(a, b, m) {
 		s.stats.Cut++
@@ -334,6 +340,14 @@ func (s *simulation) send(a, b int, m *message) {
 			s.stats.Delayed++
 		}
 	}
+	s.schedule(s.now+d, &simEvent{kind: evDeliver, node: b, msg: m})
+}
+
+// deliver schedules delivery of m from node a to node b over the link's
+// latency, past every fault.
+func (s *simulation) deliver(a, b int, m *message) {
+	d := s.net.latency[a][b]
+	d += time.Duration(s.rng.Int64N(int64(d)/2 + 1))
 	s.schedule(s.now+d, &simEvent{kind: evDeliver, node: b, msg: m})
 }
 

@@ -28,6 +28,10 @@ type node struct {
 	key    crypto.PrivKey
 	addr   crypto.Address
 	honest bool
+	twin   bool       // runs the twins' key
+	byz    *byzantine // the byzantine validator's behaviour; nil for the others
+	disk   *diskNode  // the disk-fault node's faults; nil for the others
+	oracle *oracle    // checks the machine of an honest node
 	rng    *rand.Rand
 	skew   time.Duration // the node's clock offset, for block times
 
@@ -62,14 +66,12 @@ func (n *node) boot() {
 }
 
 // start creates the process: a signer on the stored guard state and a
-// driver core that makes the machine of the height after the stored one
-// and replays the WAL into it.
+// driver core, then begins.
 func (n *node) start() {
 	s := n.s
 	n.up = true
 	n.inc++
 	n.armed, n.cut = nil, false
-	n.rounds = catchup.New[*ledger.Block](0)
 	signer, err := privval.New(n.key, n.pvStore)
 	if err != nil {
 		s.check.fail(InvRestart, n, "signer: %v", err)
@@ -88,6 +90,16 @@ func (n *node) start() {
 		Evidence:   n.pool,
 		Observer:   simObserver{n: n},
 	})
+	n.begin()
+}
+
+// begin has the driver core make the machine of the height after the
+// stored one and replay the WAL into it, checks the replay, starts the
+// height if the machine waits for it, and starts gossiping. Block sync
+// calls it again on the same core, as the node does.
+func (n *node) begin() {
+	s := n.s
+	n.rounds = catchup.New[*ledger.Block](0)
 	if err := n.core.Start(); err != nil {
 		if !s.stopped {
 			s.check.fail(InvRestart, n, "start: %v", err)
@@ -105,6 +117,7 @@ func (n *node) start() {
 		}
 		n.snapshot = nil
 	}
+	n.checkStore()
 	if st := n.core.State(); st.Step == consensus.StepNewHeight {
 		n.input(consensus.EventNewHeight{Height: st.Height})
 	}
@@ -191,6 +204,10 @@ func (w simNetwork) SendProposal(p *ledger.Proposal, b *ledger.Block) {
 	if n.honest {
 		s.check.signedBy(n, p.Height, p.Round, 0, p.BlockID)
 	}
+	if n.byz != nil {
+		n.byz.sendProposal(p, b)
+		return
+	}
 	w.send(&message{kind: msgProposal, from: n.idx, proposal: p, block: b})
 }
 
@@ -199,14 +216,25 @@ func (w simNetwork) SendVote(v *ledger.Vote) {
 	if n.honest {
 		s.check.signedBy(n, v.Height, v.Round, uint8(v.Type), v.BlockID)
 	}
-	if w.send(&message{kind: msgVote, from: n.idx, vote: v}) && !n.honest && !s.opts.ByzantineThird {
+	if n.byz != nil {
+		n.byz.sendVote(v)
+		return
+	}
+	if w.send(&message{kind: msgVote, from: n.idx, vote: v}) && n.twin && !s.opts.ByzantineThird {
 		n.farRoundVotes(v)
 	}
 }
 
 func (w simNetwork) SendEvidence(ev *ledger.Evidence) {
+	if w.n.mute() {
+		return
+	}
 	w.n.s.broadcast(w.n.idx, &message{kind: msgEvidence, from: w.n.idx, evidence: ev})
 }
+
+// mute reports whether the node sends nothing now (a silent byzantine
+// validator).
+func (n *node) mute() bool { return n.byz != nil && n.byz.silent() }
 
 // send broadcasts m, or, when the armed crash strikes this send, delivers
 // it to a random subset of the peers and crashes; it reports whether the
@@ -244,7 +272,10 @@ type simObserver struct {
 	n *node
 }
 
-func (o simObserver) NewMachine(h uint64) { o.n.rounds.Reset(h) }
+func (o simObserver) NewMachine(h uint64) {
+	o.n.rounds.Reset(h)
+	o.n.oracle.reset()
+}
 
 func (o simObserver) Stepped(ev consensus.Event, effects []consensus.Effect, replaying bool) {
 	n, s := o.n, o.n.s
@@ -258,6 +289,15 @@ func (o simObserver) Stepped(ev consensus.Event, effects []consensus.Effect, rep
 	case consensus.EventVote:
 		n.rounds.AddVote(e.Vote)
 	}
+	if n.honest {
+		n.oracle.stepped(ev, effects)
+		if s.scenario != nil {
+			s.scenario.observe(n, effects)
+		}
+	}
+	if n.byz != nil {
+		n.byz.stepped(ev)
+	}
 }
 
 func (o simObserver) Rejected(ev consensus.Event, from string, err error) {
@@ -269,16 +309,28 @@ func (o simObserver) Rejected(ev consensus.Event, from string, err error) {
 }
 
 func (o simObserver) SignerRefused(h uint64, r uint32, err error) {
-	if o.n.honest {
-		o.n.s.check.fail(InvRestart, o.n, "signer refused the machine at h=%d r=%d: %v", h, r, err)
+	n := o.n
+	if !n.honest {
+		return
 	}
+	if d := n.disk; d != nil && (h < d.lostHeight || (h == d.lostHeight && r <= d.lostRound)) {
+		// The disk lost what the machine signed here; the guard keeps it.
+		n.s.stats.Refusals++
+		n.s.tracef(n, "signer refuses h=%d r=%d, signed before the disk lost it", h, r)
+		return
+	}
+	n.s.check.fail(InvRestart, n, "signer refused the machine at h=%d r=%d: %v", h, r, err)
 }
 
 func (o simObserver) Decided(d consensus.EffectDecide, _ bool) {
 	o.n.rounds.Decided(d.Block.Hash(), d.Commit, o.n.s.vals)
+	o.n.oracle.decided(d.Height)
 }
 
-func (o simObserver) Evidence(ev *ledger.Evidence, _ bool) { o.n.s.check.detectedEvidence(o.n, ev) }
+func (o simObserver) Evidence(ev *ledger.Evidence, _ bool) {
+	o.n.oracle.evidenceReported(ev)
+	o.n.s.check.detectedEvidence(o.n, ev)
+}
 
 // Executing fires an armed crash inside the first step that lets
 // something leave the node: after the WAL write, before effect i (or after
@@ -355,8 +407,12 @@ func (n *node) receive(m *message) {
 	case msgStatus:
 		n.answerStatus(m)
 	case msgCatchup:
-		// The commit's precommits, then the proposal: L49 decides.
 		h := m.commit.Height
+		if d := n.disk; d != nil && h <= d.lostUntil && h == n.store.height()+1 {
+			n.blockSync(m)
+			return
+		}
+		// The commit's precommits, then the proposal: L49 decides.
 		if n.store.height() >= h || h > n.core.Height()+1 {
 			return
 		}
@@ -369,6 +425,9 @@ func (n *node) receive(m *message) {
 
 // gossip tells every peer which height and round the node is at.
 func (n *node) gossip() {
+	if n.mute() {
+		return
+	}
 	st := n.core.State()
 	h, r := n.store.height()+1, uint32(0)
 	if st.Height == h {
@@ -383,15 +442,24 @@ func (n *node) gossip() {
 // proposal and every vote accepted); and with the evidence held.
 func (n *node) answerStatus(m *message) {
 	s := n.s
+	if n.mute() {
+		return
+	}
 	if n.store.height() >= m.height {
 		for h := m.height; h <= m.height+1; h++ {
 			if c := n.store.get(h); c != nil {
+				if n.byz != nil && !n.byz.allowCommit(c.commit) {
+					continue // it carries its machine's vote, which it did not send
+				}
 				s.send(n.idx, m.from, &message{kind: msgCatchup, from: n.idx, proposal: c.proposal, block: c.block, commit: c.commit})
 			}
 		}
 	} else {
 		got := n.rounds.Get(m.height, m.round)
 		for _, v := range got.Votes {
+			if n.byz != nil && v.Validator == n.addr && !n.byz.mayRelay(v) {
+				continue // its machine's vote, which it did not send
+			}
 			s.send(n.idx, m.from, &message{kind: msgVote, from: n.idx, vote: v})
 		}
 		if got.Proposal != nil {
@@ -429,6 +497,7 @@ func (n *node) crash(down time.Duration, between bool) {
 		n.core.Halt()
 	}
 	n.armed, n.cut, n.rounds = nil, false, nil
+	n.oracle.reset()
 	n.store.executed = nil
 	if !s.healed {
 		at := s.now + down

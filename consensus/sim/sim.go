@@ -19,6 +19,9 @@ type Result struct {
 	Options    Options
 	Violations []Violation
 	Stats      Stats
+	// Missed lists what a targeted scenario's script needed and the run
+	// did not show (empty for runs without a scenario).
+	Missed []string
 	// End is the virtual time the run stopped at.
 	End time.Duration
 }
@@ -37,10 +40,17 @@ type simulation struct {
 
 	chainID string
 	vals    *ledger.ValidatorSet
-	params  ledger.ConsensusParams
-	genesis *ledger.State
-	balance []ledger.AccountUpdate
-	accts   []crypto.PrivKey
+	// totalPower is the validators' total power, summed by the simulator
+	// itself: the checks' quorum arithmetic does not rely on the ledger's.
+	totalPower uint64
+	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
+	disk       DiskFault
+	scenario   *scenario      // the targeted scenario, if any
+	twinAddr   crypto.Address // the twins' key's address (zero without twins)
+	params     ledger.ConsensusParams
+	genesis    *ledger.State
+	balance    []ledger.AccountUpdate
+	accts      []crypto.PrivKey
 
 	nodes []*node
 	net   *network
@@ -104,6 +114,10 @@ func (s *simulation) schedule(at time.Duration, e *simEvent) {
 	heap.Push(&s.queue, e)
 }
 
+// overTwoThirds reports whether power is more than two thirds of the
+// total: the quorum, computed independently of ledger.ValidatorSet.
+func (s *simulation) overTwoThirds(power uint64) bool { return 3*power > 2*s.totalPower }
+
 func (s *simulation) after(d time.Duration, f func()) {
 	s.schedule(s.now+d, &simEvent{kind: evAction, action: f})
 }
@@ -125,7 +139,15 @@ const (
 func Run(o Options) *Result {
 	s := newSimulation(o)
 	s.run()
-	return &Result{Options: o, Violations: s.check.violations, Stats: s.stats, End: s.now}
+	r := &Result{Options: o, Violations: s.check.violations, Stats: s.stats, End: s.now}
+	if sc := s.scenario; sc != nil {
+		for _, p := range scenarioPlays[sc.name] {
+			if !sc.Played[p] {
+				r.Missed = append(r.Missed, p)
+			}
+		}
+	}
+	return r
 }
 
 func (s *simulation) run() {
@@ -184,11 +206,17 @@ func (s *simulation) gossipInterval() time.Duration {
 // heal ends the fault phase: the network is whole again and every crashed
 // node restarts.
 func (s *simulation) heal() {
+	if s.healed {
+		return
+	}
 	s.healed = true
 	s.healAt = s.now
 	s.net.heal()
+	if s.scenario != nil {
+		s.scenario.release(nil)
+	}
 	for _, n := range s.nodes {
-		n.armed = nil
+		n.armed, n.cut = nil, false
 		if !n.up {
 			n.restart()
 		}

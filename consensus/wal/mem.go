@@ -140,3 +140,44 @@ func (m *MemLog) Prune(belowHeight uint64) error {
 	m.synced = max(0, m.synced-n)
 	return nil
 }
+
+// LoseTail drops the last n records (all of them if there are fewer),
+// synced or not, and returns how many it dropped: what a disk that
+// acknowledged writes it never made durable loses. It is always a suffix,
+// since FileLog.Open cuts the log at its first damaged frame.
+func (m *MemLog) LoseTail(n int) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n = max(0, min(n, len(m.recs)))
+	keep := len(m.recs) - n
+	clear(m.recs[keep:])
+	m.recs = m.recs[:keep]
+	m.synced = min(m.synced, keep)
+	return n
+}
+
+// MemImage is a copy of what a MemLog held durably at one moment.
+type MemImage struct {
+	recs []Record
+}
+
+// Len is the number of records in the image.
+func (img MemImage) Len() int { return len(img.recs) }
+
+// Image returns a copy of the durable records: what a copy of the disk
+// taken now would hold.
+func (m *MemLog) Image() MemImage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return MemImage{recs: append([]Record(nil), m.recs[:m.synced]...)}
+}
+
+// Restore replaces the log's records with img's, all durable, as a disk
+// restored from an image; the log is open afterwards.
+func (m *MemLog) Restore(img MemImage) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs = append([]Record(nil), img.recs...)
+	m.synced = len(m.recs)
+	m.closed = false
+}

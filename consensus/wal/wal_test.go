@@ -704,6 +704,67 @@ func TestMemLogCrash(t *testing.T) {
 	})
 }
 
+// TestMemLogLosesSyncedWrites covers the simulator's disk faults: a disk
+// that lied about fsync loses a suffix of the log, synced records
+// included, and a disk restored from an image holds what was durable when
+// the image was taken, whatever came after.
+func TestMemLogLosesSyncedWrites(t *testing.T) {
+	recs := []Record{msg(1, 0), msg(1, 1), end(1), msg(2, 2), msg(2, 3)}
+	t.Run("lose tail", func(t *testing.T) {
+		for _, tt := range []struct{ lose, want, dropped int }{{0, 5, 0}, {2, 3, 2}, {5, 0, 5}, {9, 0, 5}, {-1, 5, 0}} {
+			m := NewMem()
+			appendAll(t, m, recs, true)
+			if got := m.LoseTail(tt.lose); got != tt.dropped {
+				t.Errorf("LoseTail(%d) = %d, want %d", tt.lose, got, tt.dropped)
+			}
+			if m.Len() != tt.want || m.Unsynced() != 0 {
+				t.Fatalf("LoseTail(%d): %d records (%d unsynced), want %d", tt.lose, m.Len(), m.Unsynced(), tt.want)
+			}
+		}
+		// Unsynced records go first; the synced mark moves back with the
+		// cut, so later appends are not counted as durable.
+		m := NewMem()
+		appendAll(t, m, recs[:3], true)
+		appendAll(t, m, recs[3:], false)
+		m.LoseTail(3)
+		if m.Len() != 2 || m.Unsynced() != 0 {
+			t.Fatalf("after losing 3 of 3 synced + 2 unsynced: %d records, %d unsynced", m.Len(), m.Unsynced())
+		}
+		if err := m.Append(msg(2, 9), false); err != nil || m.Unsynced() != 1 {
+			t.Fatalf("append after LoseTail: err %v, %d unsynced, want 1", err, m.Unsynced())
+		}
+	})
+	t.Run("image and restore", func(t *testing.T) {
+		m := NewMem()
+		appendAll(t, m, recs[:3], true)
+		if err := m.Append(recs[3], false); err != nil {
+			t.Fatal(err)
+		}
+		img := m.Image()
+		if img.Len() != 3 {
+			t.Fatalf("image of 3 synced + 1 unsynced records holds %d, want the 3 durable ones", img.Len())
+		}
+		appendAll(t, m, recs[4:], true)
+		if err := m.Prune(2); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		m.Restore(img)
+		if got := replayed(t, m, 1); !sameRecords(got, recs[:3]) {
+			t.Fatalf("after Restore, Replay(1) = %d records, want its 3", len(got))
+		}
+		if m.Unsynced() != 0 || m.Len() != 3 {
+			t.Fatalf("after Restore: %d records, %d unsynced", m.Len(), m.Unsynced())
+		}
+		if err := m.Append(msg(2, 9), true); err != nil {
+			t.Fatalf("append after Restore of a closed log: %v", err)
+		}
+		if img.Len() != 3 {
+			t.Fatal("appending to the restored log changed the image")
+		}
+	})
+}
+
 func FuzzDecodeFrame(f *testing.F) {
 	good, _ := AppendFrame(nil, Record{Height: 3, Kind: KindMessage, Data: []byte("vote")})
 	marker, _ := AppendFrame(nil, end(3))
