@@ -44,11 +44,15 @@ const (
 	// proof-of-lock round is at or above the lock's, with that polka (the
 	// oracle's check, with its own tally).
 	InvLocking
+	// InvOwnOrder: the driver feeds every own vote back to the machine
+	// after the input that caused it, before any later input, in the
+	// order it signed them.
+	InvOwnOrder
 	numInvariants
 )
 
 // Invariants lists every invariant in order.
-var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart, InvEquivocation, InvLocking}
+var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart, InvEquivocation, InvLocking, InvOwnOrder}
 
 // String renders the Invariant in one line, for logs and traces.
 func (i Invariant) String() string {
@@ -71,6 +75,8 @@ func (i Invariant) String() string {
 		return "equivocation"
 	case InvLocking:
 		return "locking"
+	case InvOwnOrder:
+		return "own-order"
 	}
 	return fmt.Sprintf("Invariant(%d)", uint8(i))
 }

@@ -47,8 +47,9 @@ type node struct {
 	core   *driver.Driver
 	rounds *catchup.Cache[*ledger.Block] // what it answers catch-up requests from
 	armed  *crashPlan
-	strike int  // the effect the armed crash strikes in the current step
-	cut    bool // the armed crash strikes in the middle of the next send
+	strike int            // the effect the armed crash strikes in the current step
+	cut    bool           // the armed crash strikes in the middle of the next send
+	unfed  []*ledger.Vote // own votes sent and not yet held by the machine (the own-order oracle)
 	// snapshot is the machine's state at a crash that lost no WAL record,
 	// which the replay must reproduce.
 	snapshot *consensus.RoundState
@@ -71,7 +72,7 @@ func (n *node) start() {
 	s := n.s
 	n.up = true
 	n.inc++
-	n.armed, n.cut = nil, false
+	n.armed, n.cut, n.unfed = nil, false, nil
 	signer, err := privval.New(n.key, n.pvStore)
 	if err != nil {
 		s.check.fail(InvRestart, n, "signer: %v", err)
@@ -127,6 +128,7 @@ func (n *node) begin() {
 // input feeds ev to the driver; a driver that stops on an error (not a
 // crash) is a violation.
 func (n *node) input(ev consensus.Event) {
+	n.checkFedBack(ev)
 	n.core.Input(ev)
 	if err := n.core.Err(); err != nil && !n.s.stopped {
 		n.s.check.fail(InvRestart, n, "driver stopped: %v", err)
@@ -215,6 +217,7 @@ func (w simNetwork) SendVote(v *ledger.Vote) {
 	n, s := w.n, w.n.s
 	if n.honest {
 		s.check.signedBy(n, v.Height, v.Round, uint8(v.Type), v.BlockID)
+		n.unfed = append(n.unfed, v)
 	}
 	if n.byz != nil {
 		n.byz.sendVote(v)
@@ -288,6 +291,7 @@ func (o simObserver) Stepped(ev consensus.Event, effects []consensus.Effect, rep
 		n.rounds.AddProposal(e.Proposal, e.Block)
 	case consensus.EventVote:
 		n.rounds.AddVote(e.Vote)
+		n.checkOwnOrder(e.Vote)
 	}
 	if n.honest {
 		n.oracle.stepped(ev, effects)
