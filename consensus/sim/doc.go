@@ -49,11 +49,39 @@
 //     vote's height or the next, for the whole run: honest nodes must
 //     bound what they keep of them, commit the evidence once its height
 //     has passed, and stay live.
+//   - Byzantine: one validator runs correct code behind a network layer
+//     that misbehaves as Options.Byzantine, drawn from the seed, says
+//     (byzantine.go): it goes silent at any moment, for a while or for
+//     good; claims a proof-of-lock round its proposal does not have;
+//     proposes in other validators' rounds, or twice in its own, one block
+//     to each half of its peers; sends votes for rounds ahead; votes for
+//     one value to some peers and another to the rest; prevotes and
+//     precommits every proposal it sees. It signs those with its key,
+//     past its signer's guard, but never more than two values for one
+//     height, round and type (see ByzThirdVote).
+//   - Disk: one honest node crashes one to three times and its disk loses
+//     writes, as Options.Disk says (disk.go): the block store its last
+//     block or two, the WAL its last synced records, or both go back to an
+//     image taken earlier. The signing state is intact. The signer must
+//     refuse what the node forgot it signed (counted, not a violation),
+//     the replay must decide a lost block the WAL holds again, and blocks
+//     beyond the WAL come from peers by block sync.
+//
+// The twins' key, the byzantine validator and a disk-fault node that can
+// forget what it signed (and so its locks) hold less than a third of the
+// power together.
 //
 // Options.ByzantineThird instead gives the twins at least a third of the
 // power and joins each twin to one half of the honest validators, cut off
 // from the other half: there safety is not guaranteed, and the checker
-// must see the violation.
+// must see the violation. Options.ExactThird gives the byzantine
+// validator exactly a third and silences it at the heal: the chain must
+// stop, and the checker must see that.
+//
+// Options.Scenario runs a targeted scenario instead (scenario.go): a
+// script over three rounds of one height that makes polkas for different
+// values and locks and relocks on them (relock, unlock, three; see
+// Scenarios).
 //
 // # Invariants
 //
@@ -65,7 +93,19 @@
 // equivocation an honest node detected ends up as evidence in a committed
 // block, and restart consistency (a restarted machine replays to the
 // state it crashed in when no WAL record was lost, and outside replay its
-// signer never refuses what it asks to sign).
+// signer never refuses what it asks to sign). An oracle beside each honest
+// machine (oracle.go) checks, from what the machine accepted and with its
+// own tally, that a second conflicting vote of a validator came with its
+// evidence, that a precommit for a value had its polka, and that a
+// prevote against the lock had a newer one; the checker sums a commit's
+// power itself too, not trusting ledger.ValidatorSet.Quorum.
+//
+// # Baseline
+//
+// TestSimulator compares the rounds per height and the recovery times of
+// its campaign with testdata/baseline.json (baseline.go), so that a
+// slowdown fails long before the liveness bound; -rewrite-baseline
+// records an intended change.
 //
 // # The driver
 //
@@ -84,7 +124,10 @@
 // the heal, every 500 ms after), answered with the answerer's own messages
 // of the height (and the polka behind its proposal's POLRound) or, to a
 // node behind, with decided blocks and their commits, which the lagging
-// machine decides through L49; and with the evidence the answerer holds.
+// machine decides through L49 (or, when the machine refused precommits of
+// the commit, or the node's store lost blocks below its last signature,
+// stores by block sync and starts its machine again, as the node does);
+// and with the evidence the answerer holds.
 // Proposers put the evidence they hold in their blocks. Messages received
 // from the network are not signature-checked: nothing in the simulation
 // forges them, and the ledger checks every commit and piece of evidence

@@ -314,7 +314,7 @@ func (s *simulation) send(a, b int, m *message) {
 	}
 	if sc := s.scenario; sc != nil {
 		if until := sc.holdFor(a, b, m); until > 0 {
-			sc.held = append(sc.held, heldMsg{from: a, to: b, until: until, m: m})
+			sc.hold(heldMsg{from: a, to: b, until: until, m: m})
 			return
 		}
 	}

@@ -424,6 +424,12 @@ func (n *node) receive(m *message) {
 			n.input(consensus.EventVote{Vote: &v})
 		}
 		n.input(consensus.EventProposal{Proposal: m.proposal, Block: m.block})
+		if n.honest && n.up && n.store.height() < h && n.core.Height() == h && !n.oracle.holdsCommit(m.commit) {
+			// The machine refused precommits of the commit (a third
+			// vote of a validator, which the vote keeper does not keep):
+			// L49 cannot decide, and the node's block sync stores it.
+			n.blockSync(m)
+		}
 	}
 }
 

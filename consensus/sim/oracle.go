@@ -106,6 +106,23 @@ func (o *oracle) polka(h uint64, r uint32, id crypto.Hash) bool {
 	return s.overTwoThirds(power)
 }
 
+// holdsCommit reports whether the machine accepted precommits of more
+// than two thirds of the power for c's block in c's round.
+func (o *oracle) holdsCommit(c *ledger.Commit) bool {
+	oh := o.heights[c.Height]
+	if oh == nil {
+		return false
+	}
+	s := o.n.s
+	var power uint64
+	for i := 0; i < s.vals.Size(); i++ {
+		if a := oh.votes[voteSlot{c.Round, ledger.Precommit, i}]; a != nil && a.has(c.BlockID) {
+			power += s.vals.Get(i).Power
+		}
+	}
+	return s.overTwoThirds(power)
+}
+
 // evidenceReported is Observer.Evidence: the driver handed ev to the pool.
 func (o *oracle) evidenceReported(ev *ledger.Evidence) {
 	k := ev.Key()

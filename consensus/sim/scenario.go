@@ -41,7 +41,7 @@ var Scenarios = []string{"relock", "unlock", "three"}
 // scenarioPlays lists, by scenario, what a run must show for the script
 // to have played out (scenario.Played keys).
 var scenarioPlays = map[string][]string{
-	"relock": {"L locks A r=0", "L locks B r=1", "C decides B r=1"},
+	"relock": {"L locks A r=0", "L locks B r=1", "C decides B r=1", "Z proposes A r=2"},
 	"unlock": {"L locks A r=0", "C locks B r=1"},
 	"three":  {"L locks A r=0", "C locks B r=1", "U locks D r=2"},
 }
@@ -142,6 +142,9 @@ func newScenario(s *simulation, name string) *scenario {
 		sc.holds[hold{1, ledger.Prevote, roleC, roleU}] = 2
 		sc.holds[hold{1, ledger.Precommit, roleC, roleL}] = 3
 		sc.holds[hold{1, ledger.Precommit, roleC, roleU}] = 3
+		// Z's machine must not decide B either: it must reach round 2,
+		// which Z proposes.
+		sc.holds[hold{1, ledger.Precommit, roleC, roleZ}] = 3
 		sc.zVotes(1, ledger.Prevote, map[role]string{roleL: "B", roleC: "B", roleU: "nil"})
 		sc.zVotes(1, ledger.Precommit, map[role]string{roleL: "B", roleC: "B", roleU: "B"})
 		// Round 2: Z proposes A with its polka of round 0, and votes
@@ -298,7 +301,7 @@ const untilHeal = ^uint32(0)
 // wait for the heal, or they would bring the messages the script holds
 // back.
 func (sc *scenario) holdFor(a, b int, m *message) uint32 {
-	if sc.s.healed || sc.role[b] == roleZ {
+	if sc.s.healed {
 		return 0
 	}
 	switch m.kind {
@@ -318,6 +321,19 @@ func (sc *scenario) holdFor(a, b int, m *message) uint32 {
 		}
 	}
 	return 0
+}
+
+// hold keeps hm back, unless the same vote is already held for its
+// receiver (catch-up answers repeat what they relay).
+func (sc *scenario) hold(hm heldMsg) {
+	if v := hm.m.vote; v != nil {
+		for _, o := range sc.held {
+			if o.to == hm.to && o.m.vote != nil && o.m.vote.Sig == v.Sig {
+				return
+			}
+		}
+	}
+	sc.held = append(sc.held, hm)
 }
 
 // release delivers the messages held for node n that its position lets
@@ -423,6 +439,7 @@ func (sc *scenario) proposal(b *byzantine, p *ledger.Proposal, blk *ledger.Block
 		}
 		blk = a.block
 		p = b.signProposal(p.Height, p.Round, 0, blk)
+		sc.Played[fmt.Sprintf("Z proposes A r=%d", p.Round)] = true
 	}
 	sc.s.tracef(b.n, "scenario: Z proposes %s at r=%d (POL %d)", consensus.ShortID(p.BlockID), p.Round, p.POLRound)
 	b.broadcast(&message{kind: msgProposal, from: b.n.idx, proposal: p, block: blk})

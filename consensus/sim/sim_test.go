@@ -159,6 +159,30 @@ func TestByzantineExactlyThird(t *testing.T) {
 	}
 }
 
+// TestFaultyPowerBelowAThird checks the campaign's budget: in every run
+// of the default seeds, the twins' key, the byzantine validator and a
+// disk-fault node that can forget what it signed hold less than a third
+// of the power together, and the rest stays a quorum.
+func TestFaultyPowerBelowAThird(t *testing.T) {
+	for seed := uint64(0); seed < ciSeeds; seed++ {
+		o := RandomOptions(seed)
+		s := newSimulation(o)
+		var faulty uint64
+		for i := 0; i < s.vals.Size(); i++ {
+			a := s.vals.Get(i).Address()
+			for _, n := range s.nodes {
+				if n.addr == a && (!n.honest || (n.disk != nil && o.Disk.amnesia())) {
+					faulty += s.vals.Get(i).Power
+					break
+				}
+			}
+		}
+		if 3*faulty >= s.totalPower {
+			t.Fatalf("%s: faulty power %d of %d", o, faulty, s.totalPower)
+		}
+	}
+}
+
 func mustIndex(t *testing.T, s *simulation, n *node) int {
 	i, ok := s.vals.ByAddress(n.addr)
 	if !ok {
