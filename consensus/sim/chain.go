@@ -215,14 +215,19 @@ func newSimulation(o Options) *simulation {
 }
 
 // sharePower gives the faulty validators their power: the twin key, the
-// byzantine validator and, when its disk faults can make it forget what it
-// signed (and its locks, which is as good as byzantine for safety), the
-// disk-fault node together hold as much power as stays below a third.
-// The disk-fault node keeps its own power when that leaves room; with the
-// twins and the byzantine validator, the rest is shared at random.
-// ExactThird gives the byzantine validator exactly a third.
+// byzantine validator and the disk-fault node together hold as much power
+// as stays below a third. The disk-fault node counts because it can
+// forget what it signed, and its locks, which is as good as byzantine for
+// safety (DiskWAL, DiskRollback), and because a store that lost blocks
+// keeps it out of consensus until it has them again, which it may never
+// (DiskStore: the blocks may exist nowhere else, and a height its machine
+// decides again starts the next one without the WAL's records of it;
+// docs/testing.md, "The simulator after issue 10"). It keeps its own
+// power when that leaves room; with the twins and the byzantine validator,
+// the rest is shared at random. ExactThird gives the byzantine validator
+// exactly a third.
 func (s *simulation) sharePower(powers []uint64, twin, byz, victim int) {
-	if !s.disk.amnesia() {
+	if s.opts.storeUnbudgeted && !s.disk.amnesia() {
 		victim = -1
 	}
 	faulty := func(i int) bool { return i == twin || i == byz || i == victim }

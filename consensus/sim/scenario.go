@@ -406,8 +406,8 @@ func (sc *scenario) labelOf(id crypto.Hash, r uint32) string {
 	return consensus.ShortID(id)
 }
 
-// vote implements byzScript: Z's machine's votes go out outside the
-// script (and not at all once Z is silent).
+// vote sends a vote Z's machine signed: only outside the script's rounds,
+// and not at all once Z is silent.
 func (sc *scenario) vote(b *byzantine, v *ledger.Vote) {
 	if sc.scripted(v.Height, v.Round) || b.silent() || !b.allow(v.Type, v.Height, v.Round, v.BlockID) {
 		return
@@ -415,7 +415,9 @@ func (sc *scenario) vote(b *byzantine, v *ledger.Vote) {
 	b.broadcast(&message{kind: msgVote, from: b.n.idx, vote: v})
 }
 
-// proposal implements byzScript.
+// proposal sends a proposal Z's machine signed, or, in the script's
+// rounds, the one the script wants: a fresh block, or A with its proof of
+// lock, round 0.
 func (sc *scenario) proposal(b *byzantine, p *ledger.Proposal, blk *ledger.Block) {
 	if !sc.scripted(p.Height, p.Round) {
 		b.broadcast(&message{kind: msgProposal, from: b.n.idx, proposal: p, block: blk})
@@ -445,8 +447,8 @@ func (sc *scenario) proposal(b *byzantine, p *ledger.Proposal, blk *ledger.Block
 	b.broadcast(&message{kind: msgProposal, from: b.n.idx, proposal: p, block: blk})
 }
 
-// stepped implements byzScript: when Z's machine has the proposal of a
-// scripted round, Z sends that round's votes.
+// stepped acts after a step of Z's machine: when the machine has the
+// proposal of a scripted round, Z sends that round's votes.
 func (sc *scenario) stepped(b *byzantine, ev consensus.Event) {
 	e, ok := ev.(consensus.EventProposal)
 	if !ok || !sc.scripted(e.Proposal.Height, e.Proposal.Round) {

@@ -160,9 +160,9 @@ func TestByzantineExactlyThird(t *testing.T) {
 }
 
 // TestFaultyPowerBelowAThird checks the campaign's budget: in every run
-// of the default seeds, the twins' key, the byzantine validator and a
-// disk-fault node that can forget what it signed hold less than a third
-// of the power together, and the rest stays a quorum.
+// of the default seeds, the twins' key, the byzantine validator and the
+// disk-fault node hold less than a third of the power together, and the
+// rest stays a quorum.
 func TestFaultyPowerBelowAThird(t *testing.T) {
 	for seed := uint64(0); seed < ciSeeds; seed++ {
 		o := RandomOptions(seed)
@@ -171,7 +171,7 @@ func TestFaultyPowerBelowAThird(t *testing.T) {
 		for i := 0; i < s.vals.Size(); i++ {
 			a := s.vals.Get(i).Address()
 			for _, n := range s.nodes {
-				if n.addr == a && (!n.honest || (n.disk != nil && o.Disk.amnesia())) {
+				if n.addr == a && (!n.honest || n.disk != nil) {
 					faulty += s.vals.Get(i).Power
 					break
 				}
@@ -213,6 +213,27 @@ func TestThirdVote(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 400 seeds failed", failed)
+}
+
+// TestStoreLossBeyondTheWAL runs a seed of the long campaign with its
+// disk-fault node, which only loses block store writes, left out of the
+// faulty power. Its store lost heights 3 and 4; the WAL holds 4 (the
+// decision included) and 5. The machine decides 3 again from peers'
+// votes; the driver appends the end marker of 3 after the records of 4
+// and 5 and starts 4 afresh, so the WAL's decision of 4 is never used (a
+// later replay of 4 or 5 cannot see those records either, hidden behind
+// the marker), the signer refuses every vote of 4, which nobody else
+// decided, and the chain stops. A known issue of the driver: the test
+// fails until it is fixed, so it runs only with -known-issues.
+func TestStoreLossBeyondTheWAL(t *testing.T) {
+	if !*flagKnown {
+		t.Skip("known issue (a height decided while the WAL holds later ones hides them); -known-issues runs it")
+	}
+	o := RandomOptions(1010981)
+	o.storeUnbudgeted = true
+	if r := Run(o); r.Failed() {
+		t.Fatalf("%s: %s", o, r.Violations[0])
+	}
 }
 
 // TestCampaign runs a long campaign: -campaign=N seeds, starting after the
