@@ -134,8 +134,20 @@ func (l *load) waitCommitted(i int, timeout time.Duration) uint64 {
 	unknown := append([]*ledger.Tx(nil), l.unknown...)
 	l.mu.Unlock()
 	var total uint64
-	// Transfers whose outcome the client never learned count if committed.
+	// Transfers whose outcome the client never learned count if committed,
+	// unless a retry of the same bytes was admitted (a send that failed on
+	// a node killed mid-request leaves the nonce unrefreshed, so the next
+	// transfer of that account is the identical transfer): that one is
+	// counted below.
+	ackedHash := make(map[crypto.Hash]bool, len(acked))
+	for _, tx := range acked {
+		ackedHash[tx.Hash()] = true
+	}
 	for _, tx := range unknown {
+		if ackedHash[tx.Hash()] {
+			continue
+		}
+		ackedHash[tx.Hash()] = true // the same failed send twice counts once
 		got, err := w.clients[i].Tx(ctx, tx.Hash(), false)
 		if err != nil {
 			w.t.Fatalf("node%d: %v", i, err)
