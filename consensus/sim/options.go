@@ -183,10 +183,11 @@ type Options struct {
 	// a setting where safety is not guaranteed, to show the checker sees
 	// the violation. Liveness and evidence are not checked then.
 	ByzantineThird bool
-	// ExactThird gives the byzantine validator (FaultByzantine, which
-	// must be set) exactly a third of the voting power and makes it fall
-	// silent at the heal for good: the honest two thirds are no quorum,
-	// and the checker must see the chain stop (liveness).
+	// ExactThird gives the byzantine validator (it implies
+	// FaultByzantine, and leaves out the twins and the disk-fault node)
+	// exactly a third of the voting power and makes it fall silent at the
+	// heal for good: the honest two thirds are no quorum, and the checker
+	// must see the chain stop (liveness).
 	ExactThird bool
 	// Scenario, if set, replaces the random faults with a targeted one
 	// (see Scenarios); the seed still draws the powers, the roles and the
