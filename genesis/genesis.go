@@ -235,11 +235,10 @@ func (d *Doc) InitialState() (*ledger.State, []ledger.AccountUpdate, error) {
 		ChainID:     d.ChainID,
 		GenesisTime: d.GenesisTime,
 		Height:      0,
-		Validators:  vs,
 		Params:      d.Params,
 		TotalSupply: d.TotalSupply(),
 	}
-	return st, accounts, nil
+	return st.WithValidators(vs), accounts, nil
 }
 
 // genesisTimeOf returns t as a genesis time, or an error when t lies

@@ -30,6 +30,19 @@ type Result struct {
 	// Evidence are the keys of the equivocations the block punished.
 	Evidence []crypto.Hash
 	Receipts []Receipt
+	// Records are the state records (under natural keys) the block
+	// changed, sorted by key; a nil Value deletes the record.
+	Records []Record
+	// NextValidators is the validator set of the block's height + 2 when
+	// the block changed it, nil when it stays as it was.
+	NextValidators *ValidatorSet
+}
+
+// Record is one state record under its natural key; a nil Value means the
+// record is deleted.
+type Record struct {
+	Key   []byte
+	Value []byte
 }
 
 // Validate checks that b is a valid next block on s: header links and
@@ -59,6 +72,8 @@ func validateHeader(s *State, b *Block, txHashes []crypto.Hash) error {
 		return fmt.Errorf("block %d: app hash %s, want %s", h.Height, h.AppHash, s.AppHash)
 	case h.ValidatorsHash != s.Validators.Hash():
 		return fmt.Errorf("block %d: validators hash %s, want %s", h.Height, h.ValidatorsHash, s.Validators.Hash())
+	case h.NextValidatorsHash != s.NextValidators.Hash():
+		return fmt.Errorf("block %d: next validators hash %s, want %s", h.Height, h.NextValidatorsHash, s.NextValidators.Hash())
 	case h.LastCommitHash != b.LastCommit.Hash():
 		return fmt.Errorf("block %d: last commit hash does not match its last commit", h.Height)
 	case h.TxRoot != crypto.MerkleRootOfHashes(txHashes):
@@ -101,7 +116,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		if b.LastCommit != nil {
 			return nil, errors.New("block 1: must not carry a last commit")
 		}
-	} else if err := b.LastCommit.Verify(s.ChainID, s.Validators, s.Height, s.LastBlockHash); err != nil {
+	} else if err := b.LastCommit.Verify(s.ChainID, s.LastValidators, s.Height, s.LastBlockHash); err != nil {
 		return nil, fmt.Errorf("block %d: last commit: %w", h, err)
 	}
 	var known func(crypto.Hash) bool
@@ -118,7 +133,11 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		if !ev.IncludableAt(h) {
 			return nil, fmt.Errorf("block %d: evidence %d is for height %d, not an earlier one", h, i, ev.VoteA.Height)
 		}
-		if err := ev.Verify(s.ChainID, s.Validators); err != nil {
+		vals, err := r.ValidatorsAt(ev.VoteA.Height)
+		if err != nil {
+			return nil, fmt.Errorf("block %d: evidence %d: validators of height %d: %w", h, i, ev.VoteA.Height, err)
+		}
+		if err := ev.Verify(s.ChainID, vals); err != nil {
 			return nil, fmt.Errorf("block %d: evidence %d: %w", h, i, err)
 		}
 		k := ev.Key()

@@ -64,20 +64,16 @@ func checkErr(t *testing.T, err, want error, msg string) {
 	}
 }
 
-func cloneMapState(m *ledgertest.MapState) *ledgertest.MapState {
-	c := &ledgertest.MapState{Accounts: map[crypto.Address]ledger.Account{}, Evidence: map[crypto.Hash]bool{}}
-	for k, v := range m.Accounts {
-		c.Accounts[k] = v
-	}
-	for k, v := range m.Evidence {
-		c.Evidence[k] = v
-	}
-	return c
-}
+func cloneMapState(m *ledgertest.MapState) *ledgertest.MapState { return m.Clone() }
 
 func mapStatesEqual(a, b *ledgertest.MapState) bool {
-	if len(a.Accounts) != len(b.Accounts) || len(a.Evidence) != len(b.Evidence) {
+	if len(a.Accounts) != len(b.Accounts) || len(a.Evidence) != len(b.Evidence) || len(a.Records) != len(b.Records) {
 		return false
+	}
+	for k, v := range a.Records {
+		if !bytes.Equal(b.Records[k], v) {
+			return false
+		}
 	}
 	for k, v := range a.Accounts {
 		if b.Accounts[k] != v {
@@ -467,7 +463,9 @@ func TestExecuteConservesSupplyOverAChain(t *testing.T) {
 		if err != nil || !resultsEqual(res, again) {
 			t.Fatalf("seed %d: block %d: a second execution differs", seed, height)
 		}
-		ms.Apply(res)
+		if err := ms.Apply(b.Height(), res); err != nil {
+			t.Fatal(err)
+		}
 		var sum uint64
 		for _, a := range ms.Accounts {
 			sum += a.Balance

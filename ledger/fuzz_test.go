@@ -106,3 +106,8 @@ func FuzzDecodePart(f *testing.F) {
 	}
 	fuzzCanonical(f, decodePart, seeds...)
 }
+
+func FuzzDecodeValidatorSet(f *testing.F) {
+	c := ledgertest.NewChain(4, 0, 0)
+	fuzzCanonical(f, decodeValidatorSet, c.Genesis.Validators.Encode())
+}

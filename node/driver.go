@@ -57,7 +57,7 @@ const emptyBlockCheck = time.Second
 func newDriver(n *Node) *driver {
 	d := &driver{n: n, timers: newTimers(n.clock),
 		synced: make(chan syncedBlock), syncDone: make(chan struct{})}
-	d.build = &blockBuilder{chainID: n.chainID, self: n.self, vals: n.vals, store: n.store, pool: n.pool,
+	d.build = &blockBuilder{chainID: n.chainID, self: n.self, store: n.store, pool: n.pool,
 		evidence: n.evpool, clock: n.clock}
 	d.apply = &applier{store: n.store, pool: n.pool, evidence: n.evpool, metrics: n.metrics, log: n.log,
 		applied: d.applied, publish: n.events.publish}

@@ -153,7 +153,7 @@ func New(cfg *Config, o Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = store.Open(n.db)
-	st, err := n.store.Init(gst, accounts, doc.Hash())
+	st, err := n.store.Init(gst, accounts, nil, doc.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}

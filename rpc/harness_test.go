@@ -47,7 +47,7 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 	chain := ledgertest.NewChain(nVals, nAccts, 1_000_000_000)
 	doc := genesisDoc(t, chain)
 	st := store.Open(kv.NewMem())
-	gst, err := st.Init(chain.Genesis, chain.Balances, doc.Hash())
+	gst, err := st.Init(chain.Genesis, chain.Balances, nil, doc.Hash())
 	if err != nil {
 		t.Fatal(err)
 	}

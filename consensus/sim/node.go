@@ -400,7 +400,7 @@ func (n *node) receive(m *message) {
 	case msgVote:
 		n.input(consensus.EventVote{Vote: m.vote})
 	case msgEvidence:
-		if n.store.evidence[m.evidence.Key()] || n.pool.Has(m.evidence.Key()) {
+		if n.store.Evidence[m.evidence.Key()] || n.pool.Has(m.evidence.Key()) {
 			return
 		}
 		if err := m.evidence.Verify(s.chainID, s.vals); err != nil {

@@ -73,16 +73,17 @@ func GoldenCommit(n int) *ledger.Commit {
 // GoldenHeader is the header of the golden block at height 42.
 func GoldenHeader() ledger.Header {
 	return ledger.Header{
-		ChainID:        GoldenChainID,
-		Height:         42,
-		Time:           ledger.Timestamp(1_700_000_000_123_456_789),
-		LastBlockHash:  GoldenHash(0x01),
-		TxRoot:         GoldenHash(0x02),
-		AppHash:        GoldenHash(0x03),
-		ValidatorsHash: GoldenHash(0x04),
-		LastCommitHash: GoldenHash(0x05),
-		EvidenceHash:   GoldenHash(0x06),
-		Proposer:       GoldenAddr(0x07),
+		ChainID:            GoldenChainID,
+		Height:             42,
+		Time:               ledger.Timestamp(1_700_000_000_123_456_789),
+		LastBlockHash:      GoldenHash(0x01),
+		TxRoot:             GoldenHash(0x02),
+		AppHash:            GoldenHash(0x03),
+		ValidatorsHash:     GoldenHash(0x04),
+		NextValidatorsHash: GoldenHash(0x08),
+		LastCommitHash:     GoldenHash(0x05),
+		EvidenceHash:       GoldenHash(0x06),
+		Proposer:           GoldenAddr(0x07),
 	}
 }
 

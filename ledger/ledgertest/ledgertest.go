@@ -13,6 +13,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/memstate"
 )
 
 // ChainID is the chain ID of test chains.
@@ -65,13 +66,12 @@ func NewChain(nVals, nAccts int, balance uint64) *Chain {
 	sort.Slice(c.Balances, func(i, j int) bool {
 		return bytes.Compare(c.Balances[i].Address[:], c.Balances[j].Address[:]) < 0
 	})
-	c.Genesis = &ledger.State{
+	c.Genesis = (&ledger.State{
 		ChainID:     ChainID,
 		GenesisTime: ledger.TimestampOf(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
-		Validators:  vs,
 		Params:      ledger.DefaultConsensusParams(),
 		TotalSupply: supply,
-	}
+	}).WithValidators(vs)
 	return c
 }
 
@@ -91,13 +91,14 @@ func (c *Chain) NextBlock(st *ledger.State, txs []*ledger.Tx, lastCommit *ledger
 	}
 	b := &ledger.Block{
 		Header: ledger.Header{
-			ChainID:        st.ChainID,
-			Height:         st.Height + 1,
-			Time:           t,
-			LastBlockHash:  st.LastBlockHash,
-			AppHash:        st.AppHash,
-			ValidatorsHash: st.Validators.Hash(),
-			Proposer:       st.Validators.Get(proposer % st.Validators.Size()).Address(),
+			ChainID:            st.ChainID,
+			Height:             st.Height + 1,
+			Time:               t,
+			LastBlockHash:      st.LastBlockHash,
+			AppHash:            st.AppHash,
+			ValidatorsHash:     st.Validators.Hash(),
+			NextValidatorsHash: st.NextValidators.Hash(),
+			Proposer:           st.Validators.Get(proposer % st.Validators.Size()).Address(),
 		},
 		Txs:        txs,
 		LastCommit: lastCommit,
@@ -125,34 +126,12 @@ func (c *Chain) Commit(b *ledger.Block, signers ...int) *ledger.Commit {
 }
 
 // MapState is an in-memory ledger.StateReader for unit tests.
-type MapState struct {
-	Accounts map[crypto.Address]ledger.Account
-	Evidence map[crypto.Hash]bool
-}
+type MapState = memstate.State
 
-// NewMapState returns a MapState holding the chain's genesis balances.
+// NewMapState returns a MapState holding the chain's genesis balances and
+// validator set.
 func (c *Chain) NewMapState() *MapState {
-	m := &MapState{Accounts: map[crypto.Address]ledger.Account{}, Evidence: map[crypto.Hash]bool{}}
-	for _, u := range c.Balances {
-		m.Accounts[u.Address] = u.Account
-	}
-	return m
-}
-
-// Account implements ledger.StateReader.
-func (m *MapState) Account(a crypto.Address) (ledger.Account, error) { return m.Accounts[a], nil }
-
-// EvidenceCommitted implements ledger.StateReader.
-func (m *MapState) EvidenceCommitted(k crypto.Hash) (bool, error) { return m.Evidence[k], nil }
-
-// Apply applies a Result to the map.
-func (m *MapState) Apply(r *ledger.Result) {
-	for _, u := range r.Accounts {
-		m.Accounts[u.Address] = u.Account
-	}
-	for _, k := range r.Evidence {
-		m.Evidence[k] = true
-	}
+	return memstate.New(c.Genesis.Validators, c.Balances, nil)
 }
 
 // Seed returns a PCG source for seed, so tests draw from math/rand/v2 reproducibly.
