@@ -358,7 +358,7 @@ func (n *node) boot() {
 	}
 	n.core = driver.New(driver.Config{
 		ChainID:    s.chainID,
-		Validators: s.vals,
+		Validators: consensus.Static(s.vals),
 		Self:       n.addr,
 		WAL:        nodeWAL{n},
 		Signer:     nodeSigner{n, signer},

@@ -63,7 +63,7 @@ func newDriver(n *Node) *driver {
 		applied: d.applied, publish: n.events.publish}
 	cfg := cdriver.Config{
 		ChainID:    n.chainID,
-		Validators: n.vals,
+		Validators: n.store,
 		Self:       n.self,
 		WAL:        n.wal,
 		Chain:      chain{d},
@@ -323,7 +323,9 @@ func (o observer) Decided(e consensus.EffectDecide, stored bool) {
 			"txs", len(e.Block.Txs), "signers", len(e.Commit.Sigs))
 		n.metrics.RoundsPerHeight.Observe(float64(e.Round + 1))
 	}
-	n.rounds.Decided(e.Block.Hash(), e.Commit, n.vals)
+	if vals, err := n.store.ValidatorsAt(e.Height); err == nil {
+		n.rounds.Decided(e.Block.Hash(), e.Commit, vals)
+	}
 	o.d.asm.decided(e.Height)
 }
 

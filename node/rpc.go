@@ -112,7 +112,7 @@ func (b rpcBackend) Pool() rpc.TxPool { return b.n.pool }
 func (b rpcBackend) Genesis() *genesis.Doc { return b.n.doc }
 
 // Validators implements rpc.Backend.
-func (b rpcBackend) Validators() *ledger.ValidatorSet { return b.n.vals }
+func (b rpcBackend) Validators() *ledger.ValidatorSet { return b.n.Validators() }
 
 // SubmitTx implements rpc.Backend.
 func (b rpcBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error { return b.n.SubmitTx(ctx, tx) }
