@@ -81,6 +81,10 @@ func (b *testBackend) Chain() ChainReader               { return b.st }
 func (b *testBackend) Pool() TxPool                     { return b.pool }
 func (b *testBackend) Genesis() *genesis.Doc            { return b.doc }
 func (b *testBackend) Validators() *ledger.ValidatorSet { return b.chain.Genesis.Validators }
+
+func (b *testBackend) ValidatorsAt(uint64) (*ledger.ValidatorSet, error) {
+	return b.chain.Genesis.Validators, nil
+}
 func (b *testBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error {
 	return b.pool.Add(tx)
 }
