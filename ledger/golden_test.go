@@ -19,7 +19,7 @@ func TestGoldenEncodings(t *testing.T) {
 	p := lt.GoldenProposal()
 	vote := lt.GoldenVote(ledger.Prevote, lt.GoldenHash(0x40))
 	chunks := [][]byte{lt.Pattern(0, 100), lt.Pattern(100, 100), lt.Pattern(200, 17)}
-	vals, err := ledger.NewValidatorSet([]ledger.Validator{{PubKey: lt.GoldenPub(0x20), Power: 10, Name: "golden-a"}, {PubKey: lt.GoldenPub(0x21), Power: 1 << 40}})
+	vals, err := ledger.NewValidatorSet([]ledger.Validator{{PubKey: lt.GoldenPub(0x20), Power: 10, Name: "golden-a", Operator: lt.GoldenAddr(0x30)}, {PubKey: lt.GoldenPub(0x21), Power: 1 << 40}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestGoldenEncodings(t *testing.T) {
 		{Name: "evidence root", Got: evRoot[:], Size: 32, SHA256: "b2742136a79b5fbb1d9b3463b69c5c9bdd66e45f8bfdd5cda8f69407b2ca07a3"},
 		{Name: "evidence record", Got: ledger.EvidenceRecord(1 << 40), Size: 9, SHA256: "f90e5009752c32dd926dc9c53c95b7ad0f67fdba84b422d9f37e5d9790a00315"},
 		{Name: "validator set hash", Got: valsHash[:], Size: 32, SHA256: "8b2b77a24a06112529c53eb599d13856caef2d9e9820cdb939f97e6117a4bf2e"},
-		{Name: "validator set", Got: vals.Encode(), Size: 92, SHA256: "b82ffd4aabd0e788b107626557f5da35ed9eeeefd1005ce921e4ada50775ba30", Decode: reencode(decodeValidatorSet)},
+		{Name: "validator set", Got: vals.Encode(), Size: 132, SHA256: "0cc8e0af290b2012cc4fdba0f36a4ffe2102d21a2c3565ea2ea423ad2d6b8954", Decode: reencode(decodeValidatorSet)},
 		{Name: "account", Got: ledger.Account{Balance: 1_000_000_007, Nonce: 300}.Encode(), Size: 17, SHA256: "11963187ad6f1b09a600fc01675584f094a145ebe1b4b3cdfb8e594ac87c5119", Decode: reencode(decodeAccount)},
 		{Name: "middle part", Got: lt.GoldenPart(chunks, 1).Encode(), Size: 175, SHA256: "09210445718e06c2e43c5f616e66b24e9d129257326b26ae4e3dbfa2545fcd8c", Decode: reencode(decodePart)},
 		{Name: "only part", Got: lt.GoldenPart(chunks[:1], 0).Encode(), Size: 111, SHA256: "42a8916ca35a5dc61ef3c4b37d418126f1d264f52e290a448c53ee85375f2a2f", Decode: reencode(decodePart)},
