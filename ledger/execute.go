@@ -105,7 +105,9 @@ func validateHeader(s *State, b *Block, txHashes []crypto.Hash) error {
 
 // Execute validates b on s (as Validate) and returns its effect. It is
 // deterministic: the same state and block give the same Result on every
-// machine. Any invalid transfer makes the whole block invalid.
+// machine. Any invalid transfer makes the whole block invalid, and so does
+// any transaction of a staking kind (ErrStakingDisabled) until execution
+// of those kinds is part of the ledger.
 func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 	hashes := b.TxHashes()
 	if err := validateHeader(s, b, hashes); err != nil {
@@ -169,6 +171,9 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		if err := tx.ValidateBasic(s.ChainID); err != nil {
 			return nil, fmt.Errorf("block %d: tx %d: %w", h, i, err)
 		}
+		if tx.Kind != TxTransfer {
+			return nil, fmt.Errorf("block %d: tx %d (%s, %s): %w", h, i, hashes[i], tx.Kind, ErrStakingDisabled)
+		}
 		from, err := load(tx.Sender())
 		if err != nil {
 			return nil, err
@@ -210,8 +215,11 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 	return res, nil
 }
 
-// CheckTx checks tx against the sender's account as the next transfer
-// from it: the same rules a block applies, including the signature.
+// CheckTx checks tx against the sender's account as the next transaction
+// from it: ValidateBasic, the nonce, a balance that covers tx.Cost(), and
+// the signature. For a transfer these are all the rules a block applies;
+// a staking kind's rules that need more than the sender's account (the
+// validator, the delegation) are the staking module's, at execution.
 func CheckTx(chainID string, acc Account, tx *Tx) error {
 	if err := tx.ValidateBasic(chainID); err != nil {
 		return err
@@ -228,8 +236,8 @@ func checkSpend(from *Account, tx *Tx) error {
 		return fmt.Errorf("%w: nonce %d, account is at %d", ErrNonceTooLow, tx.Nonce, from.Nonce)
 	case tx.Nonce > from.Nonce:
 		return fmt.Errorf("%w: nonce %d, account expects %d", ErrNonceGap, tx.Nonce, from.Nonce)
-	case from.Balance < tx.Amount+tx.Fee: // ValidateBasic ruled out overflow
-		return fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientFunds, from.Balance, tx.Amount+tx.Fee)
+	case from.Balance < tx.Cost(): // ValidateBasic ruled out overflow
+		return fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientFunds, from.Balance, tx.Cost())
 	}
 	return nil
 }

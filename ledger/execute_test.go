@@ -178,6 +178,39 @@ func TestExecuteTransfers(t *testing.T) {
 	})
 }
 
+// Until the ledger executes staking transactions, a block holding one is
+// invalid, whatever else it holds, so none can be committed.
+func TestExecuteRefusesStakingKinds(t *testing.T) {
+	var cases []execCase
+	for _, k := range stakingKinds {
+		kind := k
+		cases = append(cases,
+			txCase(k.String()+" alone", ledger.ErrStakingDisabled, "staking transactions are not enabled on this chain", nil,
+				one(func(f *chainAt) *ledger.Tx { return stakingTx(f, kind, 0) })),
+			txCase(k.String()+" after a valid transfer", ledger.ErrStakingDisabled, "tx 1", nil, func(f *chainAt) []*ledger.Tx {
+				return []*ledger.Tx{ledgertest.Transfer(f.acct(0), f.addr(1), 5, 1, 0), stakingTx(f, kind, 1)}
+			}),
+		)
+	}
+	runExecCases(t, cases)
+}
+
+// stakingTx is a valid, signed, affordable transaction of kind k from
+// account 0 with nonce n, naming account 1 as the validator.
+func stakingTx(f *chainAt, k ledger.TxKind, n uint64) *ledger.Tx {
+	switch k {
+	case ledger.TxCreateValidator:
+		return ledgertest.CreateValidator(f.acct(0), ledgertest.Key("validator", 9).PubKey(), "new", 100, 1, n)
+	case ledger.TxDelegate:
+		return ledgertest.Delegate(f.acct(0), f.addr(1), 100, 1, n)
+	case ledger.TxUndelegate:
+		return ledgertest.Undelegate(f.acct(0), f.addr(1), 100, 1, n)
+	case ledger.TxUnjail:
+		return ledgertest.Unjail(f.acct(0), 1, n)
+	}
+	panic("not a staking kind")
+}
+
 func TestExecuteChecksTheHeader(t *testing.T) {
 	// header builds block 2 on the state after block 1, then mutates it.
 	header := func(name string, want error, msg string, mut func(f *chainAt, st *ledger.State, b *ledger.Block)) execCase {

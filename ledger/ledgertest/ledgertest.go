@@ -82,6 +82,36 @@ func Transfer(from crypto.PrivKey, to crypto.Address, amount, fee, nonce uint64)
 	return tx
 }
 
+// CreateValidator returns a signed create_validator transaction: from
+// becomes the operator of a validator signing with consKey, self-bonding
+// selfBond.
+func CreateValidator(from crypto.PrivKey, consKey crypto.PubKey, moniker string, selfBond, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxCreateValidator, ConsKey: consKey, Moniker: moniker, Amount: selfBond, Fee: fee, Nonce: nonce})
+}
+
+// Delegate returns a signed delegation of amount to the validator whose
+// operator is operator.
+func Delegate(from crypto.PrivKey, operator crypto.Address, amount, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxDelegate, To: operator, Amount: amount, Fee: fee, Nonce: nonce})
+}
+
+// Undelegate returns a signed undelegation of amount tokens from the
+// validator whose operator is operator.
+func Undelegate(from crypto.PrivKey, operator crypto.Address, amount, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxUndelegate, To: operator, Amount: amount, Fee: fee, Nonce: nonce})
+}
+
+// Unjail returns a signed unjail of the validator from operates.
+func Unjail(from crypto.PrivKey, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxUnjail, Fee: fee, Nonce: nonce})
+}
+
+func sign(from crypto.PrivKey, tx *ledger.Tx) *ledger.Tx {
+	tx.ChainID = ChainID
+	tx.Sign(from)
+	return tx
+}
+
 // NextBlock builds the block following st with txs and lastCommit (nil at
 // height 1), proposed by validator proposer, one second after the last block.
 func (c *Chain) NextBlock(st *ledger.State, txs []*ledger.Tx, lastCommit *ledger.Commit, proposer int) *ledger.Block {
