@@ -63,7 +63,7 @@ type failingReader struct{}
 
 var errDisk = errors.New("disk on fire")
 
-func (failingReader) Get([]byte) ([]byte, error)                     { return nil, errDisk }
+func (failingReader) Get([]byte) ([]byte, error)                    { return nil, errDisk }
 func (failingReader) Iterate([]byte, func(k, v []byte) error) error { return errDisk }
 
 // consKey is consensus key number i of a fixed set.

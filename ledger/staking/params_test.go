@@ -101,11 +101,11 @@ func TestMaxMissedRoundsSignedUp(t *testing.T) {
 		want   uint64
 	}{
 		{10, 500_000, 5},
-		{3, 500_000, 1},       // must sign ceil(1.5) = 2
-		{1000, 50_000, 950},   // 0.05
-		{7, 0, 7},             // may miss everything
-		{7, 1_000_000, 0},     // may miss nothing
-		{1000, 999_999, 0},    // ceil(999.999) = 1000
+		{3, 500_000, 1},     // must sign ceil(1.5) = 2
+		{1000, 50_000, 950}, // 0.05
+		{7, 0, 7},           // may miss everything
+		{7, 1_000_000, 0},   // may miss nothing
+		{1000, 999_999, 0},  // ceil(999.999) = 1000
 	} {
 		p := testParams()
 		p.SignedBlocksWindow, p.MinSignedPerWindow = tc.window, tc.min

@@ -23,11 +23,21 @@ func TestDecodersRejectWhatNoStateHolds(t *testing.T) {
 		err  func() error
 		want string
 	}{
-		{"validator without operator", func() error { v := val; v.Operator = crypto.Address{}; _, err := DecodeValidator(v.Encode()); return err }, "zero operator"},
+		{"validator without operator", func() error {
+			v := val
+			v.Operator = crypto.Address{}
+			_, err := DecodeValidator(v.Encode())
+			return err
+		}, "zero operator"},
 		{"validator without key", func() error { v := val; v.ConsKey = crypto.PubKey{}; _, err := DecodeValidator(v.Encode()); return err }, "zero consensus key"},
 		{"tokens without shares", func() error { v := val; v.Shares = 0; _, err := DecodeValidator(v.Encode()); return err }, "5 tokens and no shares"},
 		{"tombstoned, not jailed", func() error { v := val; v.Tombstoned = true; _, err := DecodeValidator(v.Encode()); return err }, "tombstoned but not jailed"},
-		{"moniker too long", func() error { v := val; v.Moniker = strings.Repeat("m", 65); _, err := DecodeValidator(v.Encode()); return err }, "moniker length"},
+		{"moniker too long", func() error {
+			v := val
+			v.Moniker = strings.Repeat("m", 65)
+			_, err := DecodeValidator(v.Encode())
+			return err
+		}, "moniker length"},
 		{"moniker with a control character", func() error { v := val; v.Moniker = "\x07"; _, err := DecodeValidator(v.Encode()); return err }, "control character"},
 		{"flag not 0 or 1", func() error {
 			b := val.Encode()
@@ -41,8 +51,14 @@ func TestDecodersRejectWhatNoStateHolds(t *testing.T) {
 			_, err := DecodeUnbonding((&Unbonding{Entries: []UnbondingEntry{entry(5, 15, 1, 1), entry(5, 15, 1, 1)}}).Encode())
 			return err
 		}, "not increasing"},
-		{"completion before creation", func() error { _, err := DecodeUnbonding((&Unbonding{Entries: []UnbondingEntry{entry(5, 5, 1, 1)}}).Encode()); return err }, "not after its creation"},
-		{"balance above initial", func() error { _, err := DecodeUnbonding((&Unbonding{Entries: []UnbondingEntry{entry(5, 6, 1, 2)}}).Encode()); return err }, "above its initial"},
+		{"completion before creation", func() error {
+			_, err := DecodeUnbonding((&Unbonding{Entries: []UnbondingEntry{entry(5, 5, 1, 1)}}).Encode())
+			return err
+		}, "not after its creation"},
+		{"balance above initial", func() error {
+			_, err := DecodeUnbonding((&Unbonding{Entries: []UnbondingEntry{entry(5, 6, 1, 2)}}).Encode())
+			return err
+		}, "above its initial"},
 		{"too many entries", func() error {
 			u := Unbonding{}
 			for i := range MaxEntriesLimit + 1 {
@@ -52,7 +68,10 @@ func TestDecodersRejectWhatNoStateHolds(t *testing.T) {
 			return err
 		}, "at most 100"},
 		{"forged entry count", func() error { _, err := DecodeUnbonding([]byte{1, 50, 0, 0}); return err }, "truncated"},
-		{"missed count above any window", func() error { _, err := DecodeSigningInfo(SigningInfo{MissedCount: MaxWindow + 1}.Encode()); return err }, "above the largest window"},
+		{"missed count above any window", func() error {
+			_, err := DecodeSigningInfo(SigningInfo{MissedCount: MaxWindow + 1}.Encode())
+			return err
+		}, "above the largest window"},
 		{"empty chunk", func() error { _, err := DecodeMissChunk(zero.Encode()); return err }, "no bit set"},
 		{"active set unsorted", func() error { _, err := DecodeActive(EncodeActive([]Member{ms[1], ms[0]})); return err }, "not sorted"},
 		{"active member without power", func() error { m := ms[0]; m.Power = 0; _, err := DecodeActive(EncodeActive([]Member{m})); return err }, "zero power"},
