@@ -57,5 +57,5 @@ func InitGenesis(p Params, vals []GenesisValidator) ([]Change, error) {
 // emptyReader is the state before genesis.
 type emptyReader struct{}
 
-func (emptyReader) Get([]byte) ([]byte, error)                         { return nil, nil }
+func (emptyReader) Get([]byte) ([]byte, error)                          { return nil, nil }
 func (emptyReader) Iterate([]byte, func(key, value []byte) error) error { return nil }

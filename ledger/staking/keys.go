@@ -74,9 +74,9 @@ func delByValKey(op, del crypto.Address) []byte { return key(prefixDelV, op[:], 
 func queueKey(completion uint64, del, op crypto.Address) []byte {
 	return key(prefixUbdQ, be64(completion), del[:], op[:])
 }
-func ubdByValKey(op, del crypto.Address) []byte { return key(prefixUbdV, op[:], del[:]) }
+func ubdByValKey(op, del crypto.Address) []byte        { return key(prefixUbdV, op[:], del[:]) }
 func missKey(cons crypto.Address, chunk uint64) []byte { return key(prefixMiss, cons[:], be64(chunk)) }
-func missPrefix(cons crypto.Address) []byte           { return key(prefixMiss, cons[:]) }
+func missPrefix(cons crypto.Address) []byte            { return key(prefixMiss, cons[:]) }
 
 // splitAddrs splits the part of k after prefix into n addresses, after
 // skip other bytes; it fails unless the lengths match exactly.

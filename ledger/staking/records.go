@@ -78,14 +78,14 @@ type Validator struct {
 }
 
 // ConsAddr is the validator's consensus address.
-func (v *Validator) ConsAddr() crypto.Address { return v.ConsKey.Address() }
+func (v Validator) ConsAddr() crypto.Address { return v.ConsKey.Address() }
 
 // Power is the validator's voting power under powerUnit tokens per unit,
 // whether or not it is in the active set.
-func (v *Validator) Power(powerUnit uint64) uint64 { return v.Tokens / powerUnit }
+func (v Validator) Power(powerUnit uint64) uint64 { return v.Tokens / powerUnit }
 
 // eligible reports whether the validator may be in the active set.
-func (v *Validator) eligible(powerUnit uint64) bool {
+func (v Validator) eligible(powerUnit uint64) bool {
 	return !v.Jailed && !v.Tombstoned && v.Power(powerUnit) >= 1
 }
 
@@ -184,17 +184,22 @@ func DecodeConsRecord(b []byte) (ConsRecord, error) {
 	return c, r.Finish("consensus record")
 }
 
-// PowerRecord is the value of a power-index entry: the operator of the
-// eligible validator whose power and consensus address the key holds.
+// PowerRecord is the value of a power-index entry: the eligible validator
+// whose power and consensus address the key holds, with what an active-set
+// Member needs, so the set is read off the index alone.
 type PowerRecord struct {
 	Operator crypto.Address
+	ConsKey  crypto.PubKey
+	Moniker  string
 }
 
 // Encode returns the canonical encoding.
 func (p PowerRecord) Encode() []byte {
-	w := wire.NewWriter(make([]byte, 0, 1+addrLen))
+	w := wire.NewWriter(make([]byte, 0, 2+addrLen+crypto.PubKeySize+len(p.Moniker)))
 	w.U8(recordVersion)
 	w.Fixed(p.Operator[:])
+	w.Fixed(p.ConsKey[:])
+	w.PrefixedString(p.Moniker)
 	return w.Bytes()
 }
 
@@ -204,8 +209,17 @@ func DecodePowerRecord(b []byte) (PowerRecord, error) {
 	var p PowerRecord
 	r.Version("power record", recordVersion)
 	r.Fixed(p.Operator[:])
-	if r.Err() == nil && p.Operator.IsZero() {
-		r.Fail(errors.New("zero operator"))
+	r.Fixed(p.ConsKey[:])
+	p.Moniker = r.PrefixedString("moniker", MaxMonikerLen)
+	if r.Err() == nil {
+		switch {
+		case p.Operator.IsZero():
+			r.Fail(errors.New("zero operator"))
+		case p.ConsKey.IsZero():
+			r.Fail(errors.New("zero consensus key"))
+		default:
+			r.Fail(CheckMoniker(p.Moniker))
+		}
 	}
 	return p, r.Finish("power record")
 }

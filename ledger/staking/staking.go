@@ -29,9 +29,6 @@ type Staking struct {
 	p      Params
 	perr   error  // the parameters' problem, returned by every operation
 	height uint64 // the height of the last EndBlock, for ActiveSet
-	// powDirty is set when a power-index entry was staged: only then can
-	// the active set differ from the one stored.
-	powDirty bool
 }
 
 // New returns an empty overlay over r, under the parameters p (which
@@ -127,9 +124,8 @@ func (s *Staking) putValidator(old *Validator, v *Validator) {
 			s.ov.del(oldKey)
 		}
 		if newKey != nil {
-			s.ov.set(newKey, PowerRecord{Operator: v.Operator}.Encode())
+			s.ov.set(newKey, PowerRecord{Operator: v.Operator, ConsKey: v.ConsKey, Moniker: v.Moniker}.Encode())
 		}
-		s.powDirty = true
 	}
 	s.ov.set(ValidatorKey(v.Operator), v.Encode())
 }
