@@ -178,23 +178,6 @@ func TestExecuteTransfers(t *testing.T) {
 	})
 }
 
-// Until the ledger executes staking transactions, a block holding one is
-// invalid, whatever else it holds, so none can be committed.
-func TestExecuteRefusesStakingKinds(t *testing.T) {
-	var cases []execCase
-	for _, k := range stakingKinds {
-		kind := k
-		cases = append(cases,
-			txCase(k.String()+" alone", ledger.ErrStakingDisabled, "staking transactions are not enabled on this chain", nil,
-				one(func(f *chainAt) *ledger.Tx { return stakingTx(f, kind, 0) })),
-			txCase(k.String()+" after a valid transfer", ledger.ErrStakingDisabled, "tx 1", nil, func(f *chainAt) []*ledger.Tx {
-				return []*ledger.Tx{ledgertest.Transfer(f.acct(0), f.addr(1), 5, 1, 0), stakingTx(f, kind, 1)}
-			}),
-		)
-	}
-	runExecCases(t, cases)
-}
-
 // stakingTx is a valid, signed, affordable transaction of kind k from
 // account 0 with nonce n, naming account 1 as the validator.
 func stakingTx(f *chainAt, k ledger.TxKind, n uint64) *ledger.Tx {
@@ -499,16 +482,17 @@ func TestExecuteConservesSupplyOverAChain(t *testing.T) {
 		if err := ms.Apply(b.Height(), res); err != nil {
 			t.Fatal(err)
 		}
-		var sum uint64
+		sum, err := ledger.StakeHeld(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, a := range ms.Accounts {
 			sum += a.Balance
 		}
 		if sum != st.TotalSupply {
-			t.Fatalf("seed %d: after block %d balances sum to %d, supply %d", seed, height, sum, st.TotalSupply)
+			t.Fatalf("seed %d: after block %d balances and stake sum to %d, supply %d", seed, height, sum, st.TotalSupply)
 		}
-		st = st.Copy()
-		st.Height, st.LastBlockHash, st.LastBlockTime = b.Height(), b.Hash(), b.Header.Time
-		st.AppHash = crypto.Sum(b.Encode()) // any commitment: the header must carry it
+		st = st.Next(b, res, crypto.Sum(b.Encode())) // any commitment: the header must carry it
 		last = b
 	}
 }
