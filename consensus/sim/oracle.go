@@ -183,6 +183,10 @@ func (o *oracle) vote(v *ledger.Vote, effects []consensus.Effect) {
 		return
 	}
 	if a.ids = append(a.ids, v.BlockID); len(a.ids) > 2 {
+		s.stats.ExtraValues++
+		if len(a.ids) > consensus.MaxUnbackedVoteValues {
+			s.stats.BackedValues++
+		}
 		return
 	}
 	s.stats.Checks[InvEquivocation]++
