@@ -194,7 +194,8 @@ type Options struct {
 	Scenario string
 	// storeUnbudgeted leaves a disk-fault node whose faults are all
 	// DiskStore out of the faulty power, as the node's design would
-	// allow; TestStoreLossBeyondTheWAL shows why the campaign does not.
+	// allow; TestStoreLossBeyondTheWAL shows why the campaign does not
+	// (blocks only that node stored, lost beyond its WAL, stop the chain).
 	storeUnbudgeted bool
 	// ZeroLatency delivers every message at the instant it is sent (for
 	// benchmarks; faults still apply).
