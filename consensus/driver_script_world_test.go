@@ -503,6 +503,7 @@ func (w nodeWAL) Append(r wal.Record, sync bool) error {
 }
 
 func (w nodeWAL) Replay(h uint64, fn func(wal.Record) error) error { return w.n.log.Replay(h, fn) }
+func (w nodeWAL) MaxHeight() (uint64, error)                       { return w.n.log.MaxHeight() }
 
 func (w nodeWAL) Prune(below uint64) error {
 	if !w.n.up {
@@ -682,8 +683,9 @@ type memChain struct {
 }
 
 type storedBlock struct {
-	block  *ledger.Block
-	commit *ledger.Commit
+	block    *ledger.Block
+	commit   *ledger.Commit
+	proposal *ledger.Proposal // what a catch-up answer sends with the commit
 }
 
 func newMemChain(s *script) *memChain {
@@ -745,7 +747,7 @@ func (c *memChain) store(d consensus.EffectDecide) error {
 		c.evidence[k] = d.Height
 	}
 	c.states = append(c.states, next)
-	c.blocks = append(c.blocks, storedBlock{d.Block, d.Commit})
+	c.blocks = append(c.blocks, storedBlock{d.Block, d.Commit, d.Proposal})
 	return nil
 }
 

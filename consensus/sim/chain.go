@@ -221,9 +221,9 @@ func newSimulation(o Options) *simulation {
 // forget what it signed, and its locks, which is as good as byzantine for
 // safety (DiskWAL, DiskRollback), and because a store that lost blocks
 // keeps it out of consensus until it has them again, which it may never
-// (DiskStore: the blocks may exist nowhere else, and a height its machine
-// decides again starts the next one without the WAL's records of it;
-// docs/testing.md, "The simulator after issue 10"). It keeps its own
+// (DiskStore: the blocks may exist nowhere else, with its precommits for
+// them, when the WAL no longer holds them either; TestStoreLossBeyondTheWAL
+// and docs/testing.md, "Store loss beyond the WAL"). It keeps its own
 // power when that leaves room; with the twins and the byzantine validator,
 // the rest is shared at random. ExactThird gives the byzantine validator
 // exactly a third.
