@@ -49,13 +49,20 @@ const DowntimeDelay = 2
 // missed too much of the window; it matures the unbonding entries whose
 // completion height has come, and returns what the caller must credit to
 // accounts, in maturity-queue order (completion height, delegator,
-// validator). Call ActiveSet after it.
+// validator). Call ActiveSet after it. A rejection (evidence from after
+// the block) is found before anything is staged; any other error leaves
+// the overlay half-done, to be discarded with the block.
 func (s *Staking) EndBlock(info BlockInfo) ([]Payout, error) {
 	if s.perr != nil {
 		return nil, s.perr
 	}
 	if len(info.Signed) != len(info.LastSet) {
 		return nil, fmt.Errorf("staking: end block %d: %d signed flags for %d set members", info.Height, len(info.Signed), len(info.LastSet))
+	}
+	for _, inf := range info.DoubleSigns {
+		if inf.Height > info.Height {
+			return nil, reject("double sign at height %d judged at height %d", inf.Height, info.Height)
+		}
 	}
 	s.height = info.Height
 	for _, inf := range info.DoubleSigns {
@@ -76,9 +83,6 @@ func (s *Staking) EndBlock(info BlockInfo) ([]Payout, error) {
 // the first time; a key already tombstoned, or never seen, is left alone
 // (as Cosmos does).
 func (s *Staking) punishDoubleSign(height uint64, inf Infraction) error {
-	if inf.Height > height {
-		return reject("double sign at height %d judged at height %d", inf.Height, height)
-	}
 	rec, ok, err := s.consRecord(inf.ConsAddr)
 	if err != nil || !ok || rec.Tombstoned {
 		return err

@@ -7,8 +7,8 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 )
 
-// allSigned is a BlockInfo at height where every member of the set signed
-// but those listed in missing.
+// blockInfo is a BlockInfo at height in which every member of the active set
+// signed but the operators addr(i) listed in missing.
 func (c *chain) blockInfo(height uint64, missing ...int) BlockInfo {
 	c.t.Helper()
 	set, err := c.query().Active()

@@ -164,7 +164,7 @@ func (s *Staking) keys(prefix []byte) ([][]byte, error) {
 	return out, err
 }
 
-// any reports whether some key has the prefix.
+// anyUnder reports whether some key has the prefix.
 func (s *Staking) anyUnder(prefix []byte) (bool, error) {
 	found := false
 	err := s.ov.iterate(prefix, func(_, _ []byte) error {
