@@ -13,6 +13,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/memstate"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
@@ -175,7 +176,7 @@ func newSimulation(o Options) *simulation {
 		s.balance = append(s.balance, ledger.AccountUpdate{Address: k.PubKey().Address(), Account: ledger.Account{Balance: startBalance}})
 		supply += startBalance
 	}
-	s.genesis = (&ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, TotalSupply: supply}).WithValidators(vs)
+	s.genesis = (&ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, Staking: staking.DefaultParams(), TotalSupply: supply}).WithValidators(vs)
 
 	// Nodes: one per key, two for the twin key. Names are the key's
 	// index in creation order (v0, v1, ...), twins v<i>a and v<i>b.
