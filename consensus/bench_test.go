@@ -14,7 +14,7 @@ func benchHeights(b *testing.B, n, heights int) (Config, [][]Event) {
 	b.Helper()
 	keys, vals := testKeys(n)
 	sel := NewProposerSelector(vals)
-	cfg := Config{ChainID: testChain, Validators: vals, Self: vals.Get(0).Address(),
+	cfg := Config{ChainID: testChain, Validators: Static(vals), Self: vals.Get(0).Address(),
 		ValidValue: func(*ledger.Block) error { return nil }}
 	out := make([][]Event, heights)
 	for h := 1; h <= heights; h++ {

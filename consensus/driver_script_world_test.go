@@ -15,6 +15,7 @@ import (
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
@@ -358,7 +359,7 @@ func (n *node) boot() {
 	}
 	n.core = driver.New(driver.Config{
 		ChainID:    s.chainID,
-		Validators: s.vals,
+		Validators: consensus.Static(s.vals),
 		Self:       n.addr,
 		WAL:        nodeWAL{n},
 		Signer:     nodeSigner{n, signer},
@@ -467,7 +468,7 @@ func (n *node) BuildBlock(h uint64, r uint32) (*ledger.Block, error) {
 	b := &ledger.Block{Header: ledger.Header{
 		ChainID: st.ChainID, Height: h,
 		Time:          scriptGenesis + ledger.Timestamp(time.Duration(h)*time.Second+time.Duration(r)*time.Millisecond),
-		LastBlockHash: st.LastBlockHash, AppHash: st.AppHash, ValidatorsHash: st.Validators.Hash(), Proposer: n.addr,
+		LastBlockHash: st.LastBlockHash, AppHash: st.AppHash, ValidatorsHash: st.Validators.Hash(), NextValidatorsHash: st.NextValidators.Hash(), Proposer: n.addr,
 	}}
 	if h > 1 && h-2 < uint64(len(c.blocks)) {
 		b.LastCommit = c.blocks[h-2].commit
@@ -689,8 +690,8 @@ type storedBlock struct {
 }
 
 func newMemChain(s *script) *memChain {
-	g := ledger.State{ChainID: s.chainID, GenesisTime: scriptGenesis, Validators: s.vals, Params: ledger.DefaultConsensusParams()}
-	return &memChain{s: s, states: []ledger.State{g}, evidence: map[crypto.Hash]uint64{}}
+	g := (&ledger.State{ChainID: s.chainID, GenesisTime: scriptGenesis, Params: ledger.DefaultConsensusParams(), Staking: staking.DefaultParams()}).WithValidators(s.vals)
+	return &memChain{s: s, states: []ledger.State{*g}, evidence: map[crypto.Hash]uint64{}}
 }
 
 func (c *memChain) Height() uint64       { return uint64(len(c.blocks)) }
@@ -705,6 +706,23 @@ func (c *memChain) EvidenceCommitted(k crypto.Hash) (bool, error) {
 	_, ok := c.evidence[k]
 	return ok, nil
 }
+
+// ValidatorsAt implements ledger.StateReader.
+func (c *memChain) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	if h >= 1 && h <= uint64(len(c.states)) {
+		return c.states[h-1].Validators, nil
+	}
+	if vs, ok := c.state().ValidatorsAt(h); ok {
+		return vs, nil
+	}
+	return nil, fmt.Errorf("no validator set for height %d", h)
+}
+
+// Record implements ledger.StateReader: the script's chain has no records.
+func (c *memChain) Record([]byte) ([]byte, error) { return nil, nil }
+
+// IterateRecords implements ledger.StateReader.
+func (c *memChain) IterateRecords([]byte, func(k, v []byte) error) error { return nil }
 
 func (c *memChain) validate(b *ledger.Block) error { return ledger.Validate(c.state(), c, b) }
 
@@ -722,11 +740,10 @@ func (c *memChain) store(d consensus.EffectDecide) error {
 	if err != nil {
 		return err
 	}
-	next := *st
-	next.Height, next.LastBlockHash, next.LastBlockTime = d.Height, d.Block.Hash(), d.Block.Header.Time
+	id := d.Block.Hash()
 	app := append([]byte("script/app/"), st.AppHash[:]...)
-	app = append(app, next.LastBlockHash[:]...)
-	next.AppHash = crypto.Sum(app)
+	app = append(app, id[:]...)
+	next := *st.Next(d.Block, res, crypto.Sum(app))
 	for _, k := range res.Evidence {
 		c.evidence[k] = d.Height
 	}

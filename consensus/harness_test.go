@@ -83,7 +83,7 @@ func testKeysPowers(powers []uint64) ([]crypto.PrivKey, *ledger.ValidatorSet) {
 func newHarness(t testing.TB, self int) *harness {
 	keys, vals := testKeys(4)
 	h := &harness{t: t, keys: keys, vals: vals, self: self, blocks: map[string]*ledger.Block{}, names: map[crypto.Hash]string{}}
-	cfg := Config{ChainID: testChain, Validators: vals, ValidValue: func(b *ledger.Block) error {
+	cfg := Config{ChainID: testChain, Validators: Static(vals), ValidValue: func(b *ledger.Block) error {
 		h.checked++
 		if strings.HasPrefix(h.names[b.Hash()], "X") {
 			return errors.New("invalid test block")

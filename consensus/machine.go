@@ -8,13 +8,17 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
-// Config is what a Machine needs: the chain, its (static) validator set,
-// who we are, and the paper's valid(v).
+// Config is what a Machine needs: the chain, the validator set of every
+// height, who we are, and the paper's valid(v).
 type Config struct {
 	// ChainID is the chain the machine runs consensus for.
 	ChainID string
-	// Validators is the validator set, fixed for the whole chain.
-	Validators *ledger.ValidatorSet
+	// Validators gives the validator set of each height. The machine asks
+	// for its height and the next one when it enters a height; a set
+	// changes at the earliest two heights after the block that changed
+	// it, so both are known once the previous height is committed. It
+	// must be deterministic (the committed chain's answer).
+	Validators ValidatorSets
 	// Self is this node's validator address; the zero address makes a
 	// non-validator that follows the protocol and decides but never votes
 	// or proposes.
@@ -33,23 +37,53 @@ type proposalEntry struct {
 	id       crypto.Hash
 }
 
-// heightMessages is what the machine holds for one height.
+// ValidatorSets gives the validator set of a height.
+type ValidatorSets interface {
+	ValidatorsAt(h uint64) (*ledger.ValidatorSet, error)
+}
+
+// StaticSets is a ValidatorSets with one set for every height.
+type StaticSets struct{ Set *ledger.ValidatorSet }
+
+// ValidatorsAt implements ValidatorSets.
+func (s StaticSets) ValidatorsAt(uint64) (*ledger.ValidatorSet, error) { return s.Set, nil }
+
+// Static returns the ValidatorSets of a chain whose set never changes.
+func Static(vals *ledger.ValidatorSet) ValidatorSets { return StaticSets{Set: vals} }
+
+// heightMessages is what the machine holds for one height, with the
+// height's validator set.
 type heightMessages struct {
+	vals      *ledger.ValidatorSet
+	proposers *ProposerSelector
+	selfIndex int // -1 when we are not a validator of the height
 	votes     *VoteKeeper
 	proposals map[uint32][]*proposalEntry // per round, in arrival order
 }
 
-func newHeightMessages(vals *ledger.ValidatorSet, h uint64) *heightMessages {
-	return &heightMessages{votes: NewVoteKeeper(vals, h), proposals: make(map[uint32][]*proposalEntry)}
+func (m *Machine) newHeightMessages(h uint64) (*heightMessages, error) {
+	vals, err := m.cfg.Validators.ValidatorsAt(h)
+	if err != nil {
+		return nil, fmt.Errorf("validators of height %d: %w", h, err)
+	}
+	if vals == nil || vals.Size() == 0 {
+		return nil, fmt.Errorf("validators of height %d: empty set", h)
+	}
+	self := -1
+	if !m.cfg.Self.IsZero() {
+		if i, ok := vals.ByAddress(m.cfg.Self); ok {
+			self = i
+		}
+	}
+	return &heightMessages{vals: vals, proposers: NewProposerSelector(vals), selfIndex: self,
+		votes: NewVoteKeeper(vals, h), proposals: make(map[uint32][]*proposalEntry)}, nil
 }
 
 // Machine is the round state machine of one validator (or follower) for a
 // sequence of heights. It is not safe for concurrent use: one driver
 // goroutine owns it.
 type Machine struct {
-	cfg       Config
-	selfIndex int // -1 for a non-validator
-	proposers *ProposerSelector
+	cfg Config
 
 	// The paper's variables (L2-L9), for the current height.
 	height      uint64
@@ -89,8 +123,8 @@ func New(cfg Config, height uint64) (*Machine, error) {
 	if err := crypto.ValidateChainID(cfg.ChainID); err != nil {
 		return nil, fmt.Errorf("consensus config: %w", err)
 	}
-	if cfg.Validators == nil || cfg.Validators.Size() == 0 {
-		return nil, errors.New("consensus config: no validator set")
+	if cfg.Validators == nil {
+		return nil, errors.New("consensus config: no validator sets")
 	}
 	if cfg.ValidValue == nil {
 		return nil, errors.New("consensus config: no ValidValue function")
@@ -98,26 +132,24 @@ func New(cfg Config, height uint64) (*Machine, error) {
 	if height == 0 {
 		return nil, errors.New("consensus config: height 0; the first height is 1")
 	}
-	self := -1
-	if !cfg.Self.IsZero() {
-		i, ok := cfg.Validators.ByAddress(cfg.Self)
-		if !ok {
-			return nil, fmt.Errorf("consensus config: self %s is not in the validator set", cfg.Self)
-		}
-		self = i
+	m := &Machine{cfg: cfg}
+	msgs, err := m.newHeightMessages(height)
+	if err != nil {
+		return nil, fmt.Errorf("consensus config: %w", err)
 	}
-	m := &Machine{
-		cfg:       cfg,
-		selfIndex: self,
-		proposers: NewProposerSelector(cfg.Validators),
+	if err := m.resetHeight(height, msgs); err != nil {
+		return nil, fmt.Errorf("consensus config: %w", err)
 	}
-	m.resetHeight(height, newHeightMessages(cfg.Validators, height))
 	return m, nil
 }
 
 // resetHeight enters height (not started) with the messages kept for it
 // (L53: reset the locks and the message log).
-func (m *Machine) resetHeight(h uint64, msgs *heightMessages) {
+func (m *Machine) resetHeight(h uint64, msgs *heightMessages) error {
+	next, err := m.newHeightMessages(h + 1)
+	if err != nil {
+		return err
+	}
 	m.height, m.round, m.step = h, 0, StepNewHeight
 	m.lockedValue, m.lockedRound = nil, -1
 	m.validValue, m.validRound = nil, -1
@@ -126,8 +158,9 @@ func (m *Machine) resetHeight(h uint64, msgs *heightMessages) {
 	m.awaitingValue = false
 	m.cur = msgs
 	m.cur.votes.SetRound(0)
-	m.next = newHeightMessages(m.cfg.Validators, h+1)
+	m.next = next
 	m.valid = make(map[crypto.Hash]error)
+	return nil
 }
 
 // RoundState is a snapshot of the machine's variables, for logs, traces
@@ -172,8 +205,35 @@ func (m *Machine) Height() uint64 { return m.height }
 // Round is the current round.
 func (m *Machine) Round() uint32 { return m.round }
 
-// Proposers returns the machine's proposer selector.
-func (m *Machine) Proposers() *ProposerSelector { return m.proposers }
+// Proposer returns the proposer of (height, round) for the heights the
+// machine holds (its own and the next); ok is false for any other.
+func (m *Machine) Proposer(height uint64, round uint32) (addr crypto.Address, ok bool) {
+	msgs := m.held(height)
+	if msgs == nil {
+		return crypto.Address{}, false
+	}
+	return msgs.proposers.Proposer(height, round), true
+}
+
+// ValidatorsAt returns the validator set of height for the heights the
+// machine holds (its own and the next), nil for any other.
+func (m *Machine) ValidatorsAt(height uint64) *ledger.ValidatorSet {
+	if msgs := m.held(height); msgs != nil {
+		return msgs.vals
+	}
+	return nil
+}
+
+// held returns the messages of height if the machine holds it.
+func (m *Machine) held(height uint64) *heightMessages {
+	switch height {
+	case m.height:
+		return m.cur
+	case m.height + 1:
+		return m.next
+	}
+	return nil
+}
 
 // Step feeds one event to the machine and returns the effects, in the
 // order the driver must carry them out. A non-nil error means the event
@@ -213,7 +273,9 @@ func (m *Machine) onNewHeight(e EventNewHeight) error {
 	switch {
 	case m.step == StepNewHeight && e.Height == m.height:
 	case m.step == StepDecided && e.Height == m.height+1:
-		m.resetHeight(e.Height, m.next)
+		if err := m.resetHeight(e.Height, m.next); err != nil {
+			return fmt.Errorf("%w: %v", ErrHeightSequence, err)
+		}
 	case e.Height <= m.height:
 		return fmt.Errorf("%w: new height %d at height %d (%s)", ErrStale, e.Height, m.height, m.step)
 	default:
@@ -252,7 +314,7 @@ func (m *Machine) onProposal(e EventProposal) error {
 	if err != nil {
 		return err
 	}
-	if want := m.proposers.Proposer(p.Height, p.Round); p.Proposer != want {
+	if want := msgs.proposers.Proposer(p.Height, p.Round); p.Proposer != want {
 		return fmt.Errorf("%w: h=%d r=%d from %s, proposer is %s", ErrWrongProposer, p.Height, p.Round, ShortAddr(p.Proposer), ShortAddr(want))
 	}
 	list := msgs.proposals[p.Round]
@@ -273,7 +335,7 @@ func (m *Machine) onProposal(e EventProposal) error {
 	if err := bodyMatchesHeader(b); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	i, _ := m.cfg.Validators.ByAddress(p.Proposer)
+	i, _ := msgs.vals.ByAddress(p.Proposer)
 	if err := msgs.votes.Observe(i, p.Round); err != nil {
 		return err
 	}
@@ -372,7 +434,8 @@ func (m *Machine) isValid(b *ledger.Block, id crypto.Hash) bool {
 	return err == nil
 }
 
-func (m *Machine) isValidator() bool { return m.selfIndex >= 0 }
+// isValidator reports whether we are a validator of the current height.
+func (m *Machine) isValidator() bool { return m.cur.selfIndex >= 0 }
 
 func (m *Machine) broadcastProposal(b *ledger.Block, polRound int32) {
 	parts, _ := ledger.SplitBlock(b.Encode())
@@ -399,17 +462,12 @@ func (m *Machine) scheduleTimeout(k TimeoutKind) {
 // a proposal's POLRound. It returns nil for a height the machine does not
 // hold.
 func (m *Machine) VotesFor(height uint64, round uint32, t ledger.VoteType, id crypto.Hash) []ledger.Vote {
-	var k *VoteKeeper
-	switch {
-	case height == m.height:
-		k = m.cur.votes
-	case height == m.height+1:
-		k = m.next.votes
-	default:
+	msgs := m.held(height)
+	if msgs == nil {
 		return nil
 	}
 	var out []ledger.Vote
-	for _, v := range k.VotesFor(round, t, id) {
+	for _, v := range msgs.votes.VotesFor(round, t, id) {
 		out = append(out, *v)
 	}
 	return out

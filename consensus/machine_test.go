@@ -23,11 +23,11 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg    Config
 		height uint64
 	}{
-		{"empty chain ID", Config{Validators: vals, ValidValue: valid}, 1},
+		{"empty chain ID", Config{Validators: Static(vals), ValidValue: valid}, 1},
 		{"no validator set", Config{ChainID: testChain, ValidValue: valid}, 1},
-		{"no valid(v)", Config{ChainID: testChain, Validators: vals}, 1},
-		{"height zero", Config{ChainID: testChain, Validators: vals, ValidValue: valid}, 0},
-		{"self outside the set", Config{ChainID: testChain, Validators: vals, ValidValue: valid, Self: stranger.PubKey().Address()}, 1},
+		{"no valid(v)", Config{ChainID: testChain, Validators: Static(vals)}, 1},
+		{"height zero", Config{ChainID: testChain, Validators: Static(vals), ValidValue: valid}, 0},
+		{"no set for the next height", Config{ChainID: testChain, Validators: setsUpTo{vals, 1}, ValidValue: valid, Self: stranger.PubKey().Address()}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -328,4 +328,17 @@ func TestMachineActsOncePerRound(t *testing.T) {
 		}
 	}
 	t.Logf("reached: %v", reached)
+}
+
+// setsUpTo knows the set of heights up to top only.
+type setsUpTo struct {
+	vals *ledger.ValidatorSet
+	top  uint64
+}
+
+func (s setsUpTo) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	if h > s.top {
+		return nil, fmt.Errorf("height %d not known", h)
+	}
+	return s.vals, nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 const (
-	headerVersion = 1
+	headerVersion = 2
 	blockVersion  = 1
 )
 
@@ -45,16 +45,20 @@ func (t *Timestamp) UnmarshalText(b []byte) error {
 // Header is a block's header. Its hash identifies the block; the header
 // commits to everything else in the block through the roots it carries.
 type Header struct {
-	ChainID        string         `json:"chain_id"`
-	Height         uint64         `json:"height,string"`
-	Time           Timestamp      `json:"time"`
-	LastBlockHash  crypto.Hash    `json:"last_block_hash"`
-	TxRoot         crypto.Hash    `json:"tx_root"`
-	AppHash        crypto.Hash    `json:"app_hash"` // state after the previous block
-	ValidatorsHash crypto.Hash    `json:"validators_hash"`
-	LastCommitHash crypto.Hash    `json:"last_commit_hash"`
-	EvidenceHash   crypto.Hash    `json:"evidence_hash"`
-	Proposer       crypto.Address `json:"proposer"`
+	ChainID        string      `json:"chain_id"`
+	Height         uint64      `json:"height,string"`
+	Time           Timestamp   `json:"time"`
+	LastBlockHash  crypto.Hash `json:"last_block_hash"`
+	TxRoot         crypto.Hash `json:"tx_root"`
+	AppHash        crypto.Hash `json:"app_hash"`        // state after the previous block
+	ValidatorsHash crypto.Hash `json:"validators_hash"` // the set that decides this block
+	// NextValidatorsHash is the set of the next height. A change of the
+	// set that block H causes takes effect at H+2, so this header already
+	// knows it: light clients follow the set from header to header.
+	NextValidatorsHash crypto.Hash    `json:"next_validators_hash"`
+	LastCommitHash     crypto.Hash    `json:"last_commit_hash"`
+	EvidenceHash       crypto.Hash    `json:"evidence_hash"`
+	Proposer           crypto.Address `json:"proposer"`
 }
 
 func (h *Header) encodeTo(e *wire.Writer) {
@@ -66,6 +70,7 @@ func (h *Header) encodeTo(e *wire.Writer) {
 	e.Fixed(h.TxRoot[:])
 	e.Fixed(h.AppHash[:])
 	e.Fixed(h.ValidatorsHash[:])
+	e.Fixed(h.NextValidatorsHash[:])
 	e.Fixed(h.LastCommitHash[:])
 	e.Fixed(h.EvidenceHash[:])
 	e.Fixed(h.Proposer[:])
@@ -91,6 +96,7 @@ func decodeHeaderFrom(d *wire.Reader) Header {
 	d.Fixed(h.TxRoot[:])
 	d.Fixed(h.AppHash[:])
 	d.Fixed(h.ValidatorsHash[:])
+	d.Fixed(h.NextValidatorsHash[:])
 	d.Fixed(h.LastCommitHash[:])
 	d.Fixed(h.EvidenceHash[:])
 	d.Fixed(h.Proposer[:])
@@ -146,9 +152,6 @@ func (b *Block) Encode() []byte {
 	}
 	return e.Bytes()
 }
-
-// minTxSize is the smallest possible encoded transaction.
-const minTxSize = 1 + 1 + crypto.PubKeySize + crypto.AddressSize + 24 + crypto.SignatureSize
 
 // DecodeBlock decodes a canonical block encoding.
 func DecodeBlock(buf []byte) (*Block, error) {

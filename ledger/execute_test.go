@@ -64,20 +64,16 @@ func checkErr(t *testing.T, err, want error, msg string) {
 	}
 }
 
-func cloneMapState(m *ledgertest.MapState) *ledgertest.MapState {
-	c := &ledgertest.MapState{Accounts: map[crypto.Address]ledger.Account{}, Evidence: map[crypto.Hash]bool{}}
-	for k, v := range m.Accounts {
-		c.Accounts[k] = v
-	}
-	for k, v := range m.Evidence {
-		c.Evidence[k] = v
-	}
-	return c
-}
+func cloneMapState(m *ledgertest.MapState) *ledgertest.MapState { return m.Clone() }
 
 func mapStatesEqual(a, b *ledgertest.MapState) bool {
-	if len(a.Accounts) != len(b.Accounts) || len(a.Evidence) != len(b.Evidence) {
+	if len(a.Accounts) != len(b.Accounts) || len(a.Evidence) != len(b.Evidence) || len(a.Records) != len(b.Records) {
 		return false
+	}
+	for k, v := range a.Records {
+		if !bytes.Equal(b.Records[k], v) {
+			return false
+		}
 	}
 	for k, v := range a.Accounts {
 		if b.Accounts[k] != v {
@@ -180,6 +176,22 @@ func TestExecuteTransfers(t *testing.T) {
 		txCase("zero amount", nil, "zero amount", nil, one(transfer(0, 1, 0, 5, 0))),
 		txCase("transfer to the sender itself", nil, "own account", nil, one(transfer(0, 0, 1, 0, 0))),
 	})
+}
+
+// stakingTx is a valid, signed, affordable transaction of kind k from
+// account 0 with nonce n, naming account 1 as the validator.
+func stakingTx(f *chainAt, k ledger.TxKind, n uint64) *ledger.Tx {
+	switch k {
+	case ledger.TxCreateValidator:
+		return ledgertest.CreateValidator(f.acct(0), ledgertest.Key("validator", 9).PubKey(), "new", 100, 1, n)
+	case ledger.TxDelegate:
+		return ledgertest.Delegate(f.acct(0), f.addr(1), 100, 1, n)
+	case ledger.TxUndelegate:
+		return ledgertest.Undelegate(f.acct(0), f.addr(1), 100, 1, n)
+	case ledger.TxUnjail:
+		return ledgertest.Unjail(f.acct(0), 1, n)
+	}
+	panic("not a staking kind")
 }
 
 func TestExecuteChecksTheHeader(t *testing.T) {
@@ -467,17 +479,20 @@ func TestExecuteConservesSupplyOverAChain(t *testing.T) {
 		if err != nil || !resultsEqual(res, again) {
 			t.Fatalf("seed %d: block %d: a second execution differs", seed, height)
 		}
-		ms.Apply(res)
-		var sum uint64
+		if err := ms.Apply(b.Height(), res); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := ledger.StakeHeld(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, a := range ms.Accounts {
 			sum += a.Balance
 		}
 		if sum != st.TotalSupply {
-			t.Fatalf("seed %d: after block %d balances sum to %d, supply %d", seed, height, sum, st.TotalSupply)
+			t.Fatalf("seed %d: after block %d balances and stake sum to %d, supply %d", seed, height, sum, st.TotalSupply)
 		}
-		st = st.Copy()
-		st.Height, st.LastBlockHash, st.LastBlockTime = b.Height(), b.Hash(), b.Header.Time
-		st.AppHash = crypto.Sum(b.Encode()) // any commitment: the header must carry it
+		st = st.Next(b, res, crypto.Sum(b.Encode())) // any commitment: the header must carry it
 		last = b
 	}
 }

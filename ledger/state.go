@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/wire"
 )
 
@@ -60,24 +61,53 @@ type StateReader interface {
 	// EvidenceCommitted reports whether evidence with this Key was
 	// already committed in an earlier block.
 	EvidenceCommitted(key crypto.Hash) (bool, error)
+	// ValidatorsAt returns the validator set that decides height h, for
+	// any h from 1 to the next block's height + 1; evidence of an old
+	// height is checked against the set of that height.
+	ValidatorsAt(h uint64) (*ValidatorSet, error)
+	// Record returns the state record under a natural key (the staking
+	// records), nil if absent.
+	Record(key []byte) ([]byte, error)
+	// IterateRecords calls fn for every record whose key has prefix, in
+	// ascending key order, until fn returns an error.
+	IterateRecords(prefix []byte, fn func(key, value []byte) error) error
+}
+
+// RecordKey is the key in the state commitment of the record under the
+// natural key k: SHA-256 over a domain tag and k, like AccountKey.
+func RecordKey(k []byte) [32]byte {
+	buf := make([]byte, 0, 7+len(k))
+	buf = append(buf, "record/"...)
+	buf = append(buf, k...)
+	return crypto.Sum(buf)
 }
 
 // State is everything besides accounts that validating the next block
 // needs: the chain's identity and parameters and the last block's
 // identity. It is small and copied by value; accounts stay in the store.
 type State struct {
-	ChainID       string          `json:"chain_id"`
-	GenesisTime   Timestamp       `json:"genesis_time"`
-	Height        uint64          `json:"height,string"` // last committed block; 0 before the first
-	LastBlockHash crypto.Hash     `json:"last_block_hash"`
-	LastBlockTime Timestamp       `json:"last_block_time"`
-	AppHash       crypto.Hash     `json:"app_hash"` // state commitment after Height
-	Validators    *ValidatorSet   `json:"-"`
-	Params        ConsensusParams `json:"params"`
-	TotalSupply   uint64          `json:"total_supply,string"` // sum of balances, fixed at genesis
+	ChainID       string      `json:"chain_id"`
+	GenesisTime   Timestamp   `json:"genesis_time"`
+	Height        uint64      `json:"height,string"` // last committed block; 0 before the first
+	LastBlockHash crypto.Hash `json:"last_block_hash"`
+	LastBlockTime Timestamp   `json:"last_block_time"`
+	AppHash       crypto.Hash `json:"app_hash"` // state commitment after Height
+	// The validator sets around the next block. LastValidators decided
+	// block Height (its commit is the next block's LastCommit), Validators
+	// decides block Height+1 and NextValidators block Height+2: a change
+	// caused by block H takes effect at H+2. At genesis all three are the
+	// genesis set.
+	LastValidators *ValidatorSet   `json:"-"`
+	Validators     *ValidatorSet   `json:"-"`
+	NextValidators *ValidatorSet   `json:"-"`
+	Params         ConsensusParams `json:"params"`
+	Staking        staking.Params  `json:"staking"`
+	// TotalSupply is every token: balances, bonded and unbonding stake,
+	// and the stake burned by slashing. Fixed at genesis.
+	TotalSupply uint64 `json:"total_supply,string"`
 }
 
-// Copy returns a copy of s (the validator set is immutable and shared).
+// Copy returns a copy of s (validator sets are immutable and shared).
 func (s *State) Copy() *State {
 	c := *s
 	return &c
@@ -86,4 +116,47 @@ func (s *State) Copy() *State {
 // String is a one-line summary for logs.
 func (s *State) String() string {
 	return fmt.Sprintf("State{%s h=%d app=%.8s}", s.ChainID, s.Height, s.AppHash)
+}
+
+// WithValidators returns s with vals as the set of every height around
+// the next block: the state at genesis, before any change.
+func (s *State) WithValidators(vals *ValidatorSet) *State {
+	c := *s
+	c.LastValidators, c.Validators, c.NextValidators = vals, vals, vals
+	return &c
+}
+
+// Next is the state after block b, whose execution on s gave res and left
+// the state commitment at appHash. The validator sets move one height
+// on: the set that decided b verifies the next block's last commit, the
+// next set decides the next block, and a change b made is the set of the
+// height after that.
+func (s *State) Next(b *Block, res *Result, appHash crypto.Hash) *State {
+	n := s.Copy()
+	n.Height = b.Height()
+	n.LastBlockHash = b.Hash()
+	n.LastBlockTime = b.Header.Time
+	n.AppHash = appHash
+	n.LastValidators = s.Validators
+	n.Validators = s.NextValidators
+	if res.NextValidators != nil {
+		n.NextValidators = res.NextValidators
+	}
+	return n
+}
+
+// ValidatorsAt returns the set of height h if s knows it: the heights
+// Height to Height+2.
+func (s *State) ValidatorsAt(h uint64) (*ValidatorSet, bool) {
+	switch h {
+	case s.Height + 1:
+		return s.Validators, true
+	case s.Height + 2:
+		return s.NextValidators, true
+	case s.Height:
+		if h > 0 {
+			return s.LastValidators, true
+		}
+	}
+	return nil, false
 }

@@ -23,10 +23,15 @@ const MaxValidatorNameLen = 64
 
 // Validator is one member of the validator set.
 type Validator struct {
-	PubKey crypto.PubKey  `json:"pub_key"`
-	Power  uint64         `json:"power,string"`
-	Name   string         `json:"name,omitempty"`
-	addr   crypto.Address // derived from PubKey
+	PubKey crypto.PubKey `json:"pub_key"`
+	Power  uint64        `json:"power,string"`
+	Name   string        `json:"name,omitempty"`
+	// Operator is the account that runs the validator: it created it and
+	// its self-delegation, and it unjails it. Zero in a genesis document
+	// means the account of the validator's own key. It is not part of
+	// the set's hash (consensus needs keys and powers only).
+	Operator crypto.Address `json:"operator,omitzero"`
+	addr     crypto.Address // derived from PubKey
 }
 
 // Address is the validator's address, derived from its public key.
@@ -117,3 +122,73 @@ func (s *ValidatorSet) ByAddress(a crypto.Address) (int, bool) {
 // Hash is the Merkle root over (public key, power) of every member in order;
 // headers commit to it.
 func (s *ValidatorSet) Hash() crypto.Hash { return s.hash }
+
+// validatorSetVersion is the encoding version of a ValidatorSet.
+const validatorSetVersion = 1
+
+// minValidatorSize is the smallest encoded member: key, power, empty name.
+const minValidatorSize = crypto.PubKeySize + 8 + 1 + crypto.AddressSize
+
+// Encode returns the canonical encoding of the set: its members in
+// canonical order with their names. The store keeps one per change of
+// the set, and RPC serves them to light clients.
+func (s *ValidatorSet) Encode() []byte {
+	e := wire.NewWriter(make([]byte, 0, 4+len(s.vals)*(minValidatorSize+16)))
+	e.U8(validatorSetVersion)
+	e.Uvarint(uint64(len(s.vals)))
+	for i := range s.vals {
+		v := &s.vals[i]
+		e.Fixed(v.PubKey[:])
+		e.U64(v.Power)
+		e.PrefixedString(v.Name)
+		e.Fixed(v.Operator[:])
+	}
+	return e.Bytes()
+}
+
+// DecodeValidatorSet decodes a canonical encoding and checks every rule
+// NewValidatorSet checks, and that the members were in canonical order.
+func DecodeValidatorSet(b []byte) (*ValidatorSet, error) {
+	d := wire.NewReader(b)
+	d.Version("validator set", validatorSetVersion)
+	n := d.Count("validators", MaxValidators, minValidatorSize)
+	vals := make([]Validator, 0, n)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		var v Validator
+		d.Fixed(v.PubKey[:])
+		v.Power = d.U64()
+		v.Name = d.PrefixedString("validator name", MaxValidatorNameLen)
+		d.Fixed(v.Operator[:])
+		vals = append(vals, v)
+	}
+	if err := d.Finish("validator set"); err != nil {
+		return nil, err
+	}
+	s, err := NewValidatorSet(vals)
+	if err != nil {
+		return nil, fmt.Errorf("decode validator set: %w", err)
+	}
+	for i := range vals {
+		if s.vals[i].PubKey != vals[i].PubKey {
+			return nil, errors.New("decode validator set: members not in canonical order")
+		}
+	}
+	return s, nil
+}
+
+// Equal reports whether s and o have the same members with the same
+// powers, names and operators.
+func (s *ValidatorSet) Equal(o *ValidatorSet) bool {
+	if s == o {
+		return true
+	}
+	if s == nil || o == nil || len(s.vals) != len(o.vals) || s.hash != o.hash {
+		return false
+	}
+	for i := range s.vals {
+		if s.vals[i].Name != o.vals[i].Name || s.vals[i].Operator != o.vals[i].Operator {
+			return false
+		}
+	}
+	return true
+}

@@ -3,7 +3,6 @@ package mempool
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -105,12 +104,11 @@ func (f *fixture) execute(txs []*ledger.Tx) (*ledger.State, *ledgertest.MapState
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	next := &ledgertest.MapState{Accounts: maps.Clone(f.state.Accounts), Evidence: maps.Clone(f.state.Evidence)}
-	next.Apply(res)
-	st := f.st.Copy()
-	st.Height = b.Height()
-	st.LastBlockHash = b.Hash()
-	st.LastBlockTime = b.Header.Time
+	next := f.state.Clone()
+	if err := next.Apply(b.Height(), res); err != nil {
+		return nil, nil, nil, err
+	}
+	st := f.st.Next(b, res, f.st.AppHash)
 	return st, next, f.chain.Commit(b), nil
 }
 
@@ -175,6 +173,9 @@ func (m *Mempool) checkInvariants() error {
 			}
 			if e.from != addr || m.byHash[e.hash] != e {
 				return fmt.Errorf("sender %s: entry %s misfiled", addr, e.hash)
+			}
+			if e.cost != e.tx.Cost() {
+				return fmt.Errorf("sender %s: entry %s (%s) costs %d, the tx %d", addr, e.hash, e.tx.Kind, e.cost, e.tx.Cost())
 			}
 			cost += e.cost
 			count++
@@ -241,8 +242,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // failingState fails to read the accounts in bad and reads the rest from inner.
 type failingState struct {
-	inner ledger.StateReader
-	bad   map[crypto.Address]bool
+	ledger.StateReader // inner
+	bad                map[crypto.Address]bool
 }
 
 var errDisk = errors.New("disk on fire")
@@ -251,11 +252,7 @@ func (s failingState) Account(a crypto.Address) (ledger.Account, error) {
 	if s.bad[a] {
 		return ledger.Account{}, errDisk
 	}
-	return s.inner.Account(a)
-}
-
-func (s failingState) EvidenceCommitted(k crypto.Hash) (bool, error) {
-	return s.inner.EvidenceCommitted(k)
+	return s.StateReader.Account(a)
 }
 
 // hashes returns the hashes of txs, in order.

@@ -209,7 +209,7 @@ func (m *Mempool) prepare(tx *ledger.Tx) (*candidate, *RejectError) {
 		hash: crypto.Sum(enc),
 		from: cp.Sender(),
 		size: len(enc),
-		cost: cp.Amount + cp.Fee,
+		cost: cp.Cost(),
 	}, nil
 }
 
@@ -217,10 +217,10 @@ func (m *Mempool) prepare(tx *ledger.Tx) (*candidate, *RejectError) {
 // without adding tx or verifying its signature: it returns a RejectError
 // with NonceTooLow (already executed, or replaced by a committed
 // transaction), NonceGap (Config.NonceWindow or more ahead), or
-// InsufficientFunds (the committed balance cannot pay amount plus fee),
-// StateUnavailable when the account cannot be read, or nil. Gossip
-// validators call it to drop, before relaying, transfers that can never
-// execute.
+// InsufficientFunds (the committed balance cannot pay tx.Cost(): amount
+// plus fee, or the fee alone for an undelegation or an unjail),
+// StateUnavailable when the account cannot be read, or nil. Gossip validators call it
+// to drop, before relaying, transactions that can never execute.
 func (m *Mempool) Precheck(tx *ledger.Tx) error {
 	m.mu.RLock()
 	state := m.state
@@ -232,9 +232,11 @@ func (m *Mempool) Precheck(tx *ledger.Tx) error {
 	if rerr := m.checkNonce(tx.Nonce, acct); rerr != nil {
 		return rerr
 	}
-	if cost, ok := addCost(tx.Amount, tx.Fee); !ok || cost > acct.Balance {
-		return rejectf(InsufficientFunds, "%w: sender %s has %d, the transfer needs %d + %d",
-			ledger.ErrInsufficientFunds, tx.Sender(), acct.Balance, tx.Amount, tx.Fee)
+	if cost, ok := txCost(tx); !ok {
+		return rejectf(InsufficientFunds, "%w: amount + fee overflows", ledger.ErrInsufficientFunds)
+	} else if cost > acct.Balance {
+		return rejectf(InsufficientFunds, "%w: sender %s has %d, the %s needs %d",
+			ledger.ErrInsufficientFunds, tx.Sender(), acct.Balance, tx.Kind, cost)
 	}
 	return nil
 }
@@ -243,10 +245,11 @@ func (m *Mempool) Precheck(tx *ledger.Tx) error {
 // a transaction is admitted.
 func (m *Mempool) NonceWindow() uint64 { return m.cfg.NonceWindow }
 
-// addCost returns a + b and whether it did not overflow.
-func addCost(a, b uint64) (uint64, bool) {
-	s := a + b
-	return s, s >= a
+// txCost is tx.Cost() and whether it did not overflow (Precheck runs
+// without ValidateBasic).
+func txCost(tx *ledger.Tx) (uint64, bool) {
+	c := tx.Cost()
+	return c, c >= tx.Fee
 }
 
 // checkNonce applies the nonce rules that need only the committed account.

@@ -86,7 +86,7 @@ func TestAddRefusesWithReason(t *testing.T) {
 			tx:     func(f *fixture) *ledger.Tx { return f.tx(3, 0, 1, 10) }},
 		{name: "account unreadable", want: StateUnavailable,
 			state: func(f *fixture) ledger.StateReader {
-				return failingState{inner: f.state, bad: map[crypto.Address]bool{f.addr(0): true}}
+				return failingState{StateReader: f.state, bad: map[crypto.Address]bool{f.addr(0): true}}
 			},
 			tx: func(f *fixture) *ledger.Tx { return f.tx(0, 5, 1, 1) }},
 	}
@@ -674,7 +674,7 @@ func TestUnreadableAccountIsHeldBackUntilRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.st, f.state, f.lastCommit = st, state, lc
-	bad := failingState{inner: state, bad: map[crypto.Address]bool{f.addr(0): true}}
+	bad := failingState{StateReader: state, bad: map[crypto.Address]bool{f.addr(0): true}}
 	if err := f.mp.Update(st.Height, []*ledger.Tx{a0}, bad); !errors.Is(err, errDisk) {
 		t.Fatalf("Update = %v, want the read error", err)
 	}
@@ -814,18 +814,14 @@ func describe(f *fixture, txs []*ledger.Tx) []string {
 
 // hookState runs hook once, on the first account read, then reads inner.
 type hookState struct {
-	inner ledger.StateReader
-	once  *sync.Once
-	hook  func()
+	ledger.StateReader // inner
+	once               *sync.Once
+	hook               func()
 }
 
 func (s hookState) Account(a crypto.Address) (ledger.Account, error) {
 	s.once.Do(s.hook)
-	return s.inner.Account(a)
-}
-
-func (s hookState) EvidenceCommitted(k crypto.Hash) (bool, error) {
-	return s.inner.EvidenceCommitted(k)
+	return s.StateReader.Account(a)
 }
 
 // A block that commits while Add reads the sender's account makes Add
@@ -833,7 +829,7 @@ func (s hookState) EvidenceCommitted(k crypto.Hash) (bool, error) {
 func TestAddRacingACommitUsesTheNewState(t *testing.T) {
 	f := newFixture(t, nil)
 	elsewhere := f.tx(0, 0, 5, 1) // nonce 0, committed through another node
-	f.mp.state = hookState{inner: f.state, once: new(sync.Once), hook: func() { f.commit([]*ledger.Tx{elsewhere}) }}
+	f.mp.state = hookState{StateReader: f.state, once: new(sync.Once), hook: func() { f.commit([]*ledger.Tx{elsewhere}) }}
 	err := f.mp.Add(f.tx(0, 0, 7, 1))
 	if c, _ := CodeOf(err); c != NonceTooLow {
 		t.Fatalf("Add = %v, want nonce_too_low against the state committed meanwhile", err)
@@ -856,7 +852,7 @@ func TestAddDuringUpdateIsHeldBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.st, f.state, f.lastCommit = st, state, lc
-	hooked := hookState{inner: state, once: new(sync.Once), hook: func() { f.mustAdd(stale, next) }}
+	hooked := hookState{StateReader: state, once: new(sync.Once), hook: func() { f.mustAdd(stale, next) }}
 	if err := f.mp.Update(st.Height, []*ledger.Tx{a0, elsewhere}, hooked); err != nil {
 		t.Fatal(err)
 	}

@@ -98,8 +98,8 @@ func (c Code) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 // PeerFault reports whether a peer that relayed a transaction refused for
 // c is at fault: the transaction could never be valid on this chain, so a
 // gossip validator should reject (penalise) rather than ignore it. Every
-// other reason depends on this node's state or pool and is no proof of
-// misbehaviour.
+// other reason depends on this node's state, pool or configuration and is
+// no proof of misbehaviour.
 func (c Code) PeerFault() bool {
 	switch c {
 	case Invalid, TxTooLarge, WrongChain, BadSignature:

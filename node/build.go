@@ -17,7 +17,6 @@ import (
 type blockBuilder struct {
 	chainID  string
 	self     crypto.Address
-	vals     *ledger.ValidatorSet
 	store    *store.Store
 	pool     *mempool.Mempool
 	evidence *evidence.Pool
@@ -47,13 +46,14 @@ func (b *blockBuilder) BuildBlock(h uint64, _ uint32) (*ledger.Block, error) {
 	}
 	blk := &ledger.Block{
 		Header: ledger.Header{
-			ChainID:        b.chainID,
-			Height:         h,
-			Time:           t,
-			LastBlockHash:  st.LastBlockHash,
-			AppHash:        st.AppHash,
-			ValidatorsHash: b.vals.Hash(),
-			Proposer:       b.self,
+			ChainID:            b.chainID,
+			Height:             h,
+			Time:               t,
+			LastBlockHash:      st.LastBlockHash,
+			AppHash:            st.AppHash,
+			ValidatorsHash:     st.Validators.Hash(),
+			NextValidatorsHash: st.NextValidators.Hash(),
+			Proposer:           b.self,
 		},
 		Evidence:   b.evidence.Pending(int(st.Params.MaxEvidence), h, b.store.Reader()),
 		LastCommit: last,

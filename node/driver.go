@@ -57,13 +57,13 @@ const emptyBlockCheck = time.Second
 func newDriver(n *Node) *driver {
 	d := &driver{n: n, timers: newTimers(n.clock),
 		synced: make(chan syncedBlock), syncDone: make(chan struct{})}
-	d.build = &blockBuilder{chainID: n.chainID, self: n.self, vals: n.vals, store: n.store, pool: n.pool,
+	d.build = &blockBuilder{chainID: n.chainID, self: n.self, store: n.store, pool: n.pool,
 		evidence: n.evpool, clock: n.clock}
 	d.apply = &applier{store: n.store, pool: n.pool, evidence: n.evpool, metrics: n.metrics, log: n.log,
 		applied: d.applied, publish: n.events.publish}
 	cfg := cdriver.Config{
 		ChainID:    n.chainID,
-		Validators: n.vals,
+		Validators: n.store,
 		Self:       n.self,
 		WAL:        n.wal,
 		Chain:      chain{d},
@@ -323,7 +323,9 @@ func (o observer) Decided(e consensus.EffectDecide, stored bool) {
 			"txs", len(e.Block.Txs), "signers", len(e.Commit.Sigs))
 		n.metrics.RoundsPerHeight.Observe(float64(e.Round + 1))
 	}
-	n.rounds.Decided(e.Block.Hash(), e.Commit, n.vals)
+	if vals, err := n.store.ValidatorsAt(e.Height); err == nil {
+		n.rounds.Decided(e.Block.Hash(), e.Commit, vals)
+	}
 	o.d.asm.decided(e.Height)
 }
 

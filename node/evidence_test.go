@@ -59,8 +59,8 @@ func equivocation(t *testing.T, chainID string, vals *ledger.ValidatorSet, key c
 func TestBuiltBlockCarriesOnlyEvidenceOfEarlierHeights(t *testing.T) {
 	n, key := newUnstartedValidator(t)
 	d := newDriver(n)
-	cur := equivocation(t, n.chainID, n.vals, key, 1, 0)                // the height being built
-	next := equivocation(t, n.chainID, n.vals, key, 2, ledger.MaxRound) // a height ahead
+	cur := equivocation(t, n.chainID, n.Validators(), key, 1, 0)                // the height being built
+	next := equivocation(t, n.chainID, n.Validators(), key, 2, ledger.MaxRound) // a height ahead
 	n.evpool.Add(cur)
 	n.evpool.Add(next)
 
@@ -126,8 +126,8 @@ func TestEquivocationAheadOfTheChainDoesNotHaltIt(t *testing.T) {
 		s := nd.Store().Height()
 		top = max(top, s+2)
 		for _, ev := range []*ledger.Evidence{
-			equivocation(t, "node-test", nd.vals, key, s+1, 0),
-			equivocation(t, "node-test", nd.vals, key, s+2, ledger.MaxRound),
+			equivocation(t, "node-test", nd.Validators(), key, s+1, 0),
+			equivocation(t, "node-test", nd.Validators(), key, s+2, ledger.MaxRound),
 		} {
 			(*handler)(nd).HandleVote("", &ev.VoteA)
 			(*handler)(nd).HandleVote("", &ev.VoteB)

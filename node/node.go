@@ -73,7 +73,6 @@ type Node struct {
 	clock   Clock
 	doc     *genesis.Doc
 	chainID string
-	vals    *ledger.ValidatorSet
 
 	db      *kv.Level
 	store   *store.Store
@@ -132,7 +131,7 @@ func New(cfg *Config, o Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg: cfg, log: log, clock: clock, doc: doc, chainID: doc.ChainID, vals: gst.Validators,
+		cfg: cfg, log: log, clock: clock, doc: doc, chainID: doc.ChainID,
 		evpool:  evidence.NewPool(),
 		rounds:  catchup.New[[]*ledger.Part](p2p.MaxCatchupVotes),
 		events:  newEventHub(),
@@ -153,7 +152,11 @@ func New(cfg *Config, o Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = store.Open(n.db)
-	st, err := n.store.Init(gst, accounts, doc.Hash())
+	records, err := doc.StakingRecords()
+	if err != nil {
+		return nil, fmt.Errorf("genesis staking: %w", err)
+	}
+	st, err := n.store.Init(gst, accounts, records, doc.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -182,13 +185,13 @@ func New(cfg *Config, o Options) (*Node, error) {
 	valKey, err := privval.LoadKeyFile(cfg.ValidatorKeyFile())
 	switch {
 	case err == nil:
-		if _, isVal := n.vals.ByAddress(valKey.PubKey().Address()); isVal {
-			if n.signer, err = privval.New(valKey, privval.NewFileStateStore(cfg.ValidatorStateFile())); err != nil {
-				return nil, err
-			}
-			n.self = valKey.PubKey().Address()
-			n.valKey = &valKey
+		// Whether the key votes at a height is the height's validator set's
+		// call: a node that joins the set later signs from then on.
+		if n.signer, err = privval.New(valKey, privval.NewFileStateStore(cfg.ValidatorStateFile())); err != nil {
+			return nil, err
 		}
+		n.self = valKey.PubKey().Address()
+		n.valKey = &valKey
 	case errors.Is(err, os.ErrNotExist):
 	default:
 		return nil, err
@@ -233,7 +236,7 @@ func (n *Node) Start(ctx context.Context) error {
 	pcfg.BootstrapPeers = n.cfg.P2P.BootstrapPeers
 	pcfg.MaxPeers = n.cfg.P2P.MaxPeers
 	pcfg.Logger = n.log.With("module", "p2p")
-	if n.net, err = p2p.New(ctx, pcfg, key, (*handler)(n), n.vals); err != nil {
+	if n.net, err = p2p.New(ctx, pcfg, key, (*handler)(n), n.store); err != nil {
 		n.abortStart()
 		return fmt.Errorf("p2p: %w", err)
 	}
@@ -374,6 +377,9 @@ func (n *Node) problems(s Status) []string {
 func (n *Node) setStatus(st *ledger.State) {
 	n.refreshStatus(func(s *Status) {
 		s.Height, s.Hash, s.Time, s.AppHash = st.Height, st.LastBlockHash, st.LastBlockTime, st.AppHash
+		if n.signer != nil {
+			_, s.IsValidator = st.Validators.ByAddress(n.self)
+		}
 	})
 }
 
@@ -384,7 +390,7 @@ func (n *Node) refreshStatus(f func(*Status)) {
 	if cur := n.status.Load(); cur != nil {
 		s = *cur
 	} else {
-		s = Status{ChainID: n.chainID, Moniker: n.cfg.Moniker, Validator: n.self, IsValidator: n.signer != nil}
+		s = Status{ChainID: n.chainID, Moniker: n.cfg.Moniker, Validator: n.self, IsValidator: n.isValidator()}
 	}
 	f(&s)
 	n.status.Store(&s)
@@ -402,8 +408,18 @@ func (n *Node) Metrics() *metrics.Metrics { return n.metrics }
 // Genesis is the chain's genesis document.
 func (n *Node) Genesis() *genesis.Doc { return n.doc }
 
-// Validators is the chain's validator set.
-func (n *Node) Validators() *ledger.ValidatorSet { return n.vals }
+// Validators is the validator set of the next height.
+func (n *Node) Validators() *ledger.ValidatorSet { return n.store.State().Validators }
+
+// isValidator reports whether this node's key is in the validator set of
+// the next height.
+func (n *Node) isValidator() bool {
+	if n.signer == nil {
+		return false
+	}
+	_, ok := n.store.State().Validators.ByAddress(n.self)
+	return ok
+}
 
 // Peers lists connected peers (empty before Start).
 func (n *Node) Peers() []p2p.PeerInfo {

@@ -50,7 +50,7 @@ func (a *assembler) admitProposal(p *ledger.Proposal, k partsKey) bool {
 	if p.Height == st.Height && st.Step == consensus.StepDecided {
 		return false
 	}
-	if p.Proposer != m.Proposers().Proposer(p.Height, p.Round) {
+	if want, ok := m.Proposer(p.Height, p.Round); !ok || p.Proposer != want {
 		return false
 	}
 	same := 0

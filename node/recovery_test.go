@@ -486,7 +486,7 @@ func TestValidatorWhoseStoreLostBlocksFetchesThemFromPeers(t *testing.T) {
 func (w *testNet) waitCommitSignedBy(i int, timeout time.Duration) {
 	w.t.Helper()
 	n0 := w.nodes[0]
-	idx, ok := n0.vals.ByAddress(w.nodes[i].self)
+	idx, ok := n0.Validators().ByAddress(w.nodes[i].self)
 	if !ok {
 		w.t.Fatalf("node %d is not a validator", i)
 	}

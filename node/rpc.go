@@ -112,7 +112,12 @@ func (b rpcBackend) Pool() rpc.TxPool { return b.n.pool }
 func (b rpcBackend) Genesis() *genesis.Doc { return b.n.doc }
 
 // Validators implements rpc.Backend.
-func (b rpcBackend) Validators() *ledger.ValidatorSet { return b.n.vals }
+func (b rpcBackend) Validators() *ledger.ValidatorSet { return b.n.Validators() }
+
+// ValidatorsAt implements rpc.Backend.
+func (b rpcBackend) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	return b.n.store.ValidatorsAt(h)
+}
 
 // SubmitTx implements rpc.Backend.
 func (b rpcBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error { return b.n.SubmitTx(ctx, tx) }

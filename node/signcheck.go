@@ -33,14 +33,20 @@ func (d *driver) checkDoubleSign() error {
 	if n.signer == nil || depth == 0 {
 		return nil
 	}
-	idx, ok := n.vals.ByAddress(n.self)
-	if !ok {
-		return nil
-	}
 	signed := n.signer.LastSigned().Height
 	top := n.store.Height()
+	// found reports whether c carries our signature, at our index in the
+	// set of c's height (sets change).
 	found := func(c *ledger.Commit) bool {
 		if c == nil || c.Height <= signed {
+			return false
+		}
+		vals, err := n.store.ValidatorsAt(c.Height)
+		if err != nil {
+			return false
+		}
+		idx, ok := vals.ByAddress(n.self)
+		if !ok {
 			return false
 		}
 		for _, s := range c.Sigs {

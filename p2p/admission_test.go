@@ -115,7 +115,7 @@ func TestListenAddressInUse(t *testing.T) {
 	taken := "/ip4/127.0.0.1/tcp/" + strings.Split(l.Addr().String(), ":")[1]
 	cfg := testConfig(func(c *Config) { c.ListenAddrs = []string{taken, "/ip4/127.0.0.1/udp/0/quic-v1"} })
 	vals, _ := testVals(t)
-	n, err := New(context.Background(), cfg, genKey(t), newTestHandler(1, 0), vals)
+	n, err := New(context.Background(), cfg, genKey(t), newTestHandler(1, 0), staticSets{vals})
 	if err == nil {
 		n.Close()
 		t.Fatalf("node started with %s taken; listening on %v", taken, n.Addrs())

@@ -26,7 +26,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	for _, seed := range [][]byte{encodeTx(tx), encodeProposal(prop), encodePart(prop, parts[0]), encodeVote(vote), encodeEvidence(ev), {}, {envelopeVersion}, {envelopeVersion, byte(kindPart), 0xff, 0xff, 0xff, 0xff, 0x0f}} {
 		f.Add(seed)
 	}
-	c := newChecker(testChainID, vals, func() (uint64, uint32) { return 4, 1 })
+	c := newChecker(testChainID, staticSets{vals}, func() (uint64, uint32) { return 4, 1 })
 	all := kinds(kindTx, kindProposal, kindPart, kindVote, kindEvidence)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := decodeMessage(data)

@@ -348,8 +348,14 @@ func (n *Node) serveHandshake(s network.Stream) {
 	n.act(p, v)
 }
 
+// hello is our hello to peer to. It proves our validator key only while
+// the key is in a validator set around our height.
 func (n *Node) hello(to peer.ID) *hello {
-	return newHello(n.cfg.ChainID, n.cfg.GenesisHash, n.cfg.ValidatorKey, n.host.ID(), to)
+	key := n.cfg.ValidatorKey
+	if key != nil && !n.isValidator(key.PubKey().Address()) {
+		key = nil
+	}
+	return newHello(n.cfg.ChainID, n.cfg.GenesisHash, key, n.host.ID(), to)
 }
 
 // handshakeFault handles a handshake that failed on the wire: a malformed
@@ -382,12 +388,14 @@ func (n *Node) assess(p peer.ID, h *hello) helloVerdict {
 	if h.validator == nil {
 		return helloVerdict{}
 	}
-	_, member := n.vals.ByAddress(h.validator.Address())
-	if !member || !h.validator.Verify(handshakeSignBytes(h.chainID, h.genesis, p, n.host.ID()), h.sig) {
+	if !h.validator.Verify(handshakeSignBytes(h.chainID, h.genesis, p, n.host.ID()), h.sig) {
 		n.gater.ban(p, n.cfg.BanDuration)
 		return helloVerdict{ban: "handshake: false validator claim"}
 	}
-	return helloVerdict{validator: true}
+	// A key outside the sets around our height is not a lie: the set
+	// changes, and the peer's height may differ from ours. It is admitted
+	// as any other peer, without a validator's slot.
+	return helloVerdict{validator: n.isValidator(h.validator.Address())}
 }
 
 // act carries out v: a ban disconnects p, otherwise p is admitted if a
@@ -459,3 +467,21 @@ func (n *Node) admittedOnly(h network.StreamHandler) network.StreamHandler {
 
 // admittedPeers are the connected peers that completed the handshake.
 func (n *Node) admittedPeers() []peer.ID { return n.admits.list() }
+
+// isValidator reports whether a is a validator of the height being decided,
+// the one before or the next: a validator that just joined or just left
+// still proves its claim.
+func (n *Node) isValidator(a crypto.Address) bool {
+	h, _ := n.handler.ConsensusPosition()
+	for _, at := range []uint64{h - 1, h, h + 1} {
+		if at == 0 || at > h+1 {
+			continue
+		}
+		if vals, err := n.vals.ValidatorsAt(at); err == nil && vals != nil {
+			if _, ok := vals.ByAddress(a); ok {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -101,7 +101,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	handler Handler
-	vals    *ledger.ValidatorSet
+	vals    ValidatorSets
 	host    host.Host
 	routers [numRouters]*pubsub.PubSub
 	cm      *connmgr.BasicConnMgr
@@ -166,9 +166,10 @@ type PeerInfo struct {
 // New starts a node: it listens on cfg.ListenAddrs with identity key, joins
 // the chain's topics, registers the stream protocols, dials the bootstrap
 // and persistent peers, and delivers checked inbound messages to handler.
-// vals is the validator set consensus messages are checked against. ctx
-// bounds the node's background work; Close releases everything.
-func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Handler, vals *ledger.ValidatorSet) (*Node, error) {
+// vals gives the validator set of each height, which consensus messages
+// and synced commits are checked against. ctx bounds the node's
+// background work; Close releases everything.
+func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Handler, vals ValidatorSets) (*Node, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("p2p config: %w", err)

@@ -138,7 +138,7 @@ func TestConfigValidation(t *testing.T) {
 	if err := cfg.validate(); err != nil {
 		t.Fatalf("defaults rejected: %v", err)
 	}
-	if _, err := New(t.Context(), testConfig(func(c *Config) { c.PersistentPeers = []string{"/ip4/127.0.0.1/tcp/1"} }), genKey(t), newTestHandler(1, 0), getChain(t, 0, 0).vals); err == nil {
+	if _, err := New(t.Context(), testConfig(func(c *Config) { c.PersistentPeers = []string{"/ip4/127.0.0.1/tcp/1"} }), genKey(t), newTestHandler(1, 0), staticSets{getChain(t, 0, 0).vals}); err == nil {
 		t.Fatal("persistent peer without /p2p/ID accepted")
 	}
 }

@@ -44,10 +44,15 @@ const maxSyncFailures = 3
 // NewSyncer returns a Syncer that fetches through n with n's SyncConfig.
 func (n *Node) NewSyncer() *Syncer { return &Syncer{n: n, cfg: n.cfg.Sync} }
 
-// fetched is one verified block and its commit.
+// fetched is one block and its commit, checked as far as the node could
+// when it arrived. A commit of a height whose validator set was not known
+// then (the set of a height is known once the height two below it is
+// stored) is verified just before the block is applied, in height order.
 type fetched struct {
-	block  *ledger.Block
-	commit *ledger.Commit
+	block    *ledger.Block
+	commit   *ledger.Commit
+	from     peer.ID
+	verified bool // the commit verified against its height's set
 }
 
 // fetchResult is the outcome of one request.
@@ -95,6 +100,24 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 	for {
 		for f, ok := ready[next]; ok; f, ok = ready[next] {
 			delete(ready, next)
+			if !f.verified {
+				vals, err := n.vals.ValidatorsAt(next)
+				if err != nil {
+					return next - 1, fmt.Errorf("block %d: validators of its height: %w", next, err)
+				}
+				if err := f.commit.Verify(n.cfg.ChainID, vals, next, f.block.Hash()); err != nil {
+					// The peer served a commit its height's set did not
+					// sign: drop all it served and fetch them elsewhere.
+					excluded[f.from] = true
+					n.Ban(f.from, fmt.Sprintf("block sync: height %d: %v", next, err))
+					for h, g := range ready {
+						if g.from == f.from {
+							delete(ready, h)
+						}
+					}
+					break
+				}
+			}
 			if err := apply(f.block, f.commit); err != nil {
 				return next - 1, fmt.Errorf("apply block %d: %w", next, err)
 			}
@@ -318,40 +341,45 @@ func (s *Syncer) fetch(ctx context.Context, p peer.ID, req syncRequest) (r fetch
 			r.bad = fmt.Errorf("served height %d, want %d of [%d, %d)", f.height, req.from+i, req.from, req.from+uint64(req.count))
 			return r
 		}
-		b, c, err := s.verify(f)
+		got, err := s.verify(f)
 		if err != nil {
 			r.bad = fmt.Errorf("height %d: %w", f.height, err)
 			return r
 		}
-		r.blocks = append(r.blocks, fetched{b, c})
+		got.from = p
+		r.blocks = append(r.blocks, got)
 	}
 }
 
-// verify decodes a served block and commit and checks that the commit
-// decides this block at this height and that the block's body matches its
-// header.
-func (s *Syncer) verify(f syncFrame) (*ledger.Block, *ledger.Commit, error) {
+// verify decodes a served block and commit and checks that the block's
+// body matches its header and, when the validator set of its height is
+// known, that the commit decides this block at this height.
+func (s *Syncer) verify(f syncFrame) (fetched, error) {
 	b, err := ledger.DecodeBlock(f.block)
 	if err != nil {
-		return nil, nil, err
+		return fetched{}, err
 	}
 	c, err := ledger.DecodeCommit(f.commit)
 	if err != nil {
-		return nil, nil, err
+		return fetched{}, err
 	}
 	if b.Header.ChainID != s.n.cfg.ChainID {
-		return nil, nil, fmt.Errorf("block: %w: %q", ledger.ErrWrongChain, b.Header.ChainID)
+		return fetched{}, fmt.Errorf("block: %w: %q", ledger.ErrWrongChain, b.Header.ChainID)
 	}
 	if b.Height() != f.height {
-		return nil, nil, fmt.Errorf("block at height %d claims height %d", f.height, b.Height())
-	}
-	if err := c.Verify(s.n.cfg.ChainID, s.n.vals, f.height, b.Hash()); err != nil {
-		return nil, nil, err
+		return fetched{}, fmt.Errorf("block at height %d claims height %d", f.height, b.Height())
 	}
 	if err := checkBody(b); err != nil {
-		return nil, nil, err
+		return fetched{}, err
 	}
-	return b, c, nil
+	out := fetched{block: b, commit: c}
+	if vals, err := s.n.vals.ValidatorsAt(f.height); err == nil && vals != nil {
+		if err := c.Verify(s.n.cfg.ChainID, vals, f.height, b.Hash()); err != nil {
+			return fetched{}, err
+		}
+		out.verified = true
+	}
+	return out, nil
 }
 
 // checkBody checks that a block's contents are the ones its header (and so

@@ -28,7 +28,7 @@ func TestTxBatchVerdicts(t *testing.T) {
 	wc.Sign(c.Accounts[0])
 	wrongChain[1] = wc
 
-	chk := newChecker(ledgertest.ChainID, c.Genesis.Validators, func() (uint64, uint32) { return 1, 0 })
+	chk := newChecker(ledgertest.ChainID, staticSets{c.Genesis.Validators}, func() (uint64, uint32) { return 1, 0 })
 	cases := []struct {
 		name  string
 		data  []byte

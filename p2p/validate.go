@@ -61,7 +61,7 @@ var (
 // checker holds what the validators need; it is safe for concurrent use.
 type checker struct {
 	chainID  string
-	vals     *ledger.ValidatorSet
+	vals     ValidatorSets
 	position func() (uint64, uint32)
 	// For transactions from a known peer (checkFrom): txRate bounds how
 	// many one peer may send, txs (optional) checks them against the
@@ -78,7 +78,26 @@ type checker struct {
 	proposals *hashCache
 }
 
-func newChecker(chainID string, vals *ledger.ValidatorSet, position func() (uint64, uint32)) *checker {
+// ValidatorSets gives the validator set of a height, or an error for a
+// height whose set the node does not know (yet).
+type ValidatorSets interface {
+	ValidatorsAt(h uint64) (*ledger.ValidatorSet, error)
+}
+
+// errUnknownSet is a message of a height whose validator set this node
+// does not know yet: it cannot be judged, so it is ignored, not charged.
+var errUnknownSet = errors.New("validator set of that height not known here")
+
+// setOf returns the validator set of height h, or errUnknownSet.
+func (c *checker) setOf(h uint64) (*ledger.ValidatorSet, error) {
+	vals, err := c.vals.ValidatorsAt(h)
+	if err != nil || vals == nil {
+		return nil, fmt.Errorf("height %d: %w", h, errUnknownSet)
+	}
+	return vals, nil
+}
+
+func newChecker(chainID string, vals ValidatorSets, position func() (uint64, uint32)) *checker {
 	return &checker{chainID: chainID, vals: vals, position: position, proposals: newHashCache(256)}
 }
 
@@ -133,7 +152,11 @@ func (c *checker) checkFrom(allowed kindSet, data []byte, from, author peer.ID, 
 		}
 		return accept, m, nil
 	case kindVote:
-		if _, err := m.vote.Verify(c.chainID, c.vals); err != nil {
+		vals, err := c.setOf(m.vote.Height)
+		if err != nil {
+			return ignore, nil, err
+		}
+		if _, err := m.vote.Verify(c.chainID, vals); err != nil {
 			return reject, nil, err
 		}
 		if !local {
@@ -143,7 +166,9 @@ func (c *checker) checkFrom(allowed kindSet, data []byte, from, author peer.ID, 
 		}
 		return accept, m, nil
 	case kindProposal, kindPart:
-		if err := c.verifyProposal(m.proposal); err != nil {
+		if err := c.verifyProposal(m.proposal); errors.Is(err, errUnknownSet) {
+			return ignore, nil, err
+		} else if err != nil {
 			return reject, nil, err
 		}
 		if m.kind == kindPart {
@@ -158,7 +183,11 @@ func (c *checker) checkFrom(allowed kindSet, data []byte, from, author peer.ID, 
 		}
 		return accept, m, nil
 	case kindEvidence:
-		if err := m.evidence.Verify(c.chainID, c.vals); err != nil {
+		vals, err := c.setOf(m.evidence.VoteA.Height)
+		if err != nil {
+			return ignore, nil, err
+		}
+		if err := m.evidence.Verify(c.chainID, vals); err != nil {
 			return reject, nil, err
 		}
 		if h, _ := c.position(); !local && m.evidence.VoteA.Height > h+MaxHeightsAhead {
@@ -251,7 +280,11 @@ func (c *checker) verifyProposal(p *ledger.Proposal) error {
 	if c.proposals.has(key) {
 		return nil
 	}
-	if err := p.Verify(c.chainID, c.vals); err != nil {
+	vals, err := c.setOf(p.Height)
+	if err != nil {
+		return err
+	}
+	if err := p.Verify(c.chainID, vals); err != nil {
 		return err
 	}
 	c.proposals.add(key)

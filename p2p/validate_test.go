@@ -17,7 +17,7 @@ import (
 func TestValidatorVerdicts(t *testing.T) {
 	vals, keys := testVals(t)
 	const H, R = 10, 2
-	c := newChecker(testChainID, vals, func() (uint64, uint32) { return H, R })
+	c := newChecker(testChainID, staticSets{vals}, func() (uint64, uint32) { return H, R })
 	stranger := ledgertest.Key("stranger", 0)
 	tc := getChain(t, 1, 3)
 	blk, err := ledger.DecodeBlock(tc.blocks[0])

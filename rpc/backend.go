@@ -22,8 +22,12 @@ type Backend interface {
 	Pool() TxPool
 	// Genesis is the chain's genesis document.
 	Genesis() *genesis.Doc
-	// Validators is the validator set (static: the same at every height).
+	// Validators is the validator set of the next height.
 	Validators() *ledger.ValidatorSet
+	// ValidatorsAt is the validator set of height h, known from 1 to the
+	// latest height + 2 (a change takes effect two heights after the
+	// block that made it).
+	ValidatorsAt(h uint64) (*ledger.ValidatorSet, error)
 	// Status is a consistent snapshot of the node.
 	Status() NodeStatus
 	// Peers lists the connected peers.

@@ -40,6 +40,10 @@ func (b *fakeBackend) Chain() ChainReader               { return b.ch }
 func (b *fakeBackend) Pool() TxPool                     { return b.pool }
 func (b *fakeBackend) Genesis() *genesis.Doc            { return b.doc }
 func (b *fakeBackend) Validators() *ledger.ValidatorSet { return b.chain.Genesis.Validators }
+
+func (b *fakeBackend) ValidatorsAt(uint64) (*ledger.ValidatorSet, error) {
+	return b.chain.Genesis.Validators, nil
+}
 func (b *fakeBackend) Peers() []api.Peer                { return nil }
 func (b *fakeBackend) Subscribe(int) (EventFeed, error) { return quietFeed{}, nil }
 func (b *fakeBackend) SubmitTx(context.Context, *ledger.Tx) error {

@@ -170,7 +170,7 @@ func TestMissingChainDataIsNotFound(t *testing.T) {
 		{api.MethodGetBlockByHeight, []any{"latest"}},
 		{api.MethodGetBlockByHeight, []any{1}},
 		{api.MethodGetCommit, nil},
-		{api.MethodValidators, []any{2}},
+		{api.MethodValidators, []any{3}},
 		{api.MethodValidators, []any{0}},
 		{api.MethodGetAccount, []any{crypto.Address{1}, "1"}},
 	}

@@ -47,7 +47,7 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 	chain := ledgertest.NewChain(nVals, nAccts, 1_000_000_000)
 	doc := genesisDoc(t, chain)
 	st := store.Open(kv.NewMem())
-	gst, err := st.Init(chain.Genesis, chain.Balances, doc.Hash())
+	gst, err := st.Init(chain.Genesis, chain.Balances, chain.Records, doc.Hash())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 // genesisDoc is the genesis document of a ledgertest chain.
 func genesisDoc(t testing.TB, chain *ledgertest.Chain) *genesis.Doc {
 	t.Helper()
-	doc := &genesis.Doc{ChainID: chain.Genesis.ChainID, GenesisTime: chain.Genesis.GenesisTime, Params: chain.Genesis.Params}
+	doc := &genesis.Doc{ChainID: chain.Genesis.ChainID, GenesisTime: chain.Genesis.GenesisTime, Params: chain.Genesis.Params, Staking: chain.Genesis.Staking}
 	for i := 0; i < chain.Genesis.Validators.Size(); i++ {
 		doc.Validators = append(doc.Validators, *chain.Genesis.Validators.Get(i))
 	}
@@ -81,6 +81,10 @@ func (b *testBackend) Chain() ChainReader               { return b.st }
 func (b *testBackend) Pool() TxPool                     { return b.pool }
 func (b *testBackend) Genesis() *genesis.Doc            { return b.doc }
 func (b *testBackend) Validators() *ledger.ValidatorSet { return b.chain.Genesis.Validators }
+
+func (b *testBackend) ValidatorsAt(uint64) (*ledger.ValidatorSet, error) {
+	return b.chain.Genesis.Validators, nil
+}
 func (b *testBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error {
 	return b.pool.Add(tx)
 }

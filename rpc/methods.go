@@ -321,7 +321,7 @@ func (s *Server) getAccountTransactions(ctx context.Context, c *call) (any, erro
 
 func accountTx(b *ledger.Block, i int, h crypto.Hash) api.AccountTx {
 	tx := b.Txs[i]
-	return api.AccountTx{Hash: h, Height: api.Uint64(b.Height()), Index: uint32(i), From: tx.Sender(), To: tx.To,
+	return api.AccountTx{Hash: h, Height: api.Uint64(b.Height()), Index: uint32(i), Kind: tx.Kind, From: tx.Sender(), To: tx.To,
 		Amount: api.Uint64(tx.Amount), Fee: api.Uint64(tx.Fee), Nonce: api.Uint64(tx.Nonce)}
 }
 
@@ -435,16 +435,19 @@ func (s *Server) validators(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	latest := s.b.Chain().Height()
-	h := latest
+	h := max(latest, 1)
 	if !hp.Latest {
-		// The set is static; it is known for every committed height and
-		// for the one being decided.
-		if hp.Value == 0 || hp.Value > latest+1 {
-			return nil, api.Errorf(api.CodeNotFound, "no validator set for height %d (latest is %d)", hp.Value, latest)
+		// A set is known for every committed height and the two after
+		// the latest (changes take effect two heights after their block).
+		if hp.Value == 0 || hp.Value > latest+2 {
+			return nil, api.Errorf(api.CodeNotFound, "no validator set for height %d (latest is %d; sets are known up to %d)", hp.Value, latest, latest+2)
 		}
 		h = hp.Value
 	}
-	vs := s.b.Validators()
+	vs, err := s.b.ValidatorsAt(h)
+	if err != nil {
+		return nil, api.Errorf(api.CodeNotFound, "validator set of height %d: %v", h, err)
+	}
 	out := &api.Validators{Height: api.Uint64(h), Hash: vs.Hash(), TotalPower: api.Uint64(vs.TotalPower()),
 		Validators: make([]api.Validator, 0, vs.Size())}
 	for _, v := range vs.Validators() {

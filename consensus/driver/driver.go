@@ -33,14 +33,13 @@ import (
 	"github.com/ledgerd/ledgerd/consensus"
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
 // Config is what a Driver runs on. Gate, Observer and Log may be nil.
 type Config struct {
 	ChainID    string
-	Validators *ledger.ValidatorSet
+	Validators consensus.ValidatorSets
 	Self       crypto.Address
 
 	WAL      WAL

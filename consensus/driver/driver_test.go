@@ -67,7 +67,7 @@ func newFixture(t *testing.T, withGate bool) *fixture {
 		t.Fatal(err)
 	}
 	cfg := driver.Config{
-		ChainID: chainID, Validators: set, Self: set.Get(0).Address(),
+		ChainID: chainID, Validators: consensus.Static(set), Self: set.Get(0).Address(),
 		WAL: fakeWAL{f}, Signer: signer, Chain: f.chain, Builder: fakeBuilder{f},
 		Network: f.net, Timers: f.timers, Evidence: evidence.NewPool(), Observer: f.obs,
 	}
@@ -278,7 +278,7 @@ func TestStoreFailureStopsDriver(t *testing.T) {
 func TestStartFailures(t *testing.T) {
 	t.Run("replay error", func(t *testing.T) {
 		f := newFixture(t, false)
-		f.d = driver.New(driver.Config{ChainID: chainID, Validators: f.vals, Self: f.vals.Get(0).Address(),
+		f.d = driver.New(driver.Config{ChainID: chainID, Validators: consensus.Static(f.vals), Self: f.vals.Get(0).Address(),
 			WAL: failingReplay{}, Chain: f.chain, Builder: fakeBuilder{f}, Network: f.net, Timers: f.timers,
 			Evidence: evidence.NewPool()})
 		err := f.d.Start()

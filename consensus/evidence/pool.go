@@ -45,11 +45,17 @@ func (p *Pool) Has(k crypto.Hash) bool {
 	return ok
 }
 
+// Committed is the part of a ledger.StateReader the pool reads: which
+// evidence the chain already punished.
+type Committed interface {
+	EvidenceCommitted(key crypto.Hash) (bool, error)
+}
+
 // Pending returns up to limit pieces of evidence, oldest first, that a
 // block of height h may carry: of an earlier height (ledger.Evidence.
 // IncludableAt) and not recorded as committed in st. Evidence of height h
 // or above stays in the pool until the chain has passed its height.
-func (p *Pool) Pending(limit int, h uint64, st ledger.StateReader) []*ledger.Evidence {
+func (p *Pool) Pending(limit int, h uint64, st Committed) []*ledger.Evidence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*ledger.Evidence
@@ -70,7 +76,7 @@ func (p *Pool) Pending(limit int, h uint64, st ledger.StateReader) []*ledger.Evi
 
 // All returns every piece held that st does not record as committed,
 // oldest first, whatever its height: what a node offers its peers.
-func (p *Pool) All(st ledger.StateReader) []*ledger.Evidence {
+func (p *Pool) All(st Committed) []*ledger.Evidence {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []*ledger.Evidence

@@ -7,12 +7,10 @@ import (
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
-// committedSet is a ledger.StateReader that knows only which evidence is
-// committed.
+// committedSet knows which evidence is committed.
 type committedSet map[crypto.Hash]bool
 
-func (c committedSet) Account(crypto.Address) (ledger.Account, error) { return ledger.Account{}, nil }
-func (c committedSet) EvidenceCommitted(k crypto.Hash) (bool, error)  { return c[k], nil }
+func (c committedSet) EvidenceCommitted(k crypto.Hash) (bool, error) { return c[k], nil }
 
 // piece is an (unsigned) equivocation at height h; the pool does not
 // verify, its callers do.

@@ -296,8 +296,8 @@ func (b *byzantine) stepped(ev consensus.Event) {
 // newRound is the machine's entry into round r of height h.
 func (b *byzantine) newRound(h uint64, r uint32) {
 	n, s := b.n, b.n.s
-	proposers := n.core.Machine().Proposers()
-	if b.plan&ByzOutOfTurn != 0 && proposers.Proposer(h, r) != n.addr && b.rng.Float64() < b.pOutOfTurn {
+	proposer, _ := n.core.Machine().Proposer(h, r)
+	if b.plan&ByzOutOfTurn != 0 && proposer != n.addr && b.rng.Float64() < b.pOutOfTurn {
 		if blk := b.block(h, r); blk != nil {
 			s.tracef(n, "byzantine: proposes out of turn at h=%d r=%d", h, r)
 			b.broadcast(&message{kind: msgProposal, from: n.idx, proposal: b.signProposal(h, r, -1, blk), block: blk})
@@ -318,7 +318,7 @@ func (b *byzantine) newRound(h uint64, r uint32) {
 				id = b.randomID()
 			}
 			b.sendVotes(fh, fr, id)
-			if fh == h && proposers.Proposer(fh, fr) == n.addr {
+			if p, _ := n.core.Machine().Proposer(fh, fr); fh == h && p == n.addr {
 				if blk := b.block(fh, fr); blk != nil {
 					b.broadcast(&message{kind: msgProposal, from: n.idx, proposal: b.signProposal(fh, fr, -1, blk), block: blk})
 				}

@@ -12,6 +12,8 @@ import (
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/memstate"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
@@ -174,7 +176,7 @@ func newSimulation(o Options) *simulation {
 		s.balance = append(s.balance, ledger.AccountUpdate{Address: k.PubKey().Address(), Account: ledger.Account{Balance: startBalance}})
 		supply += startBalance
 	}
-	s.genesis = &ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Validators: vs, Params: s.params, TotalSupply: supply}
+	s.genesis = (&ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, Staking: staking.DefaultParams(), TotalSupply: supply}).WithValidators(vs)
 
 	// Nodes: one per key, two for the twin key. Names are the key's
 	// index in creation order (v0, v1, ...), twins v<i>a and v<i>b.
@@ -304,11 +306,10 @@ func (s *simulation) addNode(name string, key crypto.PrivKey, honest bool) *node
 // commits and proposals, the state after the last one and its accounts.
 // It implements ledger.StateReader.
 type chainStore struct {
-	s        *simulation
-	state    ledger.State
-	accounts map[crypto.Address]ledger.Account
-	evidence map[crypto.Hash]bool
-	blocks   []committedBlock // blocks[h-1]
+	s     *simulation
+	state ledger.State
+	*memstate.State
+	blocks []committedBlock // blocks[h-1]
 	// executed caches ledger.Execute of the blocks validated for the
 	// next height, so that storing the decided one does not verify its
 	// signatures again. It is not part of the disk.
@@ -322,18 +323,8 @@ type committedBlock struct {
 }
 
 func newChainStore(s *simulation) *chainStore {
-	c := &chainStore{s: s, state: *s.genesis, accounts: map[crypto.Address]ledger.Account{}, evidence: map[crypto.Hash]bool{}}
-	for _, u := range s.balance {
-		c.accounts[u.Address] = u.Account
-	}
-	return c
+	return &chainStore{s: s, state: *s.genesis, State: memstate.New(s.genesis.Validators, s.balance, nil)}
 }
-
-// Account implements ledger.StateReader.
-func (c *chainStore) Account(a crypto.Address) (ledger.Account, error) { return c.accounts[a], nil }
-
-// EvidenceCommitted implements ledger.StateReader.
-func (c *chainStore) EvidenceCommitted(k crypto.Hash) (bool, error) { return c.evidence[k], nil }
 
 func (c *chainStore) height() uint64 { return c.state.Height }
 
@@ -368,16 +359,10 @@ func (c *chainStore) apply(d consensus.EffectDecide) error {
 		}
 	}
 	c.executed = nil
-	for _, u := range res.Accounts {
-		c.accounts[u.Address] = u.Account
+	if err := c.State.Apply(d.Block.Height(), res); err != nil {
+		return err
 	}
-	for _, k := range res.Evidence {
-		c.evidence[k] = true
-	}
-	c.state.AppHash = appHash(c.state.AppHash, res)
-	c.state.Height = d.Block.Height()
-	c.state.LastBlockHash = d.Block.Hash()
-	c.state.LastBlockTime = d.Block.Header.Time
+	c.state = *c.state.Next(d.Block, res, appHash(c.state.AppHash, res))
 	c.blocks = append(c.blocks, committedBlock{d.Block, d.Commit, d.Proposal})
 	return nil
 }
@@ -408,10 +393,10 @@ func (n *node) BuildBlock(h uint64, _ uint32) (*ledger.Block, error) {
 	}
 	b := &ledger.Block{Header: ledger.Header{
 		ChainID: st.ChainID, Height: h, Time: t, LastBlockHash: st.LastBlockHash, AppHash: st.AppHash,
-		ValidatorsHash: st.Validators.Hash(), Proposer: n.addr,
+		ValidatorsHash: st.Validators.Hash(), NextValidatorsHash: st.NextValidators.Hash(), Proposer: n.addr,
 	}}
 	for _, a := range n.rng.Perm(numAccounts)[:n.rng.IntN(4)] {
-		acc := c.accounts[n.s.accts[a].PubKey().Address()]
+		acc := c.Accounts[n.s.accts[a].PubKey().Address()]
 		tx := transfer(a, acc.Nonce)
 		if acc.Balance >= tx.Amount+tx.Fee {
 			b.Txs = append(b.Txs, tx)

@@ -5,8 +5,6 @@ import (
 
 	"github.com/ledgerd/ledgerd/consensus"
 	"github.com/ledgerd/ledgerd/consensus/wal"
-	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/ledger"
 )
 
 // diskNode is what the disk-fault node (FaultDisk) keeps about the writes
@@ -177,15 +175,7 @@ func (n *node) blockSync(m *message) {
 
 // clone returns a copy of the store that shares nothing mutable with it.
 func (c *chainStore) clone() *chainStore {
-	d := &chainStore{s: c.s, state: c.state, accounts: make(map[crypto.Address]ledger.Account, len(c.accounts)),
-		evidence: make(map[crypto.Hash]bool, len(c.evidence)), blocks: append([]committedBlock(nil), c.blocks...)}
-	for k, v := range c.accounts {
-		d.accounts[k] = v
-	}
-	for k, v := range c.evidence {
-		d.evidence[k] = v
-	}
-	return d
+	return &chainStore{s: c.s, state: c.state, State: c.State.Clone(), blocks: append([]committedBlock(nil), c.blocks...)}
 }
 
 // without returns the store as it was before its last k blocks: built

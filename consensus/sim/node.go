@@ -80,7 +80,7 @@ func (n *node) start() {
 	}
 	n.core = driver.New(driver.Config{
 		ChainID:    s.chainID,
-		Validators: s.vals,
+		Validators: nodeSets{n},
 		Self:       n.addr,
 		WAL:        n.log,
 		Signer:     signer,
@@ -400,7 +400,7 @@ func (n *node) receive(m *message) {
 	case msgVote:
 		n.input(consensus.EventVote{Vote: m.vote})
 	case msgEvidence:
-		if n.store.evidence[m.evidence.Key()] || n.pool.Has(m.evidence.Key()) {
+		if n.store.Evidence[m.evidence.Key()] || n.pool.Has(m.evidence.Key()) {
 			return
 		}
 		if err := m.evidence.Verify(s.chainID, s.vals); err != nil {
@@ -533,4 +533,15 @@ func (n *node) armCrash(down time.Duration) {
 func (n *node) restart() {
 	n.s.tracef(n, "RESTART at stored height %d", n.store.height())
 	n.start()
+}
+
+// nodeSets reads the validator sets from the node's current store, which a
+// crash or a lost disk replaces.
+type nodeSets struct{ n *node }
+
+func (s nodeSets) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	if vs, ok := s.n.store.state.ValidatorsAt(h); ok {
+		return vs, nil
+	}
+	return s.n.store.ValidatorsAt(h)
 }

@@ -51,6 +51,29 @@ func GoldenTx(n byte) *ledger.Tx {
 	}
 }
 
+// GoldenStakingTx is the golden transaction of kind k, one of the staking
+// kinds, with only the fields its kind uses set.
+func GoldenStakingTx(k ledger.TxKind) *ledger.Tx {
+	tx := &ledger.Tx{
+		ChainID: GoldenChainID,
+		Kind:    k,
+		From:    GoldenPub(0x18 + byte(k)),
+		Fee:     9,
+		Nonce:   300 + uint64(k),
+		Sig:     GoldenSig(0x88 + byte(k)),
+	}
+	switch k {
+	case ledger.TxCreateValidator:
+		tx.ConsKey = GoldenPub(0xc0)
+		tx.Moniker = "golden validator \u00e9"
+		tx.Amount = 1 << 40
+	case ledger.TxDelegate, ledger.TxUndelegate:
+		tx.To = GoldenAddr(0x38 + byte(k))
+		tx.Amount = 5000 + uint64(k)
+	}
+	return tx
+}
+
 // GoldenVote is a vote of type t for block id at height 2^33, round 2.
 func GoldenVote(t ledger.VoteType, id crypto.Hash) *ledger.Vote {
 	return &ledger.Vote{Type: t, Height: 1 << 33, Round: 2, BlockID: id, Validator: GoldenAddr(0x50), Sig: GoldenSig(0x90)}
@@ -73,16 +96,17 @@ func GoldenCommit(n int) *ledger.Commit {
 // GoldenHeader is the header of the golden block at height 42.
 func GoldenHeader() ledger.Header {
 	return ledger.Header{
-		ChainID:        GoldenChainID,
-		Height:         42,
-		Time:           ledger.Timestamp(1_700_000_000_123_456_789),
-		LastBlockHash:  GoldenHash(0x01),
-		TxRoot:         GoldenHash(0x02),
-		AppHash:        GoldenHash(0x03),
-		ValidatorsHash: GoldenHash(0x04),
-		LastCommitHash: GoldenHash(0x05),
-		EvidenceHash:   GoldenHash(0x06),
-		Proposer:       GoldenAddr(0x07),
+		ChainID:            GoldenChainID,
+		Height:             42,
+		Time:               ledger.Timestamp(1_700_000_000_123_456_789),
+		LastBlockHash:      GoldenHash(0x01),
+		TxRoot:             GoldenHash(0x02),
+		AppHash:            GoldenHash(0x03),
+		ValidatorsHash:     GoldenHash(0x04),
+		NextValidatorsHash: GoldenHash(0x08),
+		LastCommitHash:     GoldenHash(0x05),
+		EvidenceHash:       GoldenHash(0x06),
+		Proposer:           GoldenAddr(0x07),
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -135,7 +136,7 @@ type vouchingReader struct {
 func (r vouchingReader) SignatureVerified(h crypto.Hash) bool { return r.verified(h) }
 
 // reader reads the state after height through the versioned commitment.
-func (s *Store) reader(height uint64) ledger.StateReader {
+func (s *Store) reader(height uint64) stateReader {
 	return stateReader{tree: s.tree, version: version(height)}
 }
 
@@ -158,6 +159,30 @@ func (r flatReader) EvidenceCommitted(key crypto.Hash) (bool, error) {
 	return r.db.Has(append(append([]byte(nil), prefixEvidence...), key[:]...))
 }
 
+func (r flatReader) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	return validatorsAt(r.db, h)
+}
+
+func (r flatReader) Record(key []byte) ([]byte, error) {
+	v, err := r.db.Get(recordKey(key))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (r flatReader) IterateRecords(prefix []byte, fn func(key, value []byte) error) error {
+	var ferr error
+	err := r.db.Iterate(recordKey(prefix), func(k, v []byte) bool {
+		ferr = fn(bytes.Clone(k[len(prefixRecord):]), bytes.Clone(v))
+		return ferr == nil
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
 type stateReader struct {
 	tree    *statetree.Tree
 	version uint64
@@ -174,9 +199,21 @@ func (r stateReader) Account(addr crypto.Address) (ledger.Account, error) {
 	return ledger.DecodeAccount(v)
 }
 
-func (r stateReader) EvidenceCommitted(key crypto.Hash) (bool, error) {
-	v, err := r.tree.Get(r.version, key)
-	return v != nil, err
+// Record returns the state record under the natural key k after height,
+// nil if absent.
+func (s *Store) Record(height uint64, k []byte) ([]byte, error) {
+	return s.tree.Get(version(height), ledger.RecordKey(k))
+}
+
+// RecordProof returns the state record under the natural key k after
+// height (nil when absent) with a proof against the app hash of that
+// state, the AppHash in the header of block height+1.
+func (s *Store) RecordProof(height uint64, k []byte) ([]byte, *statetree.Proof, error) {
+	v, p, err := s.tree.Prove(version(height), ledger.RecordKey(k))
+	if err != nil {
+		return nil, nil, fmt.Errorf("prove record %q at height %d: %w", k, height, err)
+	}
+	return v, p, nil
 }
 
 // AccountTx is one committed transaction touching an account.
@@ -226,4 +263,40 @@ func (s *Store) AccountTxs(addr crypto.Address, from TxLocation, limit int) (pag
 		return nil, false, fmt.Errorf("account txs of %s: %w", addr, err)
 	}
 	return page, more, nil
+}
+
+// ValidatorsAt returns the validator set that decides height h, for h
+// from 1 to the latest height + 2 (the sets beyond are not decided yet).
+func (s *Store) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	if top := s.Height() + 2; h > top {
+		return nil, fmt.Errorf("validators of height %d: %w (known up to height %d)", h, ErrNotFound, top)
+	}
+	return s.validatorsAt(h)
+}
+
+func (s *Store) validatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	return validatorsAt(s.db, h)
+}
+
+func validatorsAt(db kv.Reader, h uint64) (*ledger.ValidatorSet, error) {
+	if h == 0 {
+		return nil, fmt.Errorf("validators of height 0: %w", ErrNotFound)
+	}
+	var (
+		vals *ledger.ValidatorSet
+		derr error
+	)
+	err := db.IterateFrom(prefixVals, valsKey(h), func(_, v []byte) bool {
+		vals, derr = ledger.DecodeValidatorSet(v)
+		return false
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("validators of height %d: %w", h, err)
+	case derr != nil:
+		return nil, fmt.Errorf("validators of height %d: %w", h, derr)
+	case vals == nil:
+		return nil, fmt.Errorf("validators of height %d: %w", h, ErrNotFound)
+	}
+	return vals, nil
 }

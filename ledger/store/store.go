@@ -32,6 +32,8 @@ var (
 	prefixAccount  = []byte("a/") // address -> latest account (flat index for execution)
 	prefixEvidence = []byte("e/") // evidence key -> height committed (flat index)
 	prefixAcctTx   = []byte("x/") // address, height, index -> tx hash (both sender and recipient)
+	prefixRecord   = []byte("k/") // natural key -> latest state record (flat index for execution)
+	prefixVals     = []byte("v/") // ^height (big-endian) -> validator set from that height on
 	keyState       = []byte("m/state")
 	keyGenesisHash = []byte("m/genesis")
 )
@@ -106,15 +108,16 @@ func Open(db kv.DB) *Store {
 // Init loads the latest committed state, or on an empty store commits the
 // genesis state and accounts as height 0. genesisHash identifies the
 // genesis document; reopening a store made from a different genesis fails.
-// genesis.Validators is used for every height (the validator set is static).
-func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, genesisHash crypto.Hash) (*ledger.State, error) {
+// genesis.Validators is the set of the first heights; records are the
+// genesis state records (the staking state).
+func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, records []ledger.Record, genesisHash crypto.Hash) (*ledger.State, error) {
 	stored, err := s.db.Get(keyGenesisHash)
 	switch {
 	case err == nil:
 		if string(stored) != string(genesisHash[:]) {
 			return nil, fmt.Errorf("store was initialised from genesis %x, not %s", stored, genesisHash)
 		}
-		st, err := s.loadState(genesis.Validators)
+		st, err := s.loadState()
 		if err != nil {
 			return nil, err
 		}
@@ -124,10 +127,10 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, gen
 		return nil, fmt.Errorf("read genesis hash: %w", err)
 	}
 
-	st := genesis.Copy()
+	st := genesis.WithValidators(genesis.Validators)
 	st.Height = 0
 	var supply uint64
-	changes := make([]statetree.Change, 0, len(accounts))
+	changes := make([]statetree.Change, 0, len(accounts)+len(records))
 	for _, a := range accounts {
 		if supply+a.Account.Balance < supply {
 			return nil, errors.New("genesis supply overflows")
@@ -135,11 +138,24 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, gen
 		supply += a.Account.Balance
 		changes = append(changes, statetree.Change{Key: ledger.AccountKey(a.Address), Value: a.Account.Encode()})
 	}
-	st.TotalSupply = supply
+	if genesis.TotalSupply != 0 && genesis.TotalSupply < supply {
+		return nil, fmt.Errorf("genesis supply %d is below the sum of the balances %d", genesis.TotalSupply, supply)
+	}
+	if genesis.TotalSupply == 0 {
+		st.TotalSupply = supply
+	}
 	b := s.db.NewBatch()
 	for _, a := range accounts {
 		b.Put(accountKey(a.Address), a.Account.Encode())
 	}
+	for _, r := range records {
+		if r.Value == nil {
+			continue
+		}
+		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value})
+		b.Put(recordKey(r.Key), r.Value)
+	}
+	b.Put(valsKey(1), st.Validators.Encode())
 	root, err := s.tree.Commit(b, 0, version(0), changes)
 	if err != nil {
 		return nil, fmt.Errorf("commit genesis accounts: %w", err)
@@ -252,8 +268,19 @@ func (s *Store) takeValidated(height uint64, id crypto.Hash) *ledger.Result {
 // write commits a block whose execution result is res.
 func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id crypto.Hash, res *ledger.Result) (*ledger.State, error) {
 	h := b.Height()
-	changes := make([]statetree.Change, 0, len(res.Accounts)+len(res.Evidence))
+	changes := make([]statetree.Change, 0, len(res.Accounts)+len(res.Evidence)+len(res.Records))
 	batch := s.db.NewBatch()
+	for _, r := range res.Records {
+		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value})
+		if r.Value == nil {
+			batch.Delete(recordKey(r.Key))
+		} else {
+			batch.Put(recordKey(r.Key), r.Value)
+		}
+	}
+	if res.NextValidators != nil {
+		batch.Put(valsKey(h+2), res.NextValidators.Encode())
+	}
 	for _, u := range res.Accounts {
 		enc := u.Account.Encode()
 		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: enc})
@@ -268,11 +295,7 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	if err != nil {
 		return nil, fmt.Errorf("block %d: update state commitment: %w", h, err)
 	}
-	next := cur.Copy()
-	next.Height = h
-	next.LastBlockHash = id
-	next.LastBlockTime = b.Header.Time
-	next.AppHash = root
+	next := cur.Next(b, res, root)
 
 	hk := heightKey(h)
 	batch.Put(append(prefixBlock, hk...), b.Encode())
@@ -283,7 +306,9 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 		batch.Put(append(prefixTx, r.TxHash[:]...), loc)
 		tx := b.Txs[r.Index]
 		batch.Put(acctTxKey(tx.Sender(), loc), r.TxHash[:])
-		batch.Put(acctTxKey(tx.To, loc), r.TxHash[:])
+		if to, ok := tx.Counterparty(); ok {
+			batch.Put(acctTxKey(to, loc), r.TxHash[:])
+		}
 	}
 	if err := putState(batch, next); err != nil {
 		return nil, err
@@ -304,13 +329,25 @@ func accountKey(a crypto.Address) []byte {
 	return append(append(make([]byte, 0, len(prefixAccount)+len(a)), prefixAccount...), a[:]...)
 }
 
+func recordKey(k []byte) []byte {
+	return append(append(make([]byte, 0, len(prefixRecord)+len(k)), prefixRecord...), k...)
+}
+
+// valsKey is the key of the set that starts at height h. Heights are
+// stored complemented, so that an ascending seek from valsKey(h) finds
+// the latest start at or below h.
+func valsKey(h uint64) []byte {
+	return append(append(make([]byte, 0, len(prefixVals)+8), prefixVals...), heightKey(math.MaxUint64-h)...)
+}
+
 func heightKey(h uint64) []byte {
 	k := make([]byte, 8)
 	binary.BigEndian.PutUint64(k, h)
 	return k
 }
 
-// storedState is the persisted part of ledger.State (validators come from genesis).
+// storedState is the persisted part of ledger.State (the validator sets
+// are kept by height under prefixVals).
 type storedState struct {
 	ledger.State
 }
@@ -324,7 +361,7 @@ func putState(b kv.Batch, st *ledger.State) error {
 	return nil
 }
 
-func (s *Store) loadState(vals *ledger.ValidatorSet) (*ledger.State, error) {
+func (s *Store) loadState() (*ledger.State, error) {
 	buf, err := s.db.Get(keyState)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -334,7 +371,16 @@ func (s *Store) loadState(vals *ledger.ValidatorSet) (*ledger.State, error) {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
 	st := ss.State
-	st.Validators = vals
+	for _, v := range []struct {
+		h   uint64
+		set **ledger.ValidatorSet
+	}{{max(st.Height, 1), &st.LastValidators}, {st.Height + 1, &st.Validators}, {st.Height + 2, &st.NextValidators}} {
+		vals, err := s.validatorsAt(v.h)
+		if err != nil {
+			return nil, err
+		}
+		*v.set = vals
+	}
 	if st.Height > 0 {
 		if _, err := s.db.Get(append(prefixBlock, heightKey(st.Height)...)); err != nil {
 			return nil, fmt.Errorf("state at height %d but its block is unreadable: %w", st.Height, err)

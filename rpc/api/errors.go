@@ -59,7 +59,7 @@ const (
 // Error data carries {"reason": name, "pending_nonce": n} (the nonce only
 // for the nonce and duplicate reasons) so a wallet can re-sync.
 const (
-	CodeTxInvalid           = 1001 // a stateless rule: zero amount, transfer to oneself
+	CodeTxInvalid           = 1001 // a stateless rule: zero amount, transfer to oneself, a field the kind does not use
 	CodeTxTooLarge          = 1002 // the encoding exceeds the node's size limit
 	CodeWrongChain          = 1003 // the transaction names another chain ID
 	CodeBadSignature        = 1004 // the signature does not verify
