@@ -50,8 +50,12 @@ import (
 //	                            signed but before the network got it, or
 //	                            after the decided block was stored
 //	restart v1                  a new process on the same disk: WAL replay
-//	lose-block v1               the (crashed) node's store loses its last
-//	                            block
+//	lose-block v1 [blocks=N]    the (crashed) node's store loses its last
+//	                            block (or its last N)
+//	catch-up v1 from=v0         v0 answers v1's catch-up request as the
+//	                            node does: it sends v1 the proposal and
+//	                            the commit's precommits of the block it
+//	                            stored at v1's next height
 //	fail-wal v1 [after=N]       the node's WAL append after the next N
 //	                            fails (a full disk)
 //	gate v1 open|closed         the signing gate
@@ -129,6 +133,8 @@ func (s *script) run(t *testing.T, td *datadriven.TestData) string {
 		}
 	case "lose-block":
 		s.cmdLoseBlock(a)
+	case "catch-up":
+		s.cmdCatchUp(a)
 	case "fail-wal":
 		n := a.nodes(1)[0]
 		n.failIn = a.int("after", 0) + 1
@@ -575,12 +581,46 @@ func (s *script) cmdLoseBlock(a *args) {
 	if n.up {
 		a.fatalf("lose-block %s: crash it first (the store loses writes in a crash)", n.name)
 	}
+	k := a.int("blocks", 1)
 	h := n.chain.Height()
-	if h == 0 {
-		a.fatalf("lose-block %s: the store holds no block", n.name)
+	if k < 1 || uint64(k) > h {
+		a.fatalf("lose-block %s: the store holds %d blocks, cannot lose %d", n.name, h, k)
 	}
-	n.chain.loseLast()
-	s.printf("%s: store lost block %d; stored height %d", n.name, h, n.chain.Height())
+	for range k {
+		n.chain.loseLast()
+	}
+	if k == 1 {
+		s.printf("%s: store lost block %d; stored height %d", n.name, h, n.chain.Height())
+		return
+	}
+	s.printf("%s: store lost blocks %d to %d; stored height %d", n.name, h-uint64(k)+1, h, n.chain.Height())
+}
+
+// cmdCatchUp puts in flight to the node what a peer's catch-up answer
+// holds for the height after the node's stored one: the peer's stored
+// proposal and the precommits of its commit (enough for L49).
+func (s *script) cmdCatchUp(a *args) {
+	n := a.nodes(1)[0]
+	v, ok := a.get("from")
+	if !ok {
+		a.fatalf("catch-up %s needs from=", n.name)
+	}
+	from := a.nodeList(v)
+	if len(from) != 1 || from[0] == n {
+		a.fatalf("catch-up %s: from= names one other validator", n.name)
+	}
+	p := from[0]
+	h := n.chain.Height() + 1
+	if p.chain.Height() < h {
+		a.fatalf("catch-up %s: %s has not stored height %d", n.name, p.name, h)
+	}
+	b := p.chain.blocks[h-1]
+	s.inflight = append(s.inflight, &message{from: p, to: n, proposal: b.proposal, block: b.block})
+	for _, vote := range b.commit.Votes(s.vals) {
+		s.inflight = append(s.inflight, &message{from: p, to: n, vote: &vote})
+	}
+	s.printf("%s: catch-up answer for height %d in flight to %s: %s and %d precommits", p.name, h, n.name,
+		s.proposalString(b.proposal), len(b.commit.Sigs))
 }
 
 func (s *script) cmdGate(a *args) {

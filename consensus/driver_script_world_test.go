@@ -15,6 +15,7 @@ import (
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
@@ -503,6 +504,7 @@ func (w nodeWAL) Append(r wal.Record, sync bool) error {
 }
 
 func (w nodeWAL) Replay(h uint64, fn func(wal.Record) error) error { return w.n.log.Replay(h, fn) }
+func (w nodeWAL) MaxHeight() (uint64, error)                       { return w.n.log.MaxHeight() }
 
 func (w nodeWAL) Prune(below uint64) error {
 	if !w.n.up {
@@ -682,12 +684,13 @@ type memChain struct {
 }
 
 type storedBlock struct {
-	block  *ledger.Block
-	commit *ledger.Commit
+	block    *ledger.Block
+	commit   *ledger.Commit
+	proposal *ledger.Proposal // what a catch-up answer sends with the commit
 }
 
 func newMemChain(s *script) *memChain {
-	g := (&ledger.State{ChainID: s.chainID, GenesisTime: scriptGenesis, Params: ledger.DefaultConsensusParams()}).WithValidators(s.vals)
+	g := (&ledger.State{ChainID: s.chainID, GenesisTime: scriptGenesis, Params: ledger.DefaultConsensusParams(), Staking: staking.DefaultParams()}).WithValidators(s.vals)
 	return &memChain{s: s, states: []ledger.State{*g}, evidence: map[crypto.Hash]uint64{}}
 }
 
@@ -745,7 +748,7 @@ func (c *memChain) store(d consensus.EffectDecide) error {
 		c.evidence[k] = d.Height
 	}
 	c.states = append(c.states, next)
-	c.blocks = append(c.blocks, storedBlock{d.Block, d.Commit})
+	c.blocks = append(c.blocks, storedBlock{d.Block, d.Commit, d.Proposal})
 	return nil
 }
 

@@ -331,6 +331,7 @@ start 1                                -> timeout propose 1/0
 prevote 1/0 A from=v0
 prevote 1/0 A from=v0                  -> error duplicate
 prevote 1/0 B from=v0                  -> evidence prevote 1/0 v0 A/B
+prevote 1/0 C from=v0
 prevote 1/0 C from=v0                  -> error duplicate
 prevote 1/0 B from=v1,v2
 state                                  -> state 1/0 propose locked=-1/nil valid=-1/nil

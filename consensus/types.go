@@ -97,6 +97,19 @@ const (
 	// from its proposer (more than one means the proposer equivocated)
 	// unless some vote of that round names the extra value.
 	MaxProposalsPerRound = 2
+	// MaxVoteValues is how many different values the vote keeper keeps
+	// and counts of one validator for one round and vote type (more than
+	// one means the validator equivocated). The first
+	// MaxUnbackedVoteValues are kept whatever they name; the others only
+	// for a value backed by more than a third of the power: validators
+	// other than the signer whose first vote of the round and type names
+	// it. Each validator's first vote backs one value, so at most two
+	// values are ever backed in a round and type, and those two places
+	// are never taken by anything else (see VoteKeeper).
+	MaxVoteValues = MaxUnbackedVoteValues + 2
+	// MaxUnbackedVoteValues is how many different values of one
+	// validator, round and type the keeper keeps unconditionally.
+	MaxUnbackedVoteValues = 3
 )
 
 // Errors Step returns for events it refuses. A refused event changes
@@ -106,7 +119,8 @@ var (
 	// ErrStale: the event is for a height, round or step already left
 	// behind, or answers a request no longer pending.
 	ErrStale = errors.New("consensus: stale event")
-	// ErrDuplicate: the machine already holds this message.
+	// ErrDuplicate: the machine already holds this message, or as many
+	// conflicting votes of its signer as it keeps (MaxVoteValues).
 	ErrDuplicate = errors.New("consensus: duplicate message")
 	// ErrTooFarAhead: the event is more than one height ahead, or its
 	// sender exceeded MaxFutureRounds or MaxProposalsPerRound.

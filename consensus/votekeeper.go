@@ -25,12 +25,33 @@ type CommitQuorum struct {
 // Machine and rules.go); the keeper reports nothing on its own.
 //
 // As in the paper, a quorum for a value counts every validator that signed
-// a vote for it. A validator that signs two different votes for one round
-// and type is equivocating: the second vote becomes evidence and still
-// counts for its own value (so every honest node can see the same polka,
-// whichever of the two votes reached it first; otherwise an equivocator
-// could stall the chain), while the "anything" and f+1 tallies count each
-// validator once. Votes beyond the second are refused.
+// a vote for it. A validator that signs different votes for one round and
+// type is equivocating: its first conflicting vote becomes evidence, and
+// each of its votes the keeper holds counts for its own value, while the
+// "anything" and f+1 tallies count each validator once. Counting an
+// equivocator toward every value it signed is what keeps honest nodes in
+// agreement about a quorum whichever of its votes reached them first (an
+// equivocator that could make one node see a polka another cannot see
+// stalls the chain), and it is safe: two quorums for different values of
+// one round and type hold more than two thirds of the power each, so
+// more than a third signed both, which no honest validator does while the
+// faulty power is below a third.
+//
+// What the keeper holds is bounded: at most MaxVoteValues different
+// values per validator, round and type. The first MaxUnbackedVoteValues
+// are kept whatever they name. A further value is kept only when it is
+// backed: validators other than the signer whose first vote of the round
+// and type names it hold more than a third of the power. Otherwise the
+// vote is refused (ErrDuplicate) and changes nothing; delivered again
+// (catch-up answers and proof-of-lock relays repeat votes) once the value
+// is backed, it is kept. Every validator's first vote backs one value, so
+// at most two values are ever backed in one round and type, and the two
+// places above MaxUnbackedVoteValues always have room for them. That is
+// what makes the bound harmless to liveness: a value that any node can see
+// reach a quorum with a faulty validator's vote has honest first votes of
+// at least a quorum less the faulty power (more than a third) behind it,
+// so once the honest votes have arrived every node keeps that faulty vote,
+// however many other values its signer named first.
 type VoteKeeper struct {
 	vals   *ledger.ValidatorSet
 	height uint64
@@ -49,10 +70,15 @@ type VoteKeeper struct {
 
 // voteSet is one round's votes of one type.
 type voteSet struct {
-	votes  []*ledger.Vote         // by validator index, first vote
-	second []*ledger.Vote         // by validator index, a conflicting second vote
-	power  map[crypto.Hash]uint64 // by block ID (zero for nil): power of its signers
-	total  uint64                 // power of the validators that voted
+	votes []*ledger.Vote // by validator index, first vote
+	// more holds, by validator index, an equivocator's votes for other
+	// values, in the order kept: at most MaxVoteValues-1.
+	more  map[int][]*ledger.Vote
+	power map[crypto.Hash]uint64 // by block ID (zero for nil): power of its signers
+	// backing is, by block ID, the power of the validators whose first
+	// vote names it: each validator counts for one value.
+	backing map[crypto.Hash]uint64
+	total   uint64 // power of the validators that voted
 }
 
 type roundVotes struct {
@@ -88,8 +114,8 @@ func (k *VoteKeeper) roundOf(r uint32) *roundVotes {
 		n := k.vals.Size()
 		rv = &roundVotes{present: make([]bool, n)}
 		for i := range rv.sets {
-			rv.sets[i] = voteSet{votes: make([]*ledger.Vote, n), second: make([]*ledger.Vote, n),
-				power: make(map[crypto.Hash]uint64, 2)}
+			rv.sets[i] = voteSet{votes: make([]*ledger.Vote, n),
+				power: make(map[crypto.Hash]uint64, 2), backing: make(map[crypto.Hash]uint64, 2)}
 		}
 		k.rounds[r] = rv
 	}
@@ -147,11 +173,13 @@ func (k *VoteKeeper) Observe(i int, r uint32) error {
 	return nil
 }
 
-// Add counts v. It returns evidence if v conflicts with the vote the
-// validator already cast for this round and type. A duplicate returns
-// ErrDuplicate, and so does a third different vote; a vote for another
-// height, from a non-validator, or beyond the future-round window is
-// refused. Refused votes change nothing.
+// Add counts v. It returns evidence if v is the first vote of its
+// validator for this round and type that conflicts with the one it
+// already cast. A duplicate returns ErrDuplicate, and so does a further
+// conflicting vote the keeper does not keep (beyond MaxUnbackedVoteValues
+// values, one for a value not backed; beyond MaxVoteValues, any); a vote
+// for another height, from a non-validator, or beyond the future-round
+// window is refused. Refused votes change nothing.
 func (k *VoteKeeper) Add(v *ledger.Vote) (*ledger.Evidence, error) {
 	if v.Height != k.height {
 		return nil, fmt.Errorf("%w: vote for height %d, keeper holds %d", ErrMalformed, v.Height, k.height)
@@ -165,20 +193,8 @@ func (k *VoteKeeper) Add(v *ledger.Vote) (*ledger.Evidence, error) {
 	}
 	if rv := k.rounds[v.Round]; rv != nil {
 		set := &rv.sets[typeIndex(v.Type)]
-		if prev := set.votes[i]; prev != nil {
-			if prev.BlockID == v.BlockID {
-				return nil, ErrDuplicate
-			}
-			if sec := set.second[i]; sec != nil {
-				if sec.BlockID == v.BlockID {
-					return nil, ErrDuplicate
-				}
-				return nil, fmt.Errorf("%w: third different %s of %s in round %d", ErrDuplicate, v.Type, ShortAddr(v.Validator), v.Round)
-			}
-			vc := *v
-			set.second[i] = &vc
-			k.count(rv, set, i, &vc, false)
-			return ledger.NewEvidence(prev, &vc), nil
+		if first := set.votes[i]; first != nil {
+			return k.addConflicting(rv, set, i, first, v)
 		}
 	}
 	if err := k.admit(i, v.Round); err != nil {
@@ -188,7 +204,41 @@ func (k *VoteKeeper) Add(v *ledger.Vote) (*ledger.Evidence, error) {
 	set := &rv.sets[typeIndex(v.Type)]
 	vc := *v
 	set.votes[i] = &vc
+	set.backing[vc.BlockID] += k.vals.Get(i).Power
 	k.count(rv, set, i, &vc, true)
+	return nil, nil
+}
+
+// addConflicting counts v, a vote of validator i, whose first vote of v's
+// round and type is first, if it names a value the keeper does not hold
+// of i yet and the bounds let it in (see VoteKeeper). The first
+// conflicting vote returns the evidence.
+func (k *VoteKeeper) addConflicting(rv *roundVotes, set *voteSet, i int, first, v *ledger.Vote) (*ledger.Evidence, error) {
+	if first.BlockID == v.BlockID {
+		return nil, ErrDuplicate
+	}
+	more := set.more[i]
+	for _, o := range more {
+		if o.BlockID == v.BlockID {
+			return nil, ErrDuplicate
+		}
+	}
+	switch held := 1 + len(more); {
+	case held >= MaxVoteValues:
+		return nil, fmt.Errorf("%w: %s of %s in round %d for a value beyond the %d kept", ErrDuplicate, v.Type, ShortAddr(v.Validator), v.Round, held)
+	case held >= MaxUnbackedVoteValues && set.backing[v.BlockID] < k.third:
+		return nil, fmt.Errorf("%w: %s of %s in round %d for %s, a value beyond the %d kept that less than a third backs", ErrDuplicate,
+			v.Type, ShortAddr(v.Validator), v.Round, ShortID(v.BlockID), held)
+	}
+	vc := *v
+	if set.more == nil {
+		set.more = make(map[int][]*ledger.Vote)
+	}
+	set.more[i] = append(more, &vc)
+	k.count(rv, set, i, &vc, false)
+	if len(more) == 0 {
+		return ledger.NewEvidence(first, &vc), nil
+	}
 	return nil, nil
 }
 
@@ -269,13 +319,16 @@ func (k *VoteKeeper) Commit(r uint32, id crypto.Hash) *ledger.Commit {
 	return c
 }
 
-// voteFor returns validator i's vote for id in the set, first or second.
+// voteFor returns validator i's vote for id in the set, its first or a
+// conflicting one, or nil.
 func (set *voteSet) voteFor(i int, id crypto.Hash) *ledger.Vote {
 	if v := set.votes[i]; v != nil && v.BlockID == id {
 		return v
 	}
-	if v := set.second[i]; v != nil && v.BlockID == id {
-		return v
+	for _, v := range set.more[i] {
+		if v.BlockID == id {
+			return v
+		}
 	}
 	return nil
 }

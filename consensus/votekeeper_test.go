@@ -98,15 +98,23 @@ func TestVoteKeeperTalliesByPower(t *testing.T) {
 			{ledger.Prevote, 0, "A", 4, "error duplicate; skip"},
 			{ledger.Prevote, 0, "A", 3, "polka A; polka-any; skip"},
 		}, nil},
-		{"an equivocation counts for its block but once in the totals", []add{
+		{"an equivocation counts for each of its blocks but once in the totals", []add{
 			{ledger.Prevote, 0, "A", 4, "skip"},
 			{ledger.Prevote, 0, "B", 4, "evidence; skip"},
 			{ledger.Prevote, 0, "B", 4, "error duplicate; skip"},
+			{ledger.Prevote, 0, "nil", 4, "skip"},
 			{ledger.Prevote, 0, "nil", 4, "error duplicate; skip"},
 			{ledger.Prevote, 0, "B", 2, "skip"},
 			{ledger.Prevote, 0, "B", 1, "polka B; polka-any; skip"},
 			{ledger.Prevote, 0, "A", 3, "polka A; polka B; polka-any; skip"},
 		}, nil},
+		{"three precommits of one validator each count for their value", []add{
+			{ledger.Precommit, 0, "nil", 4, "skip"},
+			{ledger.Precommit, 0, "A", 4, "evidence; skip"},
+			{ledger.Precommit, 0, "B", 4, "skip"},
+			{ledger.Precommit, 0, "B", 3, "precommit B; precommit-any; skip"},
+			{ledger.Precommit, 0, "A", 2, "precommit B; precommit-any; skip"},
+		}, []string{"0/B"}},
 		{"precommit quorums for two values are each listed once", []add{
 			{ledger.Precommit, 0, "A", 4, "skip"},
 			{ledger.Precommit, 0, "B", 4, "evidence; skip"},
@@ -181,6 +189,29 @@ func (m *keeperModel) power(r uint32, t ledger.VoteType, id *crypto.Hash) uint64
 	return p
 }
 
+// slot reports what the accepted votes hold of validator i in round r
+// and type t: how many different values, whether id is one of them, and
+// the power of the other validators whose first vote there names id.
+func (m *keeperModel) slot(i int, r uint32, t ledger.VoteType, id crypto.Hash) (held int, has bool, backing uint64) {
+	firsts := map[int]bool{}
+	for _, v := range m.votes {
+		if v.Round != r || v.Type != t {
+			continue
+		}
+		j, _ := m.vals.ByAddress(v.Validator)
+		if j == i {
+			held++
+			has = has || v.BlockID == id
+		} else if !firsts[j] {
+			firsts[j] = true
+			if v.BlockID == id {
+				backing += m.vals.Get(j).Power
+			}
+		}
+	}
+	return held, has, backing
+}
+
 func (m *keeperModel) skip() (uint32, bool) {
 	var best uint32
 	found := false
@@ -202,12 +233,12 @@ func (m *keeperModel) skip() (uint32, bool) {
 // in particular that every (round, block) precommit quorum is listed
 // exactly once, in the order reached, so L49 sees each once.
 func TestVoteKeeperMatchesARecount(t *testing.T) {
-	var commits, polkas, skips int // reached over all seeds: the test is not vacuous
+	var commits, polkas, skips, backed int // reached over all seeds: the test is not vacuous
 	for seed := uint64(0); seed < 100; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 2))
 			keys, vals := testKeysPowers([]uint64{4, 3, 2, 1, 1})
-			ids := []crypto.Hash{{}, crypto.Sum([]byte("A")), crypto.Sum([]byte("B")), crypto.Sum([]byte("C"))}
+			ids := []crypto.Hash{{}, crypto.Sum([]byte("A")), crypto.Sum([]byte("B")), crypto.Sum([]byte("C")), crypto.Sum([]byte("D")), crypto.Sum([]byte("E"))}
 			k := NewVoteKeeper(vals, 1)
 			m := &keeperModel{vals: vals, present: map[uint32]map[int]bool{}}
 			base := uint32(0)
@@ -236,7 +267,19 @@ func TestVoteKeeperMatchesARecount(t *testing.T) {
 					}
 					v := &ledger.Vote{Type: typ, Height: 1, Round: round, BlockID: ids[r.IntN(len(ids))]}
 					v.Sign(testChain, keys[i])
-					if _, err := k.Add(v); err != nil {
+					held, has, backing := m.slot(i, round, typ, v.BlockID)
+					_, err := k.Add(v)
+					if held > 0 { // the future-round window does not apply
+						want := !has && held < MaxVoteValues && (held < MaxUnbackedVoteValues || backing >= vals.OneThirdPlus())
+						if (err == nil) != want {
+							t.Fatalf("seed %d input %d: %s (validator holds %d values, has it %v, backed by %d): err = %v, want kept %v",
+								seed, n, VoteString(v), held, has, backing, err, want)
+						}
+						if want && held >= MaxUnbackedVoteValues {
+							backed++
+						}
+					}
+					if err != nil {
 						continue
 					}
 					m.votes = append(m.votes, *v)
@@ -283,9 +326,9 @@ func TestVoteKeeperMatchesARecount(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("reached: %d commit quorums, %d polkas for anything, %d skip rounds", commits, polkas, skips)
-	if commits == 0 || polkas == 0 || skips == 0 {
-		t.Fatalf("the random inputs reached %d commit quorums, %d polkas, %d skip rounds: too weak a test", commits, polkas, skips)
+	t.Logf("reached: %d commit quorums, %d polkas for anything, %d skip rounds, %d backed votes beyond the unconditional values", commits, polkas, skips, backed)
+	if commits == 0 || polkas == 0 || skips == 0 || backed == 0 {
+		t.Fatalf("the random inputs reached %d commit quorums, %d polkas, %d skip rounds, %d backed votes: too weak a test", commits, polkas, skips, backed)
 	}
 }
 
@@ -334,5 +377,167 @@ func TestVoteKeeperRefusesStrangers(t *testing.T) {
 	v.Sign(testChain, keys[0])
 	if _, err := k.Add(v); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("vote of another height: err = %v, want ErrMalformed", err)
+	}
+}
+
+// signedVote returns key's vote of type t for id at height 1, round r.
+func signedVote(key crypto.PrivKey, t ledger.VoteType, r uint32, id crypto.Hash) *ledger.Vote {
+	v := &ledger.Vote{Type: t, Height: 1, Round: r, BlockID: id}
+	v.Sign(testChain, key)
+	return v
+}
+
+// permutations returns every order of xs.
+func permutations[T any](xs []T) [][]T {
+	if len(xs) <= 1 {
+		return [][]T{slices.Clone(xs)}
+	}
+	var out [][]T
+	for i := range xs {
+		rest := append(slices.Clone(xs[:i]), xs[i+1:]...)
+		for _, p := range permutations(rest) {
+			out = append(out, append([]T{xs[i]}, p...))
+		}
+	}
+	return out
+}
+
+// TestVoteKeeperThreeConflictingPrecommitsDecideTheSameEverywhere: a
+// faulty validator Z precommits three values A, B and C in one round, and
+// two honest validators precommit C; with Z's vote, C has a quorum. Every
+// keeper must see that quorum, whatever order Z's precommits reach it in
+// and whether the honest ones come before, between or after them: two
+// honest nodes that got Z's votes in different orders must reach the same
+// decision. A keeper that kept only two of Z's votes refused C on the
+// keepers that got it last, and those nodes never decided (the
+// simulator's TestThirdVote, seed 248).
+func TestVoteKeeperThreeConflictingPrecommitsDecideTheSameEverywhere(t *testing.T) {
+	keys, vals := testKeys(4) // quorum 3
+	z, honest := keys[0], keys[1:3]
+	idA, idB, idC := crypto.Sum([]byte("A")), crypto.Sum([]byte("B")), crypto.Sum([]byte("C"))
+	name := map[crypto.Hash]string{idA: "A", idB: "B", idC: "C"}
+	for _, order := range permutations([]crypto.Hash{idA, idB, idC}) {
+		for at := 0; at <= len(order); at++ { // the honest precommits come before Z's vote number at
+			var feed []*ledger.Vote
+			var desc []string
+			for n, id := range order {
+				if n == at {
+					for _, h := range honest {
+						feed = append(feed, signedVote(h, ledger.Precommit, 0, idC))
+					}
+					desc = append(desc, "honest C")
+				}
+				feed = append(feed, signedVote(z, ledger.Precommit, 0, id))
+				desc = append(desc, "Z "+name[id])
+			}
+			if at == len(order) {
+				for _, h := range honest {
+					feed = append(feed, signedVote(h, ledger.Precommit, 0, idC))
+				}
+				desc = append(desc, "honest C")
+			}
+			k := NewVoteKeeper(vals, 1)
+			var evidence int
+			for _, v := range feed {
+				ev, err := k.Add(v)
+				if err != nil && !errors.Is(err, ErrDuplicate) {
+					t.Fatalf("%s: add %s: %v", strings.Join(desc, ", "), VoteString(v), err)
+				}
+				if ev != nil {
+					if err := ev.Verify(testChain, vals); err != nil {
+						t.Fatalf("%s: evidence does not verify: %v", strings.Join(desc, ", "), err)
+					}
+					evidence++
+				}
+			}
+			want := []CommitQuorum{{Round: 0, BlockID: idC}}
+			if got := k.CommitQuorums(); !slices.Equal(got, want) || !k.PrecommitFor(0, idC) {
+				t.Fatalf("order %s: commit quorums %v, want C's alone", strings.Join(desc, ", "), got)
+			}
+			c := k.Commit(0, idC)
+			if c == nil || len(c.Sigs) != 3 {
+				t.Fatalf("order %s: commit %+v, want Z's and the two honest signatures", strings.Join(desc, ", "), c)
+			}
+			if err := c.Verify(testChain, vals, 1, idC); err != nil {
+				t.Fatalf("order %s: commit does not verify: %v", strings.Join(desc, ", "), err)
+			}
+			if evidence != 1 {
+				t.Fatalf("order %s: %d pieces of evidence, want one (Z's first two values)", strings.Join(desc, ", "), evidence)
+			}
+		}
+	}
+}
+
+// TestVoteKeeperKeepsABackedValueBeyondTheBound: a faulty validator Z
+// names more values than the keeper keeps unconditionally. A further
+// value is refused while few back it, kept when its vote comes again once
+// honest first votes of more than a third of the power name it, and the
+// keeper never holds more than MaxVoteValues of Z's values.
+func TestVoteKeeperKeepsABackedValueBeyondTheBound(t *testing.T) {
+	keys, vals := testKeys(7) // quorum 5, more than a third 3
+	z, honest := keys[0], keys[1:5]
+	k := NewVoteKeeper(vals, 1)
+	junk := func(n int) crypto.Hash { return crypto.Sum([]byte(fmt.Sprintf("junk %d", n))) }
+	for n := range MaxUnbackedVoteValues {
+		if _, err := k.Add(signedVote(z, ledger.Prevote, 0, junk(n))); err != nil {
+			t.Fatalf("Z's value %d of %d unconditionally kept: %v", n+1, MaxUnbackedVoteValues, err)
+		}
+	}
+	x := crypto.Sum([]byte("X"))
+	zx := signedVote(z, ledger.Prevote, 0, x)
+	if _, err := k.Add(zx); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("Z's vote for X, backed by nobody, beyond %d values: err = %v, want ErrDuplicate", MaxUnbackedVoteValues, err)
+	}
+	if k.Names(0, x) {
+		t.Fatal("a refused vote changed the tallies")
+	}
+	for n, h := range honest {
+		if _, err := k.Add(signedVote(h, ledger.Prevote, 0, x)); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 { // two of seven back X: not more than a third
+			if _, err := k.Add(zx); !errors.Is(err, ErrDuplicate) {
+				t.Fatalf("Z's vote for X backed by 2 of 7: err = %v, want ErrDuplicate", err)
+			}
+		}
+	}
+	if k.PolkaFor(0, x) {
+		t.Fatal("four honest prevotes of seven make a polka")
+	}
+	if ev, err := k.Add(zx); err != nil || ev != nil {
+		t.Fatalf("Z's vote for X delivered again, backed by 4 of 7: evidence %v, err %v; want it kept, no new evidence", ev, err)
+	}
+	if !k.PolkaFor(0, x) || len(k.VotesFor(0, ledger.Prevote, x)) != 5 {
+		t.Fatalf("X with Z's vote: polka %v, %d votes; want a polka of 5", k.PolkaFor(0, x), len(k.VotesFor(0, ledger.Prevote, x)))
+	}
+	// The two other validators back nil; Z's nil is the last place.
+	for _, h := range keys[5:] {
+		if _, err := k.Add(signedVote(h, ledger.Prevote, 0, crypto.Hash{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := k.Add(signedVote(z, ledger.Prevote, 0, crypto.Hash{})); !errors.Is(err, ErrDuplicate) {
+		t.Fatalf("Z's nil backed by 2 of 7: err = %v, want ErrDuplicate", err)
+	}
+	for n := MaxUnbackedVoteValues; n < 3*MaxVoteValues; n++ {
+		if _, err := k.Add(signedVote(z, ledger.Prevote, 0, junk(n))); !errors.Is(err, ErrDuplicate) {
+			t.Fatalf("Z's junk value %d: err = %v, want ErrDuplicate", n, err)
+		}
+	}
+	zAddr := vals.Get(0).Address()
+	var held []string
+	for n := -1; n < 3*MaxVoteValues; n++ {
+		id := x
+		if n >= 0 {
+			id = junk(n)
+		}
+		for _, v := range k.VotesFor(0, ledger.Prevote, id) {
+			if v.Validator == zAddr {
+				held = append(held, ShortID(id))
+			}
+		}
+	}
+	if len(held) != MaxUnbackedVoteValues+1 || len(held) > MaxVoteValues {
+		t.Fatalf("the keeper holds Z's prevotes for %v; want X and the first %d junk values", held, MaxUnbackedVoteValues)
 	}
 }

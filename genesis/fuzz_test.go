@@ -50,8 +50,14 @@ func FuzzParse(f *testing.F) {
 		for _, a := range accounts {
 			sum += a.Account.Balance
 		}
+		for _, v := range d.Validators {
+			sum += v.Power * d.Staking.PowerUnit
+		}
 		if sum != st.TotalSupply {
-			t.Fatalf("accounts hold %d, total supply is %d", sum, st.TotalSupply)
+			t.Fatalf("accounts and bonded stake hold %d, total supply is %d", sum, st.TotalSupply)
+		}
+		if _, err := d.StakingRecords(); err != nil {
+			t.Fatalf("StakingRecords of an accepted document: %v", err)
 		}
 		for _, indent := range []string{"", "  "} {
 			enc, err := marshal(d, indent)

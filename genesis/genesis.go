@@ -12,6 +12,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 )
 
 // Doc is a genesis document. The zero Doc is not valid; Parse and Load
@@ -20,8 +21,11 @@ type Doc struct {
 	ChainID     string                 `json:"chain_id"`
 	GenesisTime ledger.Timestamp       `json:"genesis_time"`
 	Params      ledger.ConsensusParams `json:"consensus_params"`
-	Validators  []ledger.Validator     `json:"validators"`
-	Balances    []Balance              `json:"balances"`
+	// Staking are the staking and slashing parameters; a file without a
+	// "staking" object gets staking.DefaultParams.
+	Staking    staking.Params     `json:"staking"`
+	Validators []ledger.Validator `json:"validators"`
+	Balances   []Balance          `json:"balances"`
 }
 
 // Balance is one account funded at genesis. In JSON the address is bech32
@@ -50,8 +54,14 @@ func (d *Doc) Validate() error {
 	if err := d.Params.Validate(); err != nil {
 		p.addf("consensus_params: %v", err)
 	}
+	if err := d.Staking.Validate(); err != nil {
+		p.addf("staking: %v", err)
+	}
 	d.validateValidators(&p)
 	d.validateBalances(&p)
+	if p.count() == 0 {
+		d.validateStake(&p)
+	}
 	return p.err()
 }
 
@@ -152,14 +162,66 @@ func (d *Doc) validateBalances(p *problems) {
 	}
 }
 
-// TotalSupply is the sum of the balances. It is meaningful only for a
-// valid document, whose sum never overflows.
-func (d *Doc) TotalSupply() uint64 {
+// validateStake checks what the validators' stake needs: at most
+// max_validators of them, and a bonded total (power times power_unit each)
+// that fits in the supply with the balances.
+func (d *Doc) validateStake(p *problems) {
+	if n := len(d.Validators); n > int(d.Staking.MaxValidators) {
+		p.addf("validators: %d given, but staking.max_validators is %d", n, d.Staking.MaxValidators)
+		return
+	}
+	if _, err := d.StakingRecords(); err != nil {
+		p.addf("validators: %v", err)
+		return
+	}
+	supply := d.balanceSum()
+	for i, v := range d.Validators {
+		bond := v.Power * d.Staking.PowerUnit // StakingRecords checked it fits
+		if supply > math.MaxUint64-bond {
+			p.addf("validators[%d].power: the total supply (balances and bonded stake, power times staking.power_unit) passes %d here", i, uint64(math.MaxUint64))
+			return
+		}
+		supply += bond
+	}
+}
+
+// balanceSum is the sum of the balances.
+func (d *Doc) balanceSum() uint64 {
 	var s uint64
 	for _, b := range d.Balances {
 		s += b.Amount
 	}
 	return s
+}
+
+// TotalSupply is every token at genesis: the balances and the validators'
+// bonded stake (power times staking.power_unit each). It is meaningful only
+// for a valid document, whose sum never overflows.
+func (d *Doc) TotalSupply() uint64 {
+	s := d.balanceSum()
+	for _, v := range d.Validators {
+		s += v.Power * d.Staking.PowerUnit
+	}
+	return s
+}
+
+// StakingRecords returns the staking state of genesis: each validator's
+// stake bonded as its operator's self-delegation (the operator defaults to
+// the account of the validator's key).
+func (d *Doc) StakingRecords() ([]ledger.Record, error) {
+	gvs := make([]staking.GenesisValidator, len(d.Validators))
+	for i, v := range d.Validators {
+		gvs[i] = staking.GenesisValidator{Operator: v.Operator, ConsKey: v.PubKey, Moniker: v.Name, Power: v.Power}
+	}
+	changes, err := staking.InitGenesis(d.Staking, gvs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ledger.Record, len(changes))
+	for i, c := range changes {
+		out[i] = ledger.Record{Key: c.Key, Value: c.Value}
+	}
+	return out, nil
 }
 
 // Hash identifies the genesis: SHA-256 over the compact JSON encoding of d
@@ -207,7 +269,13 @@ func marshal(d *Doc, indent string) ([]byte, error) {
 
 // ValidatorSet returns the genesis validators as a set in canonical order.
 func (d *Doc) ValidatorSet() (*ledger.ValidatorSet, error) {
-	vs, err := ledger.NewValidatorSet(d.Validators)
+	vals := slices.Clone(d.Validators)
+	for i := range vals {
+		if vals[i].Operator.IsZero() {
+			vals[i].Operator = vals[i].PubKey.Address()
+		}
+	}
+	vs, err := ledger.NewValidatorSet(vals)
 	if err != nil {
 		return nil, fmt.Errorf("genesis validators: %w", err)
 	}
@@ -236,6 +304,7 @@ func (d *Doc) InitialState() (*ledger.State, []ledger.AccountUpdate, error) {
 		GenesisTime: d.GenesisTime,
 		Height:      0,
 		Params:      d.Params,
+		Staking:     d.Staking,
 		TotalSupply: d.TotalSupply(),
 	}
 	return st.WithValidators(vs), accounts, nil

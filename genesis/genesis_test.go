@@ -12,6 +12,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 )
 
 var testTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -139,11 +140,14 @@ func TestValidateNamesTheFieldOfEachProblem(t *testing.T) {
 
 func TestValidateAcceptsValuesAtTheLimits(t *testing.T) {
 	d := testDoc(t)
+	// The most voting power there can be, at the smallest power unit,
+	// bonds MaxUint64-15 tokens; balances of 15 fill the supply.
+	d.Staking.PowerUnit = staking.MinPowerUnit
 	d.Validators[0].Power = ledger.MaxTotalVotingPower - 2
 	d.Validators[1].Power = 1
 	d.Validators[2].Power = 1
 	d.Validators[0].Name = strings.Repeat("é", ledger.MaxValidatorNameLen/2)
-	d.Balances[0].Amount = math.MaxUint64 - 2
+	d.Balances[0].Amount = 13
 	d.Balances[1].Amount = 1
 	d.Balances[2].Amount = 1
 	d.ChainID = strings.Repeat("c", crypto.MaxChainIDLen)
@@ -162,6 +166,7 @@ func TestValidateAcceptsValuesAtTheLimits(t *testing.T) {
 func TestValidateAcceptsTheMostValidators(t *testing.T) {
 	d := testDoc(t)
 	d.Validators = make([]ledger.Validator, ledger.MaxValidators)
+	d.Staking.MaxValidators = ledger.MaxValidators
 	for i := range d.Validators {
 		d.Validators[i] = ledger.Validator{PubKey: key(i), Power: 1}
 	}
@@ -282,10 +287,14 @@ func TestInitialStateHoldsTheGenesis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := uint64(7 + 1<<40 + 12345); st.TotalSupply != want {
+	var stake uint64
+	for _, v := range d.Validators {
+		stake += v.Power * d.Staking.PowerUnit
+	}
+	if want := uint64(7+1<<40+12345) + stake; st.TotalSupply != want {
 		t.Errorf("total supply %d, want %d", st.TotalSupply, want)
 	}
-	var sum uint64
+	sum := stake
 	for _, a := range accounts {
 		sum += a.Account.Balance
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 )
 
 // MaxDocBytes bounds a genesis document; Parse and Load reject larger
@@ -261,6 +262,10 @@ func decode(b []byte) (*Doc, error) {
 	}
 	if raw, ok := fields["consensus_params"]; ok {
 		decodeObject(&p, "consensus_params", raw, &d.Params)
+	}
+	d.Staking = staking.DefaultParams()
+	if raw, ok := fields["staking"]; ok {
+		decodeObject(&p, "staking", raw, &d.Staking)
 	}
 	if raw, ok := fields["validators"]; ok {
 		d.Validators = decodeList[ledger.Validator](&p, "validators", raw)

@@ -19,7 +19,7 @@ const exampleFile = "testdata/genesis.json"
 // hashes (a store refuses a genesis whose hash differs from the one it was
 // created with), so a change to the canonical encoding must be deliberate:
 // it makes every existing node refuse to start.
-const exampleHash = "35bfefa346e3d0677834d6065d6f115a6a0ee41bca8e91d4e9b503a9eebce934"
+const exampleHash = "78640114cb7ba9ce8c6aa99a0255208507eeda96e12d464dbb76f7d83286e1be"
 
 func readExample(t testing.TB) []byte {
 	t.Helper()
@@ -39,7 +39,7 @@ func TestExampleGenesisLoads(t *testing.T) {
 		t.Errorf("got chain %q with %d validators and %d balances, want ledgerd-example-1 with 4 and 3",
 			d.ChainID, len(d.Validators), len(d.Balances))
 	}
-	if got, want := d.TotalSupply(), uint64(6_250_000_000); got != want {
+	if got, want := d.TotalSupply(), uint64(6_250_000_000+35*1000); got != want { // balances and 35 power bonded at 1000 tokens each
 		t.Errorf("total supply %d, want %d", got, want)
 	}
 	if got := d.Hash().String(); got != exampleHash {
@@ -87,8 +87,8 @@ func TestParseNamesWhatIsMalformed(t *testing.T) {
 		{"syntax error", func(t *testing.T) []byte {
 			return edit(t, `"chain_id": "ledgerd-example-1",`, `"chain_id": "ledgerd-example-1";`)
 		}, []string{"line 2, column ", "invalid JSON"}},
-		{"trailing data", func(t *testing.T) []byte { return append(readExample(t), "{}"...) }, []string{"line 59, column 1: ", "unexpected data after the document"}},
-		{"two documents", func(t *testing.T) []byte { return append(readExample(t), readExample(t)...) }, []string{"line 59, column 1: ", "unexpected data"}},
+		{"trailing data", func(t *testing.T) []byte { return append(readExample(t), "{}"...) }, []string{"line 70, column 1: ", "unexpected data after the document"}},
+		{"two documents", func(t *testing.T) []byte { return append(readExample(t), readExample(t)...) }, []string{"line 70, column 1: ", "unexpected data"}},
 		{"byte order mark", func(t *testing.T) []byte { return append([]byte("\xef\xbb\xbf"), readExample(t)...) }, []string{"the document starts with a byte order mark"}},
 		{"too large", func(*testing.T) []byte { return bytes.Repeat([]byte(" "), MaxDocBytes+1) }, []string{"the document is larger than the limit"}},
 		{"unknown field", func(t *testing.T) []byte {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 )
 
 // DefaultPower is the voting power of a generated validator unless the
@@ -40,6 +41,8 @@ type TestnetSpec struct {
 	// Params are the consensus parameters; nil means
 	// ledger.DefaultConsensusParams().
 	Params *ledger.ConsensusParams
+	// Staking are the staking parameters; nil means staking.DefaultParams().
+	Staking *staking.Params
 	// Rand supplies the key material; nil means crypto/rand. Keys are
 	// drawn in order, validators first, so a deterministic reader yields
 	// the same testnet every time.
@@ -73,11 +76,16 @@ func GenerateTestnet(spec TestnetSpec) (*Testnet, error) {
 	if spec.Params != nil {
 		params = *spec.Params
 	}
+	stakingParams := staking.DefaultParams()
+	if spec.Staking != nil {
+		stakingParams = *spec.Staking
+	}
 	tn := &Testnet{
 		Doc: &Doc{
 			ChainID:     spec.ChainID,
 			GenesisTime: ts,
 			Params:      params,
+			Staking:     stakingParams,
 			Validators:  make([]ledger.Validator, spec.Validators),
 			Balances:    make([]Balance, spec.FundedAccounts),
 		},
@@ -153,6 +161,7 @@ func DevDoc(chainID string, validator crypto.PubKey, devAccount crypto.Address, 
 		ChainID:     chainID,
 		GenesisTime: ledger.TimestampOf(t),
 		Params:      ledger.DefaultConsensusParams(),
+		Staking:     staking.DefaultParams(),
 		Validators:  []ledger.Validator{{PubKey: validator, Power: DefaultPower, Name: "dev"}},
 		Balances:    []Balance{{Address: devAccount, Amount: balance}},
 	}

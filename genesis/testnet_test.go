@@ -85,8 +85,9 @@ func TestGenerateTestnetKeysMatchTheDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.TotalSupply != 5*spec.Balance || st.Validators.TotalPower() != 10 {
-		t.Errorf("supply %d and voting power %d, want %d and 10", st.TotalSupply, st.Validators.TotalPower(), 5*spec.Balance)
+	// The supply is the balances and the validator's bonded stake.
+	if want := 5*spec.Balance + 10*d.Staking.PowerUnit; st.TotalSupply != want || st.Validators.TotalPower() != 10 {
+		t.Errorf("supply %d and voting power %d, want %d and 10", st.TotalSupply, st.Validators.TotalPower(), want)
 	}
 }
 
@@ -186,8 +187,9 @@ func TestDevDocIsAValidSingleValidatorChain(t *testing.T) {
 	if st.Validators.Size() != 1 || st.Validators.Get(0).PubKey != val || d.Validators[0].Name != "dev" {
 		t.Errorf("validators %+v, want only %s named dev", d.Validators, val)
 	}
-	if len(accounts) != 1 || accounts[0].Address != dev || accounts[0].Account.Balance != 1e12 || st.TotalSupply != 1e12 {
-		t.Errorf("accounts %+v with supply %d, want %s holding 1e12", accounts, st.TotalSupply, dev)
+	stake := DefaultPower * d.Staking.PowerUnit
+	if len(accounts) != 1 || accounts[0].Address != dev || accounts[0].Account.Balance != 1e12 || st.TotalSupply != 1e12+stake {
+		t.Errorf("accounts %+v with supply %d, want %s holding 1e12 and %d bonded", accounts, st.TotalSupply, dev, stake)
 	}
 	if st.ChainID != "ledgerd-dev" || st.GenesisTime.Time() != testTime || st.Params != ledger.DefaultConsensusParams() {
 		t.Errorf("state %+v does not follow the arguments", st)

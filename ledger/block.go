@@ -153,9 +153,6 @@ func (b *Block) Encode() []byte {
 	return e.Bytes()
 }
 
-// minTxSize is the smallest possible encoded transaction.
-const minTxSize = 1 + 1 + crypto.PubKeySize + crypto.AddressSize + 24 + crypto.SignatureSize
-
 // DecodeBlock decodes a canonical block encoding.
 func DecodeBlock(buf []byte) (*Block, error) {
 	if len(buf) > MaxBlockDecodeBytes {

@@ -86,10 +86,20 @@ func codecCases(r *rand.Rand) []codecCase {
 	emptyChain.ChainID = ""
 	_, parts := ledger.SplitBlock(randBlock(r, 1, 0, false, 0).Encode())
 	smallPart := parts[0]
+	emptyUnjail := randKindTx(r, ledger.TxUnjail)
+	emptyUnjail.ChainID = ""
 	return []codecCase{
 		{"tx", randTx(r), decodeTx},
 		{"tx with empty chain ID", emptyChain, decodeTx},
 		{"tx with all-ones fields", &ledger.Tx{ChainID: strings.Repeat("~", crypto.MaxChainIDLen), Amount: ^uint64(0), Fee: ^uint64(0), Nonce: ^uint64(0)}, decodeTx},
+		{"create_validator tx", randKindTx(r, ledger.TxCreateValidator), decodeTx},
+		{"delegate tx", randKindTx(r, ledger.TxDelegate), decodeTx},
+		{"undelegate tx", randKindTx(r, ledger.TxUndelegate), decodeTx},
+		{"unjail tx", randKindTx(r, ledger.TxUnjail), decodeTx},
+		{"unjail tx with empty chain ID (the smallest tx)", emptyUnjail, decodeTx},
+		{"create_validator tx with the longest chain ID and moniker", &ledger.Tx{Kind: ledger.TxCreateValidator, ChainID: strings.Repeat("~", crypto.MaxChainIDLen),
+			ConsKey: randPub(r), Moniker: strings.Repeat("m", ledger.MaxValidatorNameLen), Amount: ^uint64(0), Fee: ^uint64(0), Nonce: ^uint64(0)}, decodeTx},
+		{"block with every kind of tx", randMixedBlock(r), decodeBlock},
 		{"header", &h, decodeHeader},
 		{"block with txs, evidence and last commit", randBlock(r, 3, 2, true, 4), decodeBlock},
 		{"empty block at height 1", randBlock(r, 0, 0, false, 0), decodeBlock},
@@ -222,11 +232,12 @@ func versionOffsets(t *testing.T, v any) []int {
 func uvarintLen(n int) int { return len(binary.AppendUvarint(nil, uint64(n))) }
 
 type layout struct {
-	versions []int // offsets of version bytes
-	txCount  int   // offset of the tx count
-	evCount  int   // offset of the evidence count
-	flag     int   // offset of the last-commit presence flag
-	sigCount int   // offset of the commit's signature count (0 if absent)
+	versions   []int // offsets of version bytes
+	txVersions []int // offsets of the transactions' version bytes
+	txCount    int   // offset of the tx count
+	evCount    int   // offset of the evidence count
+	flag       int   // offset of the last-commit presence flag
+	sigCount   int   // offset of the commit's signature count (0 if absent)
 }
 
 // blockLayout rebuilds a block's encoding from its parts' encodings,
@@ -241,6 +252,7 @@ func blockLayout(t *testing.T, b *ledger.Block) layout {
 	buf = binary.AppendUvarint(buf, uint64(len(b.Txs)))
 	for _, tx := range b.Txs {
 		l.versions = append(l.versions, len(buf))
+		l.txVersions = append(l.txVersions, len(buf))
 		buf = append(buf, tx.Encode()...)
 	}
 	l.evCount = len(buf)
@@ -268,23 +280,50 @@ func TestDecodersRejectUnknownVersions(t *testing.T) {
 	r, seed := testRand(t)
 	for _, tc := range codecCases(r) {
 		enc := tc.enc()
+		txVersions := txVersionOffsets(t, tc.value)
 		for _, off := range versionOffsets(t, tc.value) {
+			// A transaction is version 1 (a transfer) or 2 (any other
+			// kind); a version byte changed from one to the other may by
+			// chance read as a valid transaction of the other version (a
+			// different one, with its own encoding), so only versions
+			// that are never valid are tried there. Headers are version 2,
+			// everything else version 1.
 			want := enc[off]
-			if want != 1 && want != 2 {
+			var bad []byte
+			switch {
+			case txVersions[off] && (want == 1 || want == 2):
+				bad = []byte{0, 3, 0xff}
+			case want == 1 || want == 2:
+				bad = []byte{0, want ^ 3, want + 2, 0xff} // 1 <-> 2
+			default:
 				t.Fatalf("%s: byte %d is %d, not a version (1 or 2); the layout changed", tc.name, off, want)
 			}
-			for _, v := range []byte{0, want - 1, want + 1, 0xff} {
-				if v == want {
-					continue
-				}
+			for _, v := range bad {
 				in := bytes.Clone(enc)
 				in[off] = v
 				if _, err := tc.decode(in); err == nil {
-					t.Errorf("seed %d: %s with version byte %d at offset %d set to %d decoded", seed, tc.name, off, want, v)
+					t.Errorf("seed %d: %s with version byte %d at offset %d set to %d decoded", seed, tc.name, want, off, v)
 				}
 			}
 		}
 	}
+}
+
+// txVersionOffsets is the set of the version offsets of versionOffsets
+// that are transactions' version bytes.
+func txVersionOffsets(t *testing.T, v any) map[int]bool {
+	t.Helper()
+	switch v := v.(type) {
+	case *ledger.Tx:
+		return map[int]bool{0: true}
+	case *ledger.Block:
+		m := map[int]bool{}
+		for _, off := range blockLayout(t, v).txVersions {
+			m[off] = true
+		}
+		return m
+	}
+	return nil
 }
 
 // withNonMinimal replaces the one-byte uvarint at off with its two-byte form.
@@ -311,6 +350,16 @@ func TestDecodersRejectNonMinimalVarints(t *testing.T) {
 		decode decodeFunc
 	}{
 		{"tx chain ID length", withNonMinimal(tx, 1), decodeTx},
+		{"version 2 tx chain ID length", withNonMinimal(randKindTx(r, ledger.TxDelegate).Encode(), 2), decodeTx},
+		{"create_validator moniker length", func() []byte {
+			cv := randKindTx(r, ledger.TxCreateValidator)
+			cv.Moniker = "m"
+			enc, off := cv.Encode(), 2+1+len(cv.ChainID)+2*crypto.PubKeySize
+			if enc[off] != 1 || enc[off+1] != 'm' {
+				t.Fatalf("create_validator layout: no moniker at offset %d of %x", off, enc)
+			}
+			return withNonMinimal(enc, off)
+		}(), decodeTx},
 		{"header chain ID length", withNonMinimal(h.Encode(), 1), decodeHeader},
 		{"block tx count", withNonMinimal(b.Encode(), l.txCount), decodeBlock},
 		{"block evidence count", withNonMinimal(b.Encode(), l.evCount), decodeBlock},
@@ -353,6 +402,16 @@ func TestDecodersRejectOverLimitLengthsAndCounts(t *testing.T) {
 	}{
 		{"tx chain ID over MaxChainIDLen", longChain.Encode(), decodeTx},
 		{"tx input over MaxTxBytes", append(randTx(r).Encode(), make([]byte, ledger.MaxTxBytes)...), decodeTx},
+		{"version 2 tx chain ID over MaxChainIDLen", func() []byte {
+			tx := randKindTx(r, ledger.TxUnjail)
+			tx.ChainID = longChain.ChainID
+			return tx.Encode()
+		}(), decodeTx},
+		{"create_validator moniker over MaxValidatorNameLen", func() []byte {
+			tx := randKindTx(r, ledger.TxCreateValidator)
+			tx.Moniker = strings.Repeat("m", ledger.MaxValidatorNameLen+1)
+			return tx.Encode()
+		}(), decodeTx},
 		{"header chain ID over MaxChainIDLen", longHeader.Encode(), decodeHeader},
 		{"block tx count over MaxBlockTxsLimit", withCount(l.txCount, ledger.MaxBlockTxsLimit+1), decodeBlock},
 		{"block evidence count over MaxEvidenceLimit", withCount(l.evCount, ledger.MaxEvidenceLimit+1), decodeBlock},

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 )
 
 // Receipt records how a committed transfer was executed.
@@ -15,6 +16,9 @@ type Receipt struct {
 	Height uint64      `json:"height,string"`
 	Index  uint32      `json:"index"`
 	Fee    uint64      `json:"fee,string"`
+	// Error is why a staking transaction failed: it paid its fee and used
+	// its nonce, and changed nothing else. Empty when it succeeded.
+	Error string `json:"error,omitempty"`
 }
 
 // AccountUpdate is the new value of one account after a block.
@@ -105,7 +109,14 @@ func validateHeader(s *State, b *Block, txHashes []crypto.Hash) error {
 
 // Execute validates b on s (as Validate) and returns its effect. It is
 // deterministic: the same state and block give the same Result on every
-// machine. Any invalid transfer makes the whole block invalid.
+// machine. Any invalid transfer makes the whole block invalid, and so does
+// a staking transaction whose nonce or balance is wrong; one that the
+// staking rules refuse (an unknown validator, too little stake, ...) is
+// included as failed: it pays its fee and uses its nonce. After the
+// transactions, the staking module slashes the double signers the
+// evidence proves, records who signed the last commit, jails validators
+// that missed too much, pays out matured unbondings, and names the
+// validator set of height+2 if it changed.
 func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 	hashes := b.TxHashes()
 	if err := validateHeader(s, b, hashes); err != nil {
@@ -164,6 +175,24 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		touched[a] = &acc
 		return &acc, nil
 	}
+	// credit adds amount to a's balance. Balances sum to a supply that
+	// fits a uint64 (genesis guarantees it), so it cannot overflow, but
+	// it never wraps silently if it does.
+	credit := func(role string, a crypto.Address, amount uint64) error {
+		if amount == 0 {
+			return nil
+		}
+		acc, err := load(a)
+		if err != nil {
+			return err
+		}
+		if addOverflows(acc.Balance, amount) {
+			return fmt.Errorf("%w: %s %s", ErrOverflow, role, a)
+		}
+		acc.Balance += amount
+		return nil
+	}
+	stk := staking.New(records{r}, s.Staking)
 	proposer := b.Header.Proposer
 	for i, tx := range b.Txs {
 		if err := tx.ValidateBasic(s.ChainID); err != nil {
@@ -176,6 +205,20 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		if err := checkSpend(from, tx); err != nil {
 			return nil, fmt.Errorf("block %d: tx %d (%s): %w", h, i, hashes[i], err)
 		}
+		res.Receipts[i] = Receipt{TxHash: hashes[i], Height: h, Index: uint32(i), Fee: tx.Fee}
+		if tx.Kind != TxTransfer {
+			from.Balance -= tx.Fee
+			from.Nonce++
+			if err := stake(stk, h, tx, from); errors.Is(err, staking.ErrRejected) {
+				res.Receipts[i].Error = fmt.Errorf("%w: %v", ErrTxFailed, err).Error()
+			} else if err != nil {
+				return nil, fmt.Errorf("block %d: tx %d (%s): %w", h, i, hashes[i], err)
+			}
+			if err := credit("proposer", proposer, tx.Fee); err != nil {
+				return nil, fmt.Errorf("block %d: tx %d: %w", h, i, err)
+			}
+			continue
+		}
 		to, err := load(tx.To)
 		if err != nil {
 			return nil, err
@@ -186,19 +229,12 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		from.Balance -= tx.Amount + tx.Fee
 		from.Nonce++
 		to.Balance += tx.Amount
-		if tx.Fee > 0 {
-			prop, err := load(proposer)
-			if err != nil {
-				return nil, err
-			}
-			// Unreachable while balances sum to a supply that fits a uint64
-			// (genesis guarantees it), but never wrap silently if not.
-			if addOverflows(prop.Balance, tx.Fee) {
-				return nil, fmt.Errorf("block %d: tx %d: %w: proposer %s", h, i, ErrOverflow, proposer)
-			}
-			prop.Balance += tx.Fee
+		if err := credit("proposer", proposer, tx.Fee); err != nil {
+			return nil, fmt.Errorf("block %d: tx %d: %w", h, i, err)
 		}
-		res.Receipts[i] = Receipt{TxHash: hashes[i], Height: h, Index: uint32(i), Fee: tx.Fee}
+	}
+	if err := endBlock(s, r, b, stk, res, credit); err != nil {
+		return nil, fmt.Errorf("block %d: %w", h, err)
 	}
 	res.Accounts = make([]AccountUpdate, 0, len(touched))
 	for a, acc := range touched {
@@ -210,8 +246,11 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 	return res, nil
 }
 
-// CheckTx checks tx against the sender's account as the next transfer
-// from it: the same rules a block applies, including the signature.
+// CheckTx checks tx against the sender's account as the next transaction
+// from it: ValidateBasic, the nonce, a balance that covers tx.Cost(), and
+// the signature. For a transfer these are all the rules a block applies;
+// a staking kind's rules that need more than the sender's account (the
+// validator, the delegation) are the staking module's, at execution.
 func CheckTx(chainID string, acc Account, tx *Tx) error {
 	if err := tx.ValidateBasic(chainID); err != nil {
 		return err
@@ -228,8 +267,8 @@ func checkSpend(from *Account, tx *Tx) error {
 		return fmt.Errorf("%w: nonce %d, account is at %d", ErrNonceTooLow, tx.Nonce, from.Nonce)
 	case tx.Nonce > from.Nonce:
 		return fmt.Errorf("%w: nonce %d, account expects %d", ErrNonceGap, tx.Nonce, from.Nonce)
-	case from.Balance < tx.Amount+tx.Fee: // ValidateBasic ruled out overflow
-		return fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientFunds, from.Balance, tx.Amount+tx.Fee)
+	case from.Balance < tx.Cost(): // ValidateBasic ruled out overflow
+		return fmt.Errorf("%w: balance %d, needs %d", ErrInsufficientFunds, from.Balance, tx.Cost())
 	}
 	return nil
 }

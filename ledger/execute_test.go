@@ -178,6 +178,22 @@ func TestExecuteTransfers(t *testing.T) {
 	})
 }
 
+// stakingTx is a valid, signed, affordable transaction of kind k from
+// account 0 with nonce n, naming account 1 as the validator.
+func stakingTx(f *chainAt, k ledger.TxKind, n uint64) *ledger.Tx {
+	switch k {
+	case ledger.TxCreateValidator:
+		return ledgertest.CreateValidator(f.acct(0), ledgertest.Key("validator", 9).PubKey(), "new", 100, 1, n)
+	case ledger.TxDelegate:
+		return ledgertest.Delegate(f.acct(0), f.addr(1), 100, 1, n)
+	case ledger.TxUndelegate:
+		return ledgertest.Undelegate(f.acct(0), f.addr(1), 100, 1, n)
+	case ledger.TxUnjail:
+		return ledgertest.Unjail(f.acct(0), 1, n)
+	}
+	panic("not a staking kind")
+}
+
 func TestExecuteChecksTheHeader(t *testing.T) {
 	// header builds block 2 on the state after block 1, then mutates it.
 	header := func(name string, want error, msg string, mut func(f *chainAt, st *ledger.State, b *ledger.Block)) execCase {
@@ -466,16 +482,17 @@ func TestExecuteConservesSupplyOverAChain(t *testing.T) {
 		if err := ms.Apply(b.Height(), res); err != nil {
 			t.Fatal(err)
 		}
-		var sum uint64
+		sum, err := ledger.StakeHeld(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, a := range ms.Accounts {
 			sum += a.Balance
 		}
 		if sum != st.TotalSupply {
-			t.Fatalf("seed %d: after block %d balances sum to %d, supply %d", seed, height, sum, st.TotalSupply)
+			t.Fatalf("seed %d: after block %d balances and stake sum to %d, supply %d", seed, height, sum, st.TotalSupply)
 		}
-		st = st.Copy()
-		st.Height, st.LastBlockHash, st.LastBlockTime = b.Height(), b.Hash(), b.Header.Time
-		st.AppHash = crypto.Sum(b.Encode()) // any commitment: the header must carry it
+		st = st.Next(b, res, crypto.Sum(b.Encode())) // any commitment: the header must carry it
 		last = b
 	}
 }

@@ -57,6 +57,38 @@ func randTx(r *rand.Rand) *ledger.Tx {
 	}
 }
 
+// randKindTx is a transaction of kind k with arbitrary values in the
+// fields k uses and zero in the others (which its encoding does not hold).
+func randKindTx(r *rand.Rand, k ledger.TxKind) *ledger.Tx {
+	tx := randTx(r)
+	tx.Kind = k
+	switch k {
+	case ledger.TxCreateValidator:
+		tx.To = crypto.Address{}
+		tx.ConsKey = randPub(r)
+		tx.Moniker = string(randBytes(r, r.IntN(ledger.MaxValidatorNameLen+1)))
+	case ledger.TxUnjail:
+		tx.To, tx.Amount = crypto.Address{}, 0
+	}
+	return tx
+}
+
+// stakingKinds are every kind but the transfer.
+var stakingKinds = []ledger.TxKind{ledger.TxCreateValidator, ledger.TxDelegate, ledger.TxUndelegate, ledger.TxUnjail}
+
+// randMixedBlock is randBlock with one transaction of every kind after its
+// transfers, the smallest (an unjail with an empty chain ID) among them.
+func randMixedBlock(r *rand.Rand) *ledger.Block {
+	b := randBlock(r, 1, 1, true, 2)
+	for _, k := range stakingKinds {
+		b.Txs = append(b.Txs, randKindTx(r, k))
+	}
+	smallest := randKindTx(r, ledger.TxUnjail)
+	smallest.ChainID = ""
+	b.Txs = append(b.Txs, smallest)
+	return b
+}
+
 func randHeader(r *rand.Rand) ledger.Header {
 	return ledger.Header{
 		ChainID:        string(randBytes(r, 1+r.IntN(crypto.MaxChainIDLen))),

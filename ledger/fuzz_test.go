@@ -2,7 +2,11 @@ package ledger_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/ledgerd/ledgerd/crypto"
 
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/ledgertest"
@@ -16,6 +20,12 @@ import (
 // fuzzCanonical seeds f with the valid encodings that decode accepts and
 // runs the never-panic, re-encodes-exactly property.
 func fuzzCanonical(f *testing.F, decode decodeFunc, extra ...[]byte) {
+	fuzzCanonicalAnd(f, decode, nil, extra...)
+}
+
+// fuzzCanonicalAnd is fuzzCanonical that also runs check (when set) on
+// every accepted input and the value it decoded to.
+func fuzzCanonicalAnd(f *testing.F, decode decodeFunc, check func(t *testing.T, in []byte, v any), extra ...[]byte) {
 	r := ledgertest.Seed(1)
 	seeds := extra
 	for range 3 {
@@ -41,6 +51,9 @@ func fuzzCanonical(f *testing.F, decode decodeFunc, extra ...[]byte) {
 		if out := encodeAny(v); !bytes.Equal(out, in) {
 			t.Fatalf("accepted %x\nwhich re-encodes as %x", in, out)
 		}
+		if check != nil {
+			check(t, in, v)
+		}
 	})
 }
 
@@ -55,9 +68,48 @@ func chainBlocks(f *testing.F) (blocks, txs, votes, commits, evidence [][]byte) 
 		[][]byte{ev.VoteA.Encode(), ev.VoteB.Encode()}, [][]byte{b2.LastCommit.Encode()}, [][]byte{ev.Encode()}
 }
 
+// FuzzDecodeTx adds to the canonical property, for every kind: what it
+// accepts has a known kind whose unused fields are zero, hashes its bytes,
+// signs the bytes before its signature, and (when its strings are UTF-8,
+// as JSON requires) survives a JSON round trip unchanged.
 func FuzzDecodeTx(f *testing.F) {
 	_, txs, _, _, _ := chainBlocks(f)
-	fuzzCanonical(f, decodeTx, txs...)
+	fx := newChainAt(f, 2, 1000)
+	for _, k := range stakingKinds {
+		txs = append(txs, stakingTx(fx, k, 3).Encode())
+	}
+	fuzzCanonicalAnd(f, decodeTx, func(t *testing.T, in []byte, v any) {
+		tx := v.(*ledger.Tx)
+		if !tx.Kind.Known() {
+			t.Fatalf("accepted %x of unknown kind %d", in, uint8(tx.Kind))
+		}
+		if tx.Kind != ledger.TxCreateValidator && (!tx.ConsKey.IsZero() || tx.Moniker != "") ||
+			(tx.Kind == ledger.TxCreateValidator || tx.Kind == ledger.TxUnjail) && !tx.To.IsZero() ||
+			tx.Kind == ledger.TxUnjail && tx.Amount != 0 {
+			t.Fatalf("accepted %x as a %s with a field it does not use: %+v", in, tx.Kind, tx)
+		}
+		if tx.Hash() != crypto.Sum(in) {
+			t.Fatalf("hash of %x is not its SHA-256", in)
+		}
+		body := in[:len(in)-crypto.SignatureSize]
+		if !bytes.Equal(tx.SignBytes(), crypto.SignBytes(crypto.DomainTx, tx.ChainID, body)) {
+			t.Fatalf("sign bytes of %x are not its encoding without the signature", in)
+		}
+		if !utf8.ValidString(tx.ChainID) || !utf8.ValidString(tx.Moniker) {
+			return
+		}
+		j, err := json.Marshal(tx)
+		if err != nil {
+			t.Fatalf("JSON of %+v: %v", tx, err)
+		}
+		var back ledger.Tx
+		if err := json.Unmarshal(j, &back); err != nil {
+			t.Fatalf("JSON %s does not read back: %v", j, err)
+		}
+		if !bytes.Equal(back.Encode(), in) {
+			t.Fatalf("%x through JSON %s encodes as %x", in, j, back.Encode())
+		}
+	}, txs...)
 }
 
 func FuzzDecodeBlock(f *testing.F) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/wire"
 )
 
@@ -100,7 +101,10 @@ type State struct {
 	Validators     *ValidatorSet   `json:"-"`
 	NextValidators *ValidatorSet   `json:"-"`
 	Params         ConsensusParams `json:"params"`
-	TotalSupply    uint64          `json:"total_supply,string"` // sum of balances, fixed at genesis
+	Staking        staking.Params  `json:"staking"`
+	// TotalSupply is every token: balances, bonded and unbonding stake,
+	// and the stake burned by slashing. Fixed at genesis.
+	TotalSupply uint64 `json:"total_supply,string"`
 }
 
 // Copy returns a copy of s (validator sets are immutable and shared).

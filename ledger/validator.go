@@ -23,10 +23,15 @@ const MaxValidatorNameLen = 64
 
 // Validator is one member of the validator set.
 type Validator struct {
-	PubKey crypto.PubKey  `json:"pub_key"`
-	Power  uint64         `json:"power,string"`
-	Name   string         `json:"name,omitempty"`
-	addr   crypto.Address // derived from PubKey
+	PubKey crypto.PubKey `json:"pub_key"`
+	Power  uint64        `json:"power,string"`
+	Name   string        `json:"name,omitempty"`
+	// Operator is the account that runs the validator: it created it and
+	// its self-delegation, and it unjails it. Zero in a genesis document
+	// means the account of the validator's own key. It is not part of
+	// the set's hash (consensus needs keys and powers only).
+	Operator crypto.Address `json:"operator,omitzero"`
+	addr     crypto.Address // derived from PubKey
 }
 
 // Address is the validator's address, derived from its public key.
@@ -122,7 +127,7 @@ func (s *ValidatorSet) Hash() crypto.Hash { return s.hash }
 const validatorSetVersion = 1
 
 // minValidatorSize is the smallest encoded member: key, power, empty name.
-const minValidatorSize = crypto.PubKeySize + 8 + 1
+const minValidatorSize = crypto.PubKeySize + 8 + 1 + crypto.AddressSize
 
 // Encode returns the canonical encoding of the set: its members in
 // canonical order with their names. The store keeps one per change of
@@ -136,6 +141,7 @@ func (s *ValidatorSet) Encode() []byte {
 		e.Fixed(v.PubKey[:])
 		e.U64(v.Power)
 		e.PrefixedString(v.Name)
+		e.Fixed(v.Operator[:])
 	}
 	return e.Bytes()
 }
@@ -152,6 +158,7 @@ func DecodeValidatorSet(b []byte) (*ValidatorSet, error) {
 		d.Fixed(v.PubKey[:])
 		v.Power = d.U64()
 		v.Name = d.PrefixedString("validator name", MaxValidatorNameLen)
+		d.Fixed(v.Operator[:])
 		vals = append(vals, v)
 	}
 	if err := d.Finish("validator set"); err != nil {
@@ -170,7 +177,7 @@ func DecodeValidatorSet(b []byte) (*ValidatorSet, error) {
 }
 
 // Equal reports whether s and o have the same members with the same
-// powers and names.
+// powers, names and operators.
 func (s *ValidatorSet) Equal(o *ValidatorSet) bool {
 	if s == o {
 		return true
@@ -179,7 +186,7 @@ func (s *ValidatorSet) Equal(o *ValidatorSet) bool {
 		return false
 	}
 	for i := range s.vals {
-		if s.vals[i].Name != o.vals[i].Name {
+		if s.vals[i].Name != o.vals[i].Name || s.vals[i].Operator != o.vals[i].Operator {
 			return false
 		}
 	}

@@ -1,4 +1,4 @@
-// Package mempool holds signed transfers between their arrival (RPC or
+// Package mempool holds signed transactions between their arrival (RPC or
 // gossip) and their block. It admits only transactions that can execute
 // on the latest committed state, gives the proposer a block's worth in a
 // valid order, and re-checks what is left after every commit.
@@ -9,6 +9,8 @@
 //
 //   - it encodes to at most Config.MaxTxBytes (TxTooLarge), passes
 //     ledger's stateless rules (Invalid) and names this chain (WrongChain);
+//   - it is a transfer, or Config.StakingTxs admits the staking kinds
+//     (KindDisabled);
 //   - no transaction with its hash is pooled (Duplicate);
 //   - its nonce n is not below the sender's committed nonce c
 //     (NonceTooLow) and n < c + Config.NonceWindow (NonceGap);
@@ -19,10 +21,11 @@
 //     fee and replaces it (FeeTooLowToReplace);
 //   - the sender holds fewer than Config.MaxPerSender transactions, or n
 //     is below its highest pooled nonce, which is then dropped (SenderLimit);
-//   - the sender's committed balance covers amount+fee of this and of all
-//     its pooled transactions with lower nonces (InsufficientFunds); its
-//     higher-nonce transactions that then no longer fit are dropped, highest
-//     first. So a sender's pooled transactions always fit its balance
+//   - the sender's committed balance covers the cost (ledger.Tx.Cost:
+//     amount+fee, or the fee alone for an undelegation or an unjail) of
+//     this and of all its pooled transactions with lower nonces
+//     (InsufficientFunds); its higher-nonce transactions that then no
+//     longer fit are dropped, highest first. So a sender's pooled transactions always fit its balance
 //     together, and which of them are kept does not depend on the order in
 //     which they arrived;
 //   - the pool caps (Config.MaxTxs, Config.MaxBytes) hold, possibly after

@@ -174,6 +174,9 @@ func (m *Mempool) checkInvariants() error {
 			if e.from != addr || m.byHash[e.hash] != e {
 				return fmt.Errorf("sender %s: entry %s misfiled", addr, e.hash)
 			}
+			if e.cost != e.tx.Cost() {
+				return fmt.Errorf("sender %s: entry %s (%s) costs %d, the tx %d", addr, e.hash, e.tx.Kind, e.cost, e.tx.Cost())
+			}
 			cost += e.cost
 			count++
 			bytes += e.size

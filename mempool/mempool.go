@@ -204,24 +204,39 @@ func (m *Mempool) prepare(tx *ledger.Tx) (*candidate, *RejectError) {
 			return nil, reject(Invalid, err)
 		}
 	}
+	if rerr := m.checkKind(&cp); rerr != nil {
+		return nil, rerr
+	}
 	return &candidate{
 		tx:   &cp,
 		hash: crypto.Sum(enc),
 		from: cp.Sender(),
 		size: len(enc),
-		cost: cp.Amount + cp.Fee,
+		cost: cp.Cost(),
 	}, nil
+}
+
+// checkKind refuses a staking kind unless Config.StakingTxs admits them.
+func (m *Mempool) checkKind(tx *ledger.Tx) *RejectError {
+	if tx.Kind.Staking() && !m.cfg.StakingTxs {
+		return rejectf(KindDisabled, "%s: %w", tx.Kind, ledger.ErrStakingDisabled)
+	}
+	return nil
 }
 
 // Precheck runs the admission checks that need only the committed state,
 // without adding tx or verifying its signature: it returns a RejectError
 // with NonceTooLow (already executed, or replaced by a committed
 // transaction), NonceGap (Config.NonceWindow or more ahead), or
-// InsufficientFunds (the committed balance cannot pay amount plus fee),
-// StateUnavailable when the account cannot be read, or nil. Gossip
-// validators call it to drop, before relaying, transfers that can never
-// execute.
+// InsufficientFunds (the committed balance cannot pay tx.Cost(): amount
+// plus fee, or the fee alone for an undelegation or an unjail),
+// StateUnavailable when the account cannot be read, KindDisabled for a
+// staking kind the pool does not admit, or nil. Gossip validators call it
+// to drop, before relaying, transactions that can never execute.
 func (m *Mempool) Precheck(tx *ledger.Tx) error {
+	if rerr := m.checkKind(tx); rerr != nil {
+		return rerr
+	}
 	m.mu.RLock()
 	state := m.state
 	m.mu.RUnlock()
@@ -232,9 +247,11 @@ func (m *Mempool) Precheck(tx *ledger.Tx) error {
 	if rerr := m.checkNonce(tx.Nonce, acct); rerr != nil {
 		return rerr
 	}
-	if cost, ok := addCost(tx.Amount, tx.Fee); !ok || cost > acct.Balance {
-		return rejectf(InsufficientFunds, "%w: sender %s has %d, the transfer needs %d + %d",
-			ledger.ErrInsufficientFunds, tx.Sender(), acct.Balance, tx.Amount, tx.Fee)
+	if cost, ok := txCost(tx); !ok {
+		return rejectf(InsufficientFunds, "%w: amount + fee overflows", ledger.ErrInsufficientFunds)
+	} else if cost > acct.Balance {
+		return rejectf(InsufficientFunds, "%w: sender %s has %d, the %s needs %d",
+			ledger.ErrInsufficientFunds, tx.Sender(), acct.Balance, tx.Kind, cost)
 	}
 	return nil
 }
@@ -243,10 +260,11 @@ func (m *Mempool) Precheck(tx *ledger.Tx) error {
 // a transaction is admitted.
 func (m *Mempool) NonceWindow() uint64 { return m.cfg.NonceWindow }
 
-// addCost returns a + b and whether it did not overflow.
-func addCost(a, b uint64) (uint64, bool) {
-	s := a + b
-	return s, s >= a
+// txCost is tx.Cost() and whether it did not overflow (Precheck runs
+// without ValidateBasic).
+func txCost(tx *ledger.Tx) (uint64, bool) {
+	c := tx.Cost()
+	return c, c >= tx.Fee
 }
 
 // checkNonce applies the nonce rules that need only the committed account.

@@ -14,7 +14,7 @@ type entry struct {
 	hash  crypto.Hash
 	from  crypto.Address
 	size  int    // len(tx.Encode())
-	cost  uint64 // Amount + Fee; ValidateBasic ruled out overflow
+	cost  uint64 // tx.Cost(); ValidateBasic ruled out overflow
 	seq   uint64 // arrival order, unique
 	added time.Time
 

@@ -84,8 +84,10 @@ const junkNonceGap = 4
 // CheckTx is the gossip validator's admission check (p2p.TxChecker):
 // the checks of the mempool that need only the committed state. A nonce
 // already used, or ahead of the window by less than junkNonceGap windows,
-// is stale (no use here, no proof of misbehaviour); a nonce further ahead,
-// or an amount the sender's committed balance cannot pay, is junk.
+// is stale (no use here, no proof of misbehaviour), and so is a staking
+// transaction this node does not admit (its sender may run a version that
+// executes them); a nonce further ahead, or a cost the sender's committed
+// balance cannot pay, is junk.
 func (h *handler) CheckTx(tx *ledger.Tx) error {
 	n := h.node()
 	err := n.pool.Precheck(tx)
@@ -94,7 +96,7 @@ func (h *handler) CheckTx(tx *ledger.Tx) error {
 		return err
 	}
 	switch c {
-	case mempool.NonceTooLow, mempool.StateUnavailable:
+	case mempool.NonceTooLow, mempool.StateUnavailable, mempool.KindDisabled:
 		return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
 	case mempool.NonceGap:
 		acct, aerr := n.store.Reader().Account(tx.Sender())

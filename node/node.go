@@ -152,7 +152,11 @@ func New(cfg *Config, o Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = store.Open(n.db)
-	st, err := n.store.Init(gst, accounts, nil, doc.Hash())
+	records, err := doc.StakingRecords()
+	if err != nil {
+		return nil, fmt.Errorf("genesis staking: %w", err)
+	}
+	st, err := n.store.Init(gst, accounts, records, doc.Hash())
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}

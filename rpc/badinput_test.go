@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -43,6 +44,10 @@ func TestBadInputGetsItsDocumentedError(t *testing.T) {
 	gap := b.transfer(0, a1, 1, 0, 5000)
 	broke := b.transfer(1, a0, 2_000_000_000, 0, 0)
 	zero := b.transfer(2, a0, 0, 0, 0)
+	delegation := ledgertest.Delegate(b.chain.Accounts[2], a1, 1, 0, 0)
+	strayUnjail := &ledger.Tx{ChainID: ledgertest.ChainID, Kind: ledger.TxUnjail, To: a1}
+	strayUnjail.Sign(b.chain.Accounts[2])
+	strayObj, _ := json.Marshal(strayUnjail)
 	huge := `["` + strings.Repeat("ab", ledger.MaxTxBytes+1) + `"]`
 	batchOf := func(n int) string {
 		calls := make([]string, n)
@@ -89,6 +94,11 @@ func TestBadInputGetsItsDocumentedError(t *testing.T) {
 		{"nonce far ahead", rawCall(api.MethodSendTransaction, txHex(gap)), "", 200, api.CodeNonceGap, "nonce_gap"},
 		{"insufficient funds", rawCall(api.MethodSendTransaction, txHex(broke)), "", 200, api.CodeInsufficientFunds, "insufficient_funds"},
 		{"zero amount", rawCall(api.MethodSendTransaction, txHex(zero)), "", 200, api.CodeTxInvalid, "invalid"},
+		{"staking transaction", rawCall(api.MethodSendTransaction, txHex(delegation)), "", 200, api.CodeTxKindDisabled, "kind_disabled"},
+		{"unjail object naming a recipient", rawCall(api.MethodSendTransaction, "["+string(strayObj)+"]"), "", 200, api.CodeTxInvalid, "invalid"},
+		{"tx object of unknown kind", rawCall(api.MethodSendTransaction, `[{"kind":"stake"}]`), "", 200, api.CodeInvalidParams, ""},
+		{"delegate object without amount", rawCall(api.MethodSendTransaction, fmt.Sprintf(`[{"kind":"delegate","chain_id":"x","from":"%s","to":%q,"fee":"0","nonce":"0","signature":"%s"}]`,
+			delegation.From, a1, delegation.Sig)), "", 200, api.CodeInvalidParams, ""},
 		{"bad wait timeout", rawCall(api.MethodSendTransactionAndWait, fmt.Sprintf(`[%q,"soon"]`, hex.EncodeToString(gap.Encode()))), "", 200, api.CodeInvalidParams, ""},
 		{"height above the chain", rawCall(api.MethodGetBlockByHeight, `[99]`), "", 200, api.CodeNotFound, ""},
 		{"unknown block hash", rawCall(api.MethodGetBlockByHash, `["`+strings.Repeat("00", 32)+`"]`), "", 200, api.CodeNotFound, ""},
@@ -211,22 +221,59 @@ func TestBatchAnswersEachCall(t *testing.T) {
 	}
 }
 
-// TestTxParamForms checks that a transaction is accepted as hex, as 0x
-// hex and as a JSON object, and decodes to the same transaction.
+// TestTxParamForms checks that a transaction of every kind is accepted as
+// hex, as 0x hex and as a JSON object (as ledger.Tx writes it, and with
+// only the fields its kind uses), and decodes to the same transaction.
 func TestTxParamForms(t *testing.T) {
-	tx := ledgertest.Transfer(ledgertest.Key("account", 0), ledgertest.Key("account", 1).PubKey().Address(), 5, 1, 3)
-	obj, _ := json.Marshal(tx)
-	for _, form := range []string{
-		`"` + hex.EncodeToString(tx.Encode()) + `"`,
-		`"0x` + hex.EncodeToString(tx.Encode()) + `"`,
-		string(obj),
+	k, op := ledgertest.Key("account", 0), ledgertest.Key("account", 1).PubKey().Address()
+	for _, tx := range []*ledger.Tx{
+		ledgertest.Transfer(k, op, 5, 1, 3),
+		ledgertest.CreateValidator(k, ledgertest.Key("validator", 7).PubKey(), "v7", 5, 1, 3),
+		ledgertest.CreateValidator(k, ledgertest.Key("validator", 7).PubKey(), "", 5, 1, 3),
+		ledgertest.Delegate(k, op, 5, 1, 3),
+		ledgertest.Undelegate(k, op, 5, 1, 3),
+		ledgertest.Unjail(k, 1, 3),
 	} {
-		var p api.TxParam
-		if err := json.Unmarshal([]byte(form), &p); err != nil {
-			t.Fatalf("%.40s: %v", form, err)
+		obj, _ := json.Marshal(tx)
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(obj, &fields); err != nil {
+			t.Fatal(err)
 		}
-		if p.Tx.Hash() != tx.Hash() {
-			t.Fatalf("%.40s decodes to another transaction", form)
+		if tx.Kind == ledger.TxCreateValidator || tx.Kind == ledger.TxUnjail {
+			delete(fields, "to")
+		}
+		if tx.Kind == ledger.TxUnjail {
+			delete(fields, "amount")
+		}
+		minimal, _ := json.Marshal(fields)
+		for _, form := range []string{
+			`"` + hex.EncodeToString(tx.Encode()) + `"`,
+			`"0x` + hex.EncodeToString(tx.Encode()) + `"`,
+			string(obj),
+			string(minimal),
+		} {
+			var p api.TxParam
+			if err := json.Unmarshal([]byte(form), &p); err != nil {
+				t.Fatalf("%s: %.60s: %v", tx.Kind, form, err)
+			}
+			if p.Tx.Hash() != tx.Hash() || p.Tx.Kind != tx.Kind || p.Tx.ValidateBasic(ledgertest.ChainID) != nil {
+				t.Fatalf("%s: %.60s decodes to another transaction: %+v", tx.Kind, form, p.Tx)
+			}
+		}
+		// Without a field the kind uses, the object is refused with a
+		// message naming what it needs.
+		for name := range fields {
+			if name == "kind" || name == "moniker" {
+				continue
+			}
+			less := maps.Clone(fields)
+			delete(less, name)
+			in, _ := json.Marshal(less)
+			var p api.TxParam
+			err := json.Unmarshal(in, &p)
+			if err == nil || !strings.Contains(err.Error(), "needs") || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s without %s: err = %v", tx.Kind, name, err)
+			}
 		}
 	}
 }

@@ -232,13 +232,16 @@ func (h *hub) dispatchBlock(b *ledger.Block) {
 }
 
 // accountEvents lists, per address, the block's transactions it sent or
-// received, in block order.
+// that name it (Tx.Counterparty), in block order: the same transactions
+// its history lists.
 func accountEvents(b *ledger.Block, hashes []crypto.Hash) map[crypto.Address][]api.AccountEvent {
 	m := make(map[crypto.Address][]api.AccountEvent)
-	for i := range b.Txs {
+	for i, tx := range b.Txs {
 		at := accountTx(b, i, hashes[i])
 		m[at.From] = append(m[at.From], api.AccountEvent{Address: at.From, Direction: "sent", AccountTx: at})
-		m[at.To] = append(m[at.To], api.AccountEvent{Address: at.To, Direction: "received", AccountTx: at})
+		if to, ok := tx.Counterparty(); ok && to != at.From { // a delegation to one's own validator is "sent" only
+			m[to] = append(m[to], api.AccountEvent{Address: to, Direction: "received", AccountTx: at})
+		}
 	}
 	return m
 }

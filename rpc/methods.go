@@ -321,7 +321,7 @@ func (s *Server) getAccountTransactions(ctx context.Context, c *call) (any, erro
 
 func accountTx(b *ledger.Block, i int, h crypto.Hash) api.AccountTx {
 	tx := b.Txs[i]
-	return api.AccountTx{Hash: h, Height: api.Uint64(b.Height()), Index: uint32(i), From: tx.Sender(), To: tx.To,
+	return api.AccountTx{Hash: h, Height: api.Uint64(b.Height()), Index: uint32(i), Kind: tx.Kind, From: tx.Sender(), To: tx.To,
 		Amount: api.Uint64(tx.Amount), Fee: api.Uint64(tx.Fee), Nonce: api.Uint64(tx.Nonce)}
 }
 

@@ -286,8 +286,7 @@ func runTx(e *env, args []string) error {
 	return e.print(out, func(w io.Writer) {
 		fmt.Fprintf(w, "hash:    %s\nstatus:  %s\n", t.Hash, t.Status)
 		if t.Tx != nil {
-			fmt.Fprintf(w, "from:    %s\nto:      %s\namount:  %d\nfee:     %d\nnonce:   %d\n",
-				t.Tx.Sender(), t.Tx.To, t.Tx.Amount, t.Tx.Fee, t.Tx.Nonce)
+			printTx(w, t.Tx)
 		}
 		if t.Height != nil {
 			fmt.Fprintf(w, "height:  %d\nindex:   %d\nblock:   %s\n", *t.Height, *t.Index, *t.BlockHash)
@@ -296,6 +295,43 @@ func runTx(e *env, args []string) error {
 			fmt.Fprintln(w, "verified: yes: its inclusion proof leads to the tx root of a header verified from the trusted genesis across validator-set changes")
 		}
 	})
+}
+
+// printTx writes a transaction's fields, those its kind uses.
+func printTx(w io.Writer, tx *ledger.Tx) {
+	if tx.Kind != ledger.TxTransfer {
+		fmt.Fprintf(w, "kind:    %s\n", tx.Kind)
+	}
+	fmt.Fprintf(w, "from:    %s\n", tx.Sender())
+	switch tx.Kind {
+	case ledger.TxTransfer:
+		fmt.Fprintf(w, "to:      %s\namount:  %d\n", tx.To, tx.Amount)
+	case ledger.TxCreateValidator:
+		fmt.Fprintf(w, "cons key: %s\nmoniker: %q\nself-bond: %d\n", tx.ConsKey, tx.Moniker, tx.Amount)
+	case ledger.TxDelegate, ledger.TxUndelegate:
+		fmt.Fprintf(w, "validator: %s\namount:  %d\n", tx.To, tx.Amount)
+	}
+	fmt.Fprintf(w, "fee:     %d\nnonce:   %d\n", tx.Fee, tx.Nonce)
+}
+
+// historyRow is the DIRECTION and COUNTERPARTY columns of t in addr's
+// history: "sent" or "received" for a transfer; for a staking transaction
+// its kind, and "(your validator)" when addr is the validator it names.
+func historyRow(t api.AccountTx, addr crypto.Address) (dir, other string) {
+	if t.Kind == ledger.TxTransfer {
+		if t.From != addr {
+			return "received", t.From.String()
+		}
+		return "sent", t.To.String()
+	}
+	switch {
+	case t.From != addr:
+		return t.Kind.String() + " (your validator)", t.From.String()
+	case t.To.IsZero():
+		return t.Kind.String(), "-"
+	default:
+		return t.Kind.String(), t.To.String()
+	}
 }
 
 func runHistory(e *env, args []string) error {
@@ -333,10 +369,7 @@ func runHistory(e *env, args []string) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "HEIGHT\tINDEX\tDIRECTION\tCOUNTERPARTY\tAMOUNT\tFEE\tNONCE\tHASH")
 		for _, t := range page.Txs {
-			dir, other := "sent", t.To
-			if t.From != addr {
-				dir, other = "received", t.From
-			}
+			dir, other := historyRow(t, addr)
 			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", t.Height, t.Index, dir, other, t.Amount, t.Fee, t.Nonce, t.Hash)
 		}
 		tw.Flush()

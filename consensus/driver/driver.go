@@ -7,7 +7,10 @@
 //     process (consensus.NeedsSync), before any effect runs;
 //   - replay after a crash: the machine of the height after the stored one
 //     is fed that height's WAL records, height after height for as long as
-//     the replay decides, so it resumes with every message it signed;
+//     the replay decides, so it resumes with every message it signed; and
+//     the same after a height decided live while the WAL already holds
+//     later ones (the block store lost blocks the WAL still knows), whose
+//     end marker is then not written, since it would hide them;
 //   - the signing guard: signatures go through the Signer (privval), whose
 //     refusals during a replay are expected (the WAL holds the signed form)
 //     and outside one mean the machine forgot what it did; an optional Gate
@@ -61,16 +64,22 @@ type Driver struct {
 	obs Observer
 	log *slog.Logger
 
-	m         *consensus.Machine
-	marked    uint64             // the WAL holds the end marker of this height (or it was stored before start)
-	walMarked bool               // the WAL already holds the end marker of the height being replayed
-	pending   []wal.Record       // records of the next height, waiting for the end marker
-	queue     []queued           // events waiting for the machine, in order
-	held      []consensus.Effect // signing effects waiting for the Gate, in order
-	deferred  *consensus.EffectRequestValue
-	replaying bool
-	halted    bool
-	err       error
+	m       *consensus.Machine
+	marked  uint64       // the WAL holds the end marker of this height (or it was stored before start)
+	walEnd  uint64       // the replay of this height found its end marker in the WAL (0: none)
+	pending []wal.Record // records of the next height, waiting for the end marker
+	// replayLater: a height decided live while the WAL holds later
+	// heights; once the drain ends, the next height is replayed from the
+	// WAL (replayAfterDecision) and early, the inputs of the next height
+	// the old machine took (pending), are fed to the new one.
+	replayLater bool
+	early       []wal.Record
+	queue       []queued           // events waiting for the machine, in order
+	held        []consensus.Effect // signing effects waiting for the Gate, in order
+	deferred    *consensus.EffectRequestValue
+	replaying   bool
+	halted      bool
+	err         error
 }
 
 // queued is an event waiting for the machine; logged says it was read from
@@ -143,6 +152,16 @@ func (d *Driver) fail(err error) {
 // over from the store. It does not start a height the machine waits for
 // (StepNewHeight): the host does, with Input(EventNewHeight).
 func (d *Driver) Start() error {
+	if err := d.replayStored(); err != nil {
+		return err
+	}
+	d.proposeDeferred()
+	return d.err
+}
+
+// replayStored makes the machine of the height after the stored one and
+// replays the WAL into it, height after height while the replay decides.
+func (d *Driver) replayStored() error {
 	for {
 		h := d.cfg.Chain.Height() + 1
 		if err := d.replayHeight(h); err != nil {
@@ -154,19 +173,65 @@ func (d *Driver) Start() error {
 		}
 		d.log.Info("recovered a decided block from the write-ahead log", "height", h)
 	}
-	if d.Stopped() {
-		return d.err
+	return d.err
+}
+
+// proposeDeferred builds and proposes the value the machine asked for
+// during a replay, if the WAL did not hold it and the machine still waits
+// for it.
+func (d *Driver) proposeDeferred() {
+	dv := d.deferred
+	if dv == nil || d.Stopped() {
+		return
 	}
-	if dv := d.deferred; dv != nil {
-		d.deferred = nil
-		// Only if the replay left the machine waiting for this very value:
-		// the WAL may have held it, or the replay may have moved on.
-		if st := d.m.State(); st.Height == dv.Height && st.Round == dv.Round && st.Step == consensus.StepPropose {
-			d.requestValue(*dv) // queues the value: step it now
-			d.drain()
+	d.deferred = nil
+	// Only if the replay left the machine waiting for this very value:
+	// the WAL may have held it, or the replay may have moved on.
+	if st := d.m.State(); st.Height == dv.Height && st.Round == dv.Round && st.Step == consensus.StepPropose {
+		d.requestValue(*dv) // queues the value: step it now
+		d.drain()
+	}
+}
+
+// replayAfterDecision goes on after a height decided live while the WAL
+// held later heights (commit wrote no end marker): like Start, it makes
+// the machine of the height after the stored one and replays the WAL's
+// records into it, height after height, so the machine resumes with the
+// decisions and the messages this validator signed there, and the signer,
+// which refuses to sign at those heights again, is never asked to outside
+// the replay. The inputs of the next height the old machine had taken
+// early are fed to the new one after the replay, and logged then; the
+// host starts a height the machine waits for after the commit timeout, as
+// after any decision.
+//
+// A crash at any point of this is the same as one right after the
+// decided block was stored: the WAL holds no new marker, and Start
+// replays the same records.
+func (d *Driver) replayAfterDecision() {
+	early := d.early
+	d.early = nil
+	d.log.Info("the write-ahead log holds later heights; replaying them", "stored_height", d.cfg.Chain.Height())
+	if d.replayStored() != nil {
+		return
+	}
+	for _, r := range early {
+		ev, err := consensus.DecodeEvent(r.Data)
+		if err != nil {
+			d.fail(fmt.Errorf("re-read an early input of height %d: %w", r.Height, err))
+			return
+		}
+		d.feed(ev, false, "")
+		if d.Stopped() {
+			return
 		}
 	}
-	return d.err
+	d.proposeDeferred()
+	if d.Stopped() {
+		return
+	}
+	if st := d.m.State(); st.Step == consensus.StepNewHeight {
+		d.cfg.Timers.ScheduleHeight(st.Height)
+	}
 }
 
 // replayHeight makes a machine for height h and feeds it the WAL's records
@@ -181,7 +246,7 @@ func (d *Driver) replayHeight(h uint64) error {
 	if err != nil {
 		return fmt.Errorf("consensus: %w", err)
 	}
-	d.m, d.marked, d.walMarked = m, d.cfg.Chain.Height(), false
+	d.m, d.marked, d.walEnd = m, d.cfg.Chain.Height(), 0
 	d.pending, d.queue, d.deferred, d.held = nil, nil, nil, nil
 	d.obs.NewMachine(h)
 
@@ -191,7 +256,7 @@ func (d *Driver) replayHeight(h uint64) error {
 		case wal.KindMessage:
 			recs = append(recs, r)
 		case wal.KindEndHeight:
-			d.walMarked = true
+			d.walEnd = h
 		}
 		return nil
 	}); err != nil {
@@ -241,13 +306,20 @@ func (d *Driver) feed(ev consensus.Event, logged bool, from string) {
 // drain steps the queued events in order, with the ones their effects
 // queue, until none is left. Whatever queues an event outside a drain must
 // drain: an event left queued makes every later feed believe a drain is
-// under way, and nothing is stepped again.
+// under way, and nothing is stepped again. A decision that found later
+// heights in the WAL has them replayed once the queue is empty (the old
+// machine's own messages of the decided height are stepped first, as
+// after any decision).
 func (d *Driver) drain() {
 	for i := 0; i < len(d.queue) && !d.Stopped(); i++ {
 		q := d.queue[i]
 		d.step(q.ev, q.logged, q.from)
 	}
 	d.queue = d.queue[:0]
+	if d.replayLater && !d.Stopped() {
+		d.replayLater = false
+		d.replayAfterDecision()
+	}
 }
 
 // step is one turn: step the machine, log the event (unless it came from
@@ -409,6 +481,16 @@ func (d *Driver) requestValue(e consensus.EffectRequestValue) {
 // commit stores a decided block, writes the WAL's end marker and the
 // records of the next height that waited for it, and has the next height
 // start after the commit timeout.
+//
+// The end marker is not written when the WAL holds it already (a replay
+// found it), nor when the WAL holds records of a later height: the block
+// store lost blocks the WAL still knows, and the machine decided one of
+// them again (from peers' messages, or from the WAL). A replay starts
+// after the last marker below its height, so a marker appended after
+// those records would hide them, the decisions and the signatures of the
+// later heights with them, for good. Outside a replay, the next height is
+// then replayed from the WAL once the drain ends (replayAfterDecision)
+// instead of starting afresh; during one, Start goes on to it anyway.
 func (d *Driver) commit(e consensus.EffectDecide) {
 	stored := false
 	if d.cfg.Chain.Height() < e.Height {
@@ -421,20 +503,30 @@ func (d *Driver) commit(e consensus.EffectDecide) {
 			return // halted while storing: a crash before the end marker
 		}
 	}
-	// A height decided again by a replay keeps the marker the WAL holds:
-	// a second one at the tail would hide the next height's records,
-	// which lie before it, from that height's replay.
-	if !(d.replaying && d.walMarked) {
+	top, err := d.cfg.WAL.MaxHeight()
+	if err != nil {
+		d.fail(fmt.Errorf("read WAL: %w", err))
+		return
+	}
+	later := top > e.Height
+	if d.walEnd != e.Height && !later {
 		if err := d.cfg.WAL.Append(wal.Record{Height: e.Height, Kind: wal.KindEndHeight}, true); err != nil {
 			d.fail(fmt.Errorf("write WAL: %w", err))
 			return
 		}
 	}
 	d.marked = e.Height
-	for _, r := range d.pending {
-		if err := d.cfg.WAL.Append(r, false); err != nil {
-			d.fail(fmt.Errorf("write WAL: %w", err))
-			return
+	if later && !d.replaying {
+		// The next height's early inputs go to its new machine, after the
+		// WAL's records of it.
+		d.replayLater = true
+		d.early = append(d.early, d.pending...)
+	} else {
+		for _, r := range d.pending {
+			if err := d.cfg.WAL.Append(r, false); err != nil {
+				d.fail(fmt.Errorf("write WAL: %w", err))
+				return
+			}
 		}
 	}
 	d.pending = nil
@@ -442,5 +534,7 @@ func (d *Driver) commit(e consensus.EffectDecide) {
 		d.log.Warn("prune WAL", "err", err)
 	}
 	d.obs.Decided(e, stored)
-	d.cfg.Timers.ScheduleHeight(e.Height + 1)
+	if !d.replayLater {
+		d.cfg.Timers.ScheduleHeight(e.Height + 1)
+	}
 }

@@ -32,6 +32,9 @@ type fixture struct {
 	net    *fakeNet
 	timers *fakeTimers
 	gate   *fakeGate
+	obs    *fakeObserver
+	pv     *privval.MemStateStore // the signing state: survives restart
+	cfg    driver.Config
 	build  func(h uint64, r uint32) (*ledger.Block, error)
 	d      *driver.Driver
 }
@@ -53,26 +56,44 @@ func newFixture(t *testing.T, withGate bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, vals: set, log: wal.NewMem(), chain: &fakeChain{}, net: &fakeNet{}, timers: &fakeTimers{}}
+	f := &fixture{t: t, vals: set, log: wal.NewMem(), chain: &fakeChain{}, net: &fakeNet{}, timers: &fakeTimers{},
+		obs: &fakeObserver{}, pv: privval.NewMemStateStore()}
 	for i := range set.Size() {
 		f.keys = append(f.keys, byAddr[set.Get(i).Address()])
 	}
 	f.build = f.block
-	signer, err := privval.New(f.keys[0], privval.NewMemStateStore())
+	signer, err := privval.New(f.keys[0], f.pv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := driver.Config{
 		ChainID: chainID, Validators: consensus.Static(set), Self: set.Get(0).Address(),
 		WAL: fakeWAL{f}, Signer: signer, Chain: f.chain, Builder: fakeBuilder{f},
-		Network: f.net, Timers: f.timers, Evidence: evidence.NewPool(),
+		Network: f.net, Timers: f.timers, Evidence: evidence.NewPool(), Observer: f.obs,
 	}
 	if withGate {
 		f.gate = &fakeGate{}
 		cfg.Gate = f.gate
 	}
+	f.cfg = cfg
 	f.d = driver.New(cfg)
 	return f
+}
+
+// restart kills the process and makes a new one on the same disk (WAL,
+// store, signing state); the WAL keeps only its synced records. Start it
+// with f.start.
+func (f *fixture) restart() {
+	f.t.Helper()
+	f.d.Halt()
+	f.log.Crash(0)
+	signer, err := privval.New(f.keys[0], f.pv)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cfg := f.cfg
+	cfg.Signer = signer
+	f.d = driver.New(cfg)
 }
 
 // block is a block of height h built in round r: distinct per round.
@@ -91,6 +112,14 @@ func (f *fixture) start() {
 	if f.d.State().Step == consensus.StepNewHeight {
 		f.d.Input(consensus.EventNewHeight{Height: f.d.Height()})
 	}
+}
+
+// proposal feeds the round's proposal of b, signed by its proposer.
+func (f *fixture) proposal(b *ledger.Block, r uint32) {
+	parts, _ := ledger.SplitBlock(b.Encode())
+	p := &ledger.Proposal{Height: b.Height(), Round: r, POLRound: -1, BlockID: b.Hash(), Parts: parts}
+	p.Sign(chainID, f.keys[consensus.NewProposerSelector(f.vals).Index(b.Height(), r)])
+	f.d.Input(consensus.EventProposal{Proposal: p, Block: b})
 }
 
 // vote feeds validator i's signed vote.
@@ -112,11 +141,13 @@ func (w fakeWAL) Append(r wal.Record, sync bool) error {
 }
 func (w fakeWAL) Replay(h uint64, fn func(wal.Record) error) error { return w.f.log.Replay(h, fn) }
 func (w fakeWAL) Prune(below uint64) error                         { return w.f.log.Prune(below) }
+func (w fakeWAL) MaxHeight() (uint64, error)                       { return w.f.log.MaxHeight() }
 
 type fakeChain struct {
-	height   uint64
-	storeErr error
-	stored   []consensus.EffectDecide
+	height     uint64
+	storeErr   error
+	stored     []consensus.EffectDecide
+	afterStore func() // runs once a block is stored (a crash there)
 }
 
 func (c *fakeChain) Height() uint64               { return c.height }
@@ -127,7 +158,27 @@ func (c *fakeChain) Store(d consensus.EffectDecide) error {
 	}
 	c.stored = append(c.stored, d)
 	c.height = d.Height
+	if c.afterStore != nil {
+		c.afterStore()
+	}
 	return nil
+}
+
+// lose forgets the last k blocks, as a store whose synced writes were
+// lost.
+func (c *fakeChain) lose(k int) {
+	c.stored = c.stored[:len(c.stored)-k]
+	c.height -= uint64(k)
+}
+
+// fakeObserver records the signer's refusals outside a replay.
+type fakeObserver struct {
+	driver.NopObserver
+	refused []string
+}
+
+func (o *fakeObserver) SignerRefused(h uint64, r uint32, _ error) {
+	o.refused = append(o.refused, fmt.Sprintf("%d/%d", h, r))
 }
 
 type fakeBuilder struct{ f *fixture }
@@ -253,7 +304,8 @@ func (failingReplay) Append(wal.Record, bool) error { return nil }
 func (failingReplay) Replay(uint64, func(wal.Record) error) error {
 	return errors.New("read segment: input/output error")
 }
-func (failingReplay) Prune(uint64) error { return nil }
+func (failingReplay) Prune(uint64) error         { return nil }
+func (failingReplay) MaxHeight() (uint64, error) { return 0, nil }
 
 // TestBuilderErrorLeavesRoundWithoutProposal: a value that cannot be
 // built leaves the round without a proposal; the propose timeout moves
@@ -383,5 +435,238 @@ func TestMaxHeld(t *testing.T) {
 	last := released[len(released)-1]
 	if want := fmt.Sprintf("proposal 1/%d", r); last != want && last != fmt.Sprintf("precommit 1/%d nil", r-1) {
 		t.Fatalf("last released %q, want the newest held effect", last)
+	}
+}
+
+// blockBy is a block of height h built in round r by validator p.
+func (f *fixture) blockBy(h uint64, r uint32, p int) *ledger.Block {
+	b := &ledger.Block{Header: ledger.Header{ChainID: chainID, Height: h, Time: ledger.Timestamp(1 + int64(r)),
+		ValidatorsHash: f.vals.Hash(), Proposer: f.vals.Get(p).Address()}}
+	b.FillHeader()
+	return b
+}
+
+// playToThree decides heights 1 and 2 and takes height 3 to this
+// validator's precommit, each in round 0 with validators 1 and 2. It
+// returns the blocks by height.
+func (f *fixture) playToThree() map[uint64]*ledger.Block {
+	f.t.Helper()
+	blocks := map[uint64]*ledger.Block{}
+	sel := consensus.NewProposerSelector(f.vals)
+	f.start()
+	for h := uint64(1); h <= 3; h++ {
+		if h > 1 {
+			f.d.Input(consensus.EventNewHeight{Height: h})
+		}
+		p := sel.Index(h, 0)
+		b := f.blockBy(h, 0, p)
+		if p != 0 {
+			f.proposal(b, 0) // ours is built and proposed on the new height
+		}
+		blocks[h] = b
+		for i := 1; i <= 2; i++ {
+			f.vote(i, ledger.Prevote, h, 0, b.Hash())
+		}
+		if h == 3 {
+			break
+		}
+		for i := 1; i <= 2; i++ {
+			f.vote(i, ledger.Precommit, h, 0, b.Hash())
+		}
+		if f.chain.height != h {
+			f.t.Fatalf("height %d not decided: %s", h, f.d.State())
+		}
+	}
+	if st := f.d.State(); st.Height != 3 || st.Step != consensus.StepPrecommit || f.d.Err() != nil {
+		f.t.Fatalf("after playing: %s, Err() = %v; want a precommit at height 3", st, f.d.Err())
+	}
+	return blocks
+}
+
+// endMarkers counts the WAL's end markers by height.
+func (f *fixture) endMarkers() map[uint64]int {
+	recs, _ := f.log.Records()
+	n := map[uint64]int{}
+	for _, r := range recs {
+		if r.Kind == wal.KindEndHeight {
+			n[r.Height]++
+		}
+	}
+	return n
+}
+
+// withEndMarkerFirst rebuilds the WAL with an end marker of h before its
+// records: what a FileLog holds when Prune deleted the segments of h's
+// records but not the one its marker shares with the next height's.
+func (f *fixture) withEndMarkerFirst(h uint64) {
+	f.t.Helper()
+	recs, _ := f.log.Records()
+	l := wal.NewMem()
+	for _, r := range append([]wal.Record{{Height: h, Kind: wal.KindEndHeight}}, recs...) {
+		if err := l.Append(r, true); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.log = l
+}
+
+// TestLiveDecisionReplaysLaterHeights: the store lost blocks 1 and 2;
+// the WAL holds height 2 (its decision) and height 3 (where this
+// validator precommitted), and of height 1 nothing, or only its end
+// marker. The machine decides 1 again from a peer's catch-up answer (the
+// signer refuses its votes there: it signed at 3). The driver must then
+// replay 2 and 3 from the WAL instead of starting 2 afresh behind a new
+// end marker that hides them: block 2 is stored again without peers, the
+// machine is back at its precommit of 3 (the signer refuses nothing
+// there), and a process killed right after block 1 was stored, or after
+// all this, comes back to the same state.
+func TestLiveDecisionReplaysLaterHeights(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		keepMarker bool // a log that prunes whole segments kept height 1's marker
+		killed     bool // the process dies right after storing block 1 again
+	}{
+		{"marker pruned", false, false},
+		{"marker kept", true, false},
+		{"marker pruned, killed after storing", false, true},
+		{"marker kept, killed after storing", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, false)
+			blocks := f.playToThree()
+			want := f.d.State()
+
+			f.restart()
+			f.chain.lose(2)
+			if tc.keepMarker {
+				f.withEndMarkerFirst(1)
+			}
+			if tc.killed {
+				f.chain.afterStore = func() { f.d.Halt() }
+			}
+			f.start()
+			if st := f.d.State(); st.Height != 1 {
+				t.Fatalf("after the restart: %s, want height 1 (nothing of it to replay)", st)
+			}
+			// The catch-up answer: height 1's proposal and commit.
+			f.proposal(blocks[1], 0)
+			for i := 0; i <= 2; i++ {
+				f.vote(i, ledger.Precommit, 1, 0, blocks[1].Hash())
+			}
+			if f.chain.height < 1 {
+				t.Fatalf("height 1 not decided again: %s", f.d.State())
+			}
+			if tc.killed {
+				f.chain.afterStore = nil
+				f.restart()
+				f.start()
+			}
+
+			if f.chain.height != 2 || f.chain.stored[len(f.chain.stored)-1].Block.Hash() != blocks[2].Hash() {
+				t.Fatalf("stored height %d, want block 2 stored again from the WAL's decision", f.chain.height)
+			}
+			if st := f.d.State(); st != want {
+				t.Fatalf("machine at %s, want %s (the WAL's height 3, replayed)", st, want)
+			}
+			for _, r := range f.obs.refused {
+				if !strings.HasPrefix(r, "1/") {
+					t.Fatalf("the signer refused at %s (all refusals: %v): the machine forgot what it signed", r, f.obs.refused)
+				}
+			}
+			for h, n := range f.endMarkers() {
+				if n > 1 {
+					t.Fatalf("%d end markers of height %d", n, h)
+				}
+			}
+			if f.d.Err() != nil {
+				t.Fatal(f.d.Err())
+			}
+
+			// Killed now, it comes back to the same place: nothing the
+			// WAL holds is hidden.
+			f.restart()
+			f.start()
+			if st := f.d.State(); st != want || f.chain.height != 2 {
+				t.Fatalf("after another restart: %s, stored %d; want %s, 2", st, f.chain.height, want)
+			}
+			// And height 3 is decided with the precommit it signed before.
+			for i := 1; i <= 2; i++ {
+				f.vote(i, ledger.Precommit, 3, 0, blocks[3].Hash())
+			}
+			if f.chain.height != 3 {
+				t.Fatalf("height 3 not decided: %s", f.d.State())
+			}
+		})
+	}
+}
+
+// TestLiveDecisionReplaysEarlyInputs: the WAL holds height 1's end
+// marker (its records were pruned) and a prevote of height 2 that came
+// early; the store lost block 1. Deciding 1 live, the driver writes no
+// second marker, replays height 2 (the early prevote), feeds the new
+// machine the early input of height 2 the old one took meanwhile (and
+// logs it), and has the host start height 2 after the commit timeout.
+func TestLiveDecisionReplaysEarlyInputs(t *testing.T) {
+	f := newFixture(t, false)
+	b2 := f.blockBy(2, 0, consensus.NewProposerSelector(f.vals).Index(2, 0))
+	early := func(i int) wal.Record {
+		v := &ledger.Vote{Type: ledger.Prevote, Height: 2, Round: 0, BlockID: b2.Hash()}
+		v.Sign(chainID, f.keys[i])
+		data, err := consensus.EncodeEvent(consensus.EventVote{Vote: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wal.Record{Height: 2, Kind: wal.KindMessage, Data: data}
+	}
+	for _, r := range []wal.Record{{Height: 1, Kind: wal.KindEndHeight}, early(1)} {
+		if err := f.log.Append(r, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.start() // round 0 of height 1 is ours
+	b1, _ := f.block(1, 0)
+	for i := 1; i <= 2; i++ {
+		f.vote(i, ledger.Prevote, 1, 0, b1.Hash())
+	}
+	f.vote(2, ledger.Prevote, 2, 0, b2.Hash()) // early, held for the end marker
+	for i := 1; i <= 2; i++ {
+		f.vote(i, ledger.Precommit, 1, 0, b1.Hash())
+	}
+	if f.chain.height != 1 || f.d.Err() != nil {
+		t.Fatalf("stored %d, Err() = %v; want block 1 stored", f.chain.height, f.d.Err())
+	}
+	if n := f.endMarkers()[1]; n != 1 {
+		t.Fatalf("%d end markers of height 1, want the one the WAL held", n)
+	}
+	if st := f.d.State(); st.Height != 2 || st.Step != consensus.StepNewHeight {
+		t.Fatalf("machine at %s, want height 2 waiting to start", st)
+	}
+	if hs := f.timers.heights; len(hs) == 0 || hs[len(hs)-1] != 2 {
+		t.Fatalf("heights scheduled %v, want 2 last", hs)
+	}
+	f.d.Input(consensus.EventNewHeight{Height: 2})
+	var have []int
+	for _, v := range f.d.Machine().VotesFor(2, 0, ledger.Prevote, b2.Hash()) {
+		i, _ := f.vals.ByAddress(v.Validator)
+		have = append(have, i)
+	}
+	if fmt.Sprint(have) != "[1 2]" && fmt.Sprint(have) != "[2 1]" {
+		t.Fatalf("the machine holds height 2's prevotes of %v, want validators 1 and 2", have)
+	}
+	var logged int
+	if err := f.log.Replay(2, func(r wal.Record) error {
+		if r.Kind == wal.KindMessage {
+			if ev, err := consensus.DecodeEvent(r.Data); err == nil {
+				if _, ok := ev.(consensus.EventVote); ok {
+					logged++
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if logged != 2 {
+		t.Fatalf("a replay of height 2 finds %d prevotes, want both early ones", logged)
 	}
 }

@@ -18,6 +18,11 @@ type WAL interface {
 	Replay(height uint64, fn func(wal.Record) error) error
 	// Prune drops what no replay of a height above belowHeight needs.
 	Prune(belowHeight uint64) error
+	// MaxHeight is the highest height of any record held (0 if none):
+	// above a decided height, it says the WAL holds later heights (the
+	// block store lost blocks the WAL still knows), which an end marker
+	// appended now would hide from their replay.
+	MaxHeight() (uint64, error)
 }
 
 // Signer signs this validator's votes and proposals and refuses to sign

@@ -36,11 +36,7 @@ type byzantine struct {
 	seen map[hr][]crypto.Hash
 	// signed lists the values it signed votes for, by height, round and
 	// type, for the whole run (its decided commits carry them): at most
-	// two. A third would be refused by the nodes that hold
-	// two already and kept by the others, so that honest nodes see
-	// different polkas for good, a liveness problem of the vote keeper the
-	// campaign leaves out (docs/testing.md, "The simulator after issue
-	// 10"); ByzThirdVote shows it.
+	// two unless the plan has ByzThirdVote.
 	signed map[voteKey][]crypto.Hash
 	// script, if set, decides instead of the plan (targeted scenarios).
 	script *scenario

@@ -29,6 +29,8 @@ type Campaign struct {
 	Evidence   uint64
 	FarVotes   uint64
 	ByzMsgs    uint64
+	Extra      uint64
+	Backed     uint64
 	DiskFaults uint64
 	Refusals   uint64
 	Synced     uint64
@@ -107,6 +109,8 @@ func (c *Campaign) add(r *Result) {
 	c.Evidence += st.EvidenceBlocks
 	c.FarVotes += st.FarRoundVotes
 	c.ByzMsgs += st.ByzMessages
+	c.Extra += st.ExtraValues
+	c.Backed += st.BackedValues
 	c.DiskFaults += st.DiskFaults
 	c.Refusals += st.Refusals
 	c.Synced += st.BlockSynced
@@ -134,6 +138,8 @@ func (c *Campaign) Report(w io.Writer) {
 		c.Crashes, c.MidStep, c.Equivocate, c.Evidence, c.FarVotes)
 	fmt.Fprintf(w, "  (%d messages from the byzantine validator; %d disk faults, %d signatures refused after them, %d blocks fetched by block sync)\n",
 		c.ByzMsgs, c.DiskFaults, c.Refusals, c.Synced)
+	fmt.Fprintf(w, "  (%d votes kept as a validator's third or later value for one height, round and type, %d of them for a backed value)\n",
+		c.Extra, c.Backed)
 	fmt.Fprintf(w, "invariant        runs checking  checks     violations\n")
 	for _, inv := range Invariants {
 		fmt.Fprintf(w, "  %-14s  %7d  %11d  %5d\n", inv, c.Checked[inv], c.Checks[inv], c.Violations[inv])

@@ -13,6 +13,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/memstate"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
@@ -175,7 +176,7 @@ func newSimulation(o Options) *simulation {
 		s.balance = append(s.balance, ledger.AccountUpdate{Address: k.PubKey().Address(), Account: ledger.Account{Balance: startBalance}})
 		supply += startBalance
 	}
-	s.genesis = (&ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, TotalSupply: supply}).WithValidators(vs)
+	s.genesis = (&ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, Staking: staking.DefaultParams(), TotalSupply: supply}).WithValidators(vs)
 
 	// Nodes: one per key, two for the twin key. Names are the key's
 	// index in creation order (v0, v1, ...), twins v<i>a and v<i>b.
@@ -221,9 +222,9 @@ func newSimulation(o Options) *simulation {
 // forget what it signed, and its locks, which is as good as byzantine for
 // safety (DiskWAL, DiskRollback), and because a store that lost blocks
 // keeps it out of consensus until it has them again, which it may never
-// (DiskStore: the blocks may exist nowhere else, and a height its machine
-// decides again starts the next one without the WAL's records of it;
-// docs/testing.md, "The simulator after issue 10"). It keeps its own
+// (DiskStore: the blocks may exist nowhere else, with its precommits for
+// them, when the WAL no longer holds them either; TestStoreLossBeyondTheWAL
+// and docs/testing.md, "Store loss beyond the WAL"). It keeps its own
 // power when that leaves room; with the twins and the byzantine validator,
 // the rest is shared at random. ExactThird gives the byzantine validator
 // exactly a third.

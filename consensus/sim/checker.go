@@ -124,9 +124,15 @@ type Stats struct {
 	EvidenceBlocks    uint64 // evidence committed
 	FarRoundVotes     uint64 // votes at rounds near ledger.MaxRound signed with the twins' key
 	ByzMessages       uint64 // messages the byzantine validator sent
-	DiskFaults        uint64 // disk faults injected
-	Refusals          uint64 // signatures the signer of a node whose disk lost writes refused, as it must
-	BlockSynced       uint64 // blocks a node stored from peers (block sync) after its store lost them
+	// ExtraValues counts the votes honest machines accepted as a
+	// validator's third or later value for one height, round and type;
+	// BackedValues those beyond consensus.MaxUnbackedVoteValues, kept
+	// because other validators' first votes back the value.
+	ExtraValues  uint64
+	BackedValues uint64
+	DiskFaults   uint64 // disk faults injected
+	Refusals     uint64 // signatures the signer of a node whose disk lost writes refused, as it must
+	BlockSynced  uint64 // blocks a node stored from peers (block sync) after its store lost them
 	// Rounds counts the heights decided (first honest decision of each)
 	// by the round they were decided in; the last bucket takes the rest.
 	// RoundSum is the sum of those rounds.

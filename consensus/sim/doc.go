@@ -57,8 +57,9 @@
 //     to each half of its peers; sends votes for rounds ahead; votes for
 //     one value to some peers and another to the rest; prevotes and
 //     precommits every proposal it sees. It signs those with its key,
-//     past its signer's guard, but never more than two values for one
-//     height, round and type (see ByzThirdVote).
+//     past its signer's guard; in half of the runs it names at most two
+//     values for one height, round and type, in the others any number
+//     (ByzThirdVote), so honest nodes hold different sets of its votes.
 //   - Disk: one honest node crashes one to three times and its disk loses
 //     writes, as Options.Disk says (disk.go): the block store its last
 //     block or two, the WAL its last synced records, or both go back to an

@@ -425,9 +425,10 @@ func (n *node) receive(m *message) {
 		}
 		n.input(consensus.EventProposal{Proposal: m.proposal, Block: m.block})
 		if n.honest && n.up && n.store.height() < h && n.core.Height() == h && !n.oracle.holdsCommit(m.commit) {
-			// The machine refused precommits of the commit (a third
-			// vote of a validator, which the vote keeper does not keep):
-			// L49 cannot decide, and the node's block sync stores it.
+			// The machine refused precommits of the commit (a vote
+			// beyond what the vote keeper keeps of a validator for one
+			// round, or beyond its future-round window): L49 cannot
+			// decide, and the node's block sync stores it.
 			n.blockSync(m)
 		}
 	}

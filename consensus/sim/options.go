@@ -83,14 +83,13 @@ const (
 	// ByzVoteAll: it prevotes and precommits every proposal it accepts,
 	// whatever its lock: a validator with no locks at all.
 	ByzVoteAll
-	// ByzThirdVote lets the others sign a third (and further) value for
-	// one height, round and type; without it they stop at two. It is not
-	// in AllBehaviours: the vote keeper keeps two votes per validator and
-	// type, so honest nodes can end up holding different pairs and see
-	// different polkas for good (see docs/testing.md, "The simulator after
-	// issue 10"). TestThirdVote shows it.
+	// ByzThirdVote lets the others sign any number of values for one
+	// height, round and type; without it they stop at two. Honest nodes
+	// then get different sets of its votes, and every node must still
+	// count the one that completes a quorum (consensus.MaxVoteValues;
+	// TestThirdVote).
 	ByzThirdVote
-	AllBehaviours = ByzSilent | ByzFalsePOL | ByzOutOfTurn | ByzDoublePropose | ByzFutureRounds | ByzSplitVote | ByzVoteAll
+	AllBehaviours = ByzSilent | ByzFalsePOL | ByzOutOfTurn | ByzDoublePropose | ByzFutureRounds | ByzSplitVote | ByzVoteAll | ByzThirdVote
 )
 
 // Behaviours lists the byzantine behaviours one by one, in a fixed order.
@@ -195,7 +194,8 @@ type Options struct {
 	Scenario string
 	// storeUnbudgeted leaves a disk-fault node whose faults are all
 	// DiskStore out of the faulty power, as the node's design would
-	// allow; TestStoreLossBeyondTheWAL shows why the campaign does not.
+	// allow; TestStoreLossBeyondTheWAL shows why the campaign does not
+	// (blocks only that node stored, lost beyond its WAL, stop the chain).
 	storeUnbudgeted bool
 	// ZeroLatency delivers every message at the instant it is sent (for
 	// benchmarks; faults still apply).

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"slices"
+
 	"github.com/ledgerd/ledgerd/consensus"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -17,7 +19,8 @@ import (
 //     and the driver hands it to the pool (Observer.Evidence) before the
 //     next step. The machine accepts a vote only after its keeper stored
 //     it, so the second accepted vote is the keeper's second vote: the
-//     check is exact.
+//     check is exact. Further values of the same validator, round and type
+//     (the keeper keeps a few) carry no more evidence.
 //   - locking: a precommit for a value needs a polka for it in that round
 //     among the prevotes accepted (L36); the node's lock is the value and
 //     round of its last precommit for a value (L38-L39 set it exactly
@@ -26,8 +29,8 @@ import (
 //     lock's, and the polka of that round (L28-L29).
 //
 // A polka is prevotes of more than two thirds of the total power, summed
-// here from each validator's power; a validator's second, conflicting
-// vote counts for its own value, as in the paper.
+// here from each validator's power; every accepted vote of a validator
+// counts for its own value, as in the paper.
 //
 // The oracle follows one machine: a restart makes a new one (NewMachine),
 // and the replay feeds it again.
@@ -53,15 +56,13 @@ type voteSlot struct {
 	val   int
 }
 
-// accepted is what a validator voted in one slot: one value, or two.
+// accepted is what a validator voted in one slot: one value, or more
+// (consensus.MaxVoteValues at most), in the order accepted.
 type accepted struct {
-	ids [2]crypto.Hash
-	n   int
+	ids []crypto.Hash
 }
 
-func (a *accepted) has(id crypto.Hash) bool {
-	return (a.n > 0 && a.ids[0] == id) || (a.n > 1 && a.ids[1] == id)
-}
+func (a *accepted) has(id crypto.Hash) bool { return slices.Contains(a.ids, id) }
 
 func newOracle(n *node) *oracle { return &oracle{n: n, heights: map[uint64]*oracleHeight{}} }
 
@@ -175,13 +176,19 @@ func (o *oracle) vote(v *ledger.Vote, effects []consensus.Effect) {
 	slot := voteSlot{v.Round, v.Type, i}
 	a := oh.votes[slot]
 	if a == nil {
-		oh.votes[slot] = &accepted{ids: [2]crypto.Hash{v.BlockID}, n: 1}
+		oh.votes[slot] = &accepted{ids: []crypto.Hash{v.BlockID}}
 		return
 	}
-	if a.has(v.BlockID) || a.n >= 2 {
+	if a.has(v.BlockID) {
 		return
 	}
-	a.ids[1], a.n = v.BlockID, 2
+	if a.ids = append(a.ids, v.BlockID); len(a.ids) > 2 {
+		s.stats.ExtraValues++
+		if len(a.ids) > consensus.MaxUnbackedVoteValues {
+			s.stats.BackedValues++
+		}
+		return
+	}
 	s.stats.Checks[InvEquivocation]++
 	for _, eff := range effects {
 		e, ok := eff.(consensus.EffectEvidence)

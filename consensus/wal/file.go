@@ -308,6 +308,24 @@ func (l *FileLog) Replay(height uint64, fn func(Record) error) error {
 	return nil
 }
 
+// MaxHeight returns the highest height of any record the log holds
+// (records and end-height markers alike), 0 when it holds none. It reads
+// no file: Open and Append keep each segment's heights.
+func (l *FileLog) MaxHeight() (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, ErrClosed
+	}
+	var top uint64
+	for _, s := range l.segs {
+		if s.records > 0 {
+			top = max(top, s.maxHeight)
+		}
+	}
+	return top, nil
+}
+
 // Prune deletes, oldest first, the segments all of whose records are for
 // heights below belowHeight, never the active segment, and fsyncs the
 // directory. Disk use is then bounded by the segments of the heights kept.

@@ -69,6 +69,21 @@ func (m *MemLog) Replay(height uint64, fn func(Record) error) error {
 	return nil
 }
 
+// MaxHeight returns the highest height of any record held (records and
+// end-height markers alike), 0 when it holds none.
+func (m *MemLog) MaxHeight() (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	var top uint64
+	for _, r := range m.recs {
+		top = max(top, r.Height)
+	}
+	return top, nil
+}
+
 // Close makes every record durable (a clean shutdown flushes) and refuses
 // further use until Crash reopens the log.
 func (m *MemLog) Close() error {

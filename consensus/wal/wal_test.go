@@ -842,3 +842,60 @@ func FuzzOpen(f *testing.F) {
 		l.Close()
 	})
 }
+
+// TestMaxHeight: both logs report the highest height of any record held,
+// markers included and not necessarily the last appended, 0 when empty;
+// the FileLog across rotation, reopening and pruning; a closed log
+// refuses.
+func TestMaxHeight(t *testing.T) {
+	var recs []Record
+	for h := uint64(4); h <= 6; h++ {
+		for i := range 5 {
+			recs = append(recs, msg(h, int(h)*10+i))
+		}
+		recs = append(recs, end(h))
+	}
+	recs = append(recs, msg(3, 1), msg(2, 2)) // lower heights last
+	want := func(t *testing.T, max func() (uint64, error), h uint64, when string) {
+		t.Helper()
+		got, err := max()
+		if err != nil || got != h {
+			t.Fatalf("%s: MaxHeight() = %d, %v; want %d", when, got, err, h)
+		}
+	}
+	t.Run("file", func(t *testing.T) {
+		dir := t.TempDir()
+		l := openT(t, dir, 200)
+		want(t, l.MaxHeight, 0, "empty")
+		appendAll(t, l, recs, true)
+		if n := len(segmentFiles(t, dir)); n < 3 {
+			t.Fatalf("%d segments, want rotation", n)
+		}
+		want(t, l.MaxHeight, 6, "appended")
+		l.Close()
+		l = openT(t, dir, 200)
+		want(t, l.MaxHeight, 6, "reopened")
+		if err := l.Prune(6); err != nil {
+			t.Fatal(err)
+		}
+		want(t, l.MaxHeight, 6, "pruned below 6")
+		l.Close()
+		if _, err := l.MaxHeight(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("closed: MaxHeight() error %v, want ErrClosed", err)
+		}
+	})
+	t.Run("mem", func(t *testing.T) {
+		m := NewMem()
+		want(t, m.MaxHeight, 0, "empty")
+		appendAll(t, m, recs, true)
+		want(t, m.MaxHeight, 6, "appended")
+		if err := m.Prune(6); err != nil {
+			t.Fatal(err)
+		}
+		want(t, m.MaxHeight, 6, "pruned below 6")
+		m.Close()
+		if _, err := m.MaxHeight(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("closed: MaxHeight() error %v, want ErrClosed", err)
+		}
+	})
+}

@@ -51,6 +51,29 @@ func GoldenTx(n byte) *ledger.Tx {
 	}
 }
 
+// GoldenStakingTx is the golden transaction of kind k, one of the staking
+// kinds, with only the fields its kind uses set.
+func GoldenStakingTx(k ledger.TxKind) *ledger.Tx {
+	tx := &ledger.Tx{
+		ChainID: GoldenChainID,
+		Kind:    k,
+		From:    GoldenPub(0x18 + byte(k)),
+		Fee:     9,
+		Nonce:   300 + uint64(k),
+		Sig:     GoldenSig(0x88 + byte(k)),
+	}
+	switch k {
+	case ledger.TxCreateValidator:
+		tx.ConsKey = GoldenPub(0xc0)
+		tx.Moniker = "golden validator \u00e9"
+		tx.Amount = 1 << 40
+	case ledger.TxDelegate, ledger.TxUndelegate:
+		tx.To = GoldenAddr(0x38 + byte(k))
+		tx.Amount = 5000 + uint64(k)
+	}
+	return tx
+}
+
 // GoldenVote is a vote of type t for block id at height 2^33, round 2.
 func GoldenVote(t ledger.VoteType, id crypto.Hash) *ledger.Vote {
 	return &ledger.Vote{Type: t, Height: 1 << 33, Round: 2, BlockID: id, Validator: GoldenAddr(0x50), Sig: GoldenSig(0x90)}

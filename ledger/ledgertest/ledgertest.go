@@ -14,6 +14,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/memstate"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 )
 
 // ChainID is the chain ID of test chains.
@@ -36,6 +37,9 @@ type Chain struct {
 	Accounts []crypto.PrivKey
 	Genesis  *ledger.State
 	Balances []ledger.AccountUpdate
+	// Records are the genesis staking records: each validator's stake
+	// bonded as its own self-delegation.
+	Records []ledger.Record
 }
 
 // NewChain returns a chain with nVals validators of power 10 and nAccts
@@ -46,7 +50,7 @@ func NewChain(nVals, nAccts int, balance uint64) *Chain {
 	keys := make(map[crypto.Address]crypto.PrivKey, nVals)
 	for i := range vals {
 		k := Key("validator", i)
-		vals[i] = ledger.Validator{PubKey: k.PubKey(), Power: 10, Name: fmt.Sprintf("val%d", i)}
+		vals[i] = ledger.Validator{PubKey: k.PubKey(), Power: 10, Name: fmt.Sprintf("val%d", i), Operator: k.PubKey().Address()}
 		keys[k.PubKey().Address()] = k
 	}
 	vs, err := ledger.NewValidatorSet(vals)
@@ -66,10 +70,24 @@ func NewChain(nVals, nAccts int, balance uint64) *Chain {
 	sort.Slice(c.Balances, func(i, j int) bool {
 		return bytes.Compare(c.Balances[i].Address[:], c.Balances[j].Address[:]) < 0
 	})
+	sp := staking.DefaultParams()
+	gvs := make([]staking.GenesisValidator, len(vals))
+	for i, v := range vals {
+		gvs[i] = staking.GenesisValidator{Operator: v.Operator, ConsKey: v.PubKey, Moniker: v.Name, Power: v.Power}
+		supply += v.Power * sp.PowerUnit
+	}
+	changes, err := staking.InitGenesis(sp, gvs)
+	if err != nil {
+		panic(fmt.Sprintf("ledgertest: staking genesis: %v", err))
+	}
+	for _, ch := range changes {
+		c.Records = append(c.Records, ledger.Record{Key: ch.Key, Value: ch.Value})
+	}
 	c.Genesis = (&ledger.State{
 		ChainID:     ChainID,
 		GenesisTime: ledger.TimestampOf(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)),
 		Params:      ledger.DefaultConsensusParams(),
+		Staking:     sp,
 		TotalSupply: supply,
 	}).WithValidators(vs)
 	return c
@@ -78,6 +96,36 @@ func NewChain(nVals, nAccts int, balance uint64) *Chain {
 // Transfer returns a signed transfer.
 func Transfer(from crypto.PrivKey, to crypto.Address, amount, fee, nonce uint64) *ledger.Tx {
 	tx := &ledger.Tx{ChainID: ChainID, To: to, Amount: amount, Fee: fee, Nonce: nonce}
+	tx.Sign(from)
+	return tx
+}
+
+// CreateValidator returns a signed create_validator transaction: from
+// becomes the operator of a validator signing with consKey, self-bonding
+// selfBond.
+func CreateValidator(from crypto.PrivKey, consKey crypto.PubKey, moniker string, selfBond, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxCreateValidator, ConsKey: consKey, Moniker: moniker, Amount: selfBond, Fee: fee, Nonce: nonce})
+}
+
+// Delegate returns a signed delegation of amount to the validator whose
+// operator is operator.
+func Delegate(from crypto.PrivKey, operator crypto.Address, amount, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxDelegate, To: operator, Amount: amount, Fee: fee, Nonce: nonce})
+}
+
+// Undelegate returns a signed undelegation of amount tokens from the
+// validator whose operator is operator.
+func Undelegate(from crypto.PrivKey, operator crypto.Address, amount, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxUndelegate, To: operator, Amount: amount, Fee: fee, Nonce: nonce})
+}
+
+// Unjail returns a signed unjail of the validator from operates.
+func Unjail(from crypto.PrivKey, fee, nonce uint64) *ledger.Tx {
+	return sign(from, &ledger.Tx{Kind: ledger.TxUnjail, Fee: fee, Nonce: nonce})
+}
+
+func sign(from crypto.PrivKey, tx *ledger.Tx) *ledger.Tx {
+	tx.ChainID = ChainID
 	tx.Sign(from)
 	return tx
 }
@@ -131,7 +179,7 @@ type MapState = memstate.State
 // NewMapState returns a MapState holding the chain's genesis balances and
 // validator set.
 func (c *Chain) NewMapState() *MapState {
-	return memstate.New(c.Genesis.Validators, c.Balances, nil)
+	return memstate.New(c.Genesis.Validators, c.Balances, c.Records)
 }
 
 // Seed returns a PCG source for seed, so tests draw from math/rand/v2 reproducibly.

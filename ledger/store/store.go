@@ -306,7 +306,9 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 		batch.Put(append(prefixTx, r.TxHash[:]...), loc)
 		tx := b.Txs[r.Index]
 		batch.Put(acctTxKey(tx.Sender(), loc), r.TxHash[:])
-		batch.Put(acctTxKey(tx.To, loc), r.TxHash[:])
+		if to, ok := tx.Counterparty(); ok {
+			batch.Put(acctTxKey(to, loc), r.TxHash[:])
+		}
 	}
 	if err := putState(batch, next); err != nil {
 		return nil, err

@@ -59,7 +59,7 @@ const (
 // Error data carries {"reason": name, "pending_nonce": n} (the nonce only
 // for the nonce and duplicate reasons) so a wallet can re-sync.
 const (
-	CodeTxInvalid           = 1001 // a stateless rule: zero amount, transfer to oneself
+	CodeTxInvalid           = 1001 // a stateless rule: zero amount, transfer to oneself, a field the kind does not use
 	CodeTxTooLarge          = 1002 // the encoding exceeds the node's size limit
 	CodeWrongChain          = 1003 // the transaction names another chain ID
 	CodeBadSignature        = 1004 // the signature does not verify
@@ -71,9 +71,10 @@ const (
 	CodeFeeTooLowToReplace  = 1010 // a same-nonce transaction is pending and this one's fee is not enough higher
 	CodeMempoolFull         = 1011 // the pool is full of better-paying transactions
 	CodeStateUnavailable    = 1012 // the node could not read the sender's account
+	CodeTxKindDisabled      = 1013 // a staking transaction, which this chain does not execute (yet)
 	CodeTxDropped           = 1030 // admitted, then dropped before committing (data.reason: replaced, evicted, expired...)
 	mempoolCodeOffset       = 1000
-	maxMempoolRejectionCode = 12
+	maxMempoolRejectionCode = 13
 )
 
 // CodeForMempoolReason returns the application code for mempool rejection
@@ -116,6 +117,7 @@ var codeNames = map[int]string{
 	CodeFeeTooLowToReplace:   "fee_too_low_to_replace",
 	CodeMempoolFull:          "mempool_full",
 	CodeStateUnavailable:     "state_unavailable",
+	CodeTxKindDisabled:       "kind_disabled",
 	CodeTxDropped:            "tx_dropped",
 }
 

@@ -20,6 +20,17 @@ func FuzzTxParam(f *testing.F) {
 	for _, s := range []string{`"` + hex.EncodeToString(tx.Encode()) + `"`, string(obj), `"0x"`, `{}`, `[]`, `"zz"`, `{"chain_id":1}`} {
 		f.Add([]byte(s))
 	}
+	for _, st := range []*ledger.Tx{
+		{ChainID: "c", Kind: ledger.TxCreateValidator, ConsKey: crypto.PubKey{7}, Moniker: "m", Amount: 5, Fee: 1, Nonce: 2},
+		{ChainID: "c", Kind: ledger.TxDelegate, To: crypto.Address{1}, Amount: 5, Fee: 1, Nonce: 2},
+		{ChainID: "c", Kind: ledger.TxUndelegate, To: crypto.Address{1}, Amount: 5, Fee: 1, Nonce: 2},
+		{ChainID: "c", Kind: ledger.TxUnjail, Fee: 1, Nonce: 2},
+	} {
+		st.Sign(k)
+		obj, _ := json.Marshal(st)
+		f.Add(obj)
+		f.Add([]byte(`"` + hex.EncodeToString(st.Encode()) + `"`))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p TxParam
 		if err := json.Unmarshal(b, &p); err != nil {

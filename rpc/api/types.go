@@ -130,8 +130,15 @@ func DecodeHex(s string) ([]byte, error) {
 
 // TxParam is a signed transaction as a parameter: a string holding the hex
 // of its canonical encoding (ledger.Tx.Encode, with or without 0x), or its
-// JSON object form (every field required; amounts as decimal strings or
-// numbers). Hex longer than ledger.MaxTxBytes bytes fails with ErrTxTooLarge.
+// JSON object form (amounts as decimal strings or numbers). The object's
+// "kind" is optional (absent or "" is a transfer); chain_id, from, fee,
+// nonce and signature are required, and so are the fields the kind uses
+// (to and amount for a transfer, a delegation and an undelegation;
+// cons_key and amount for a validator's creation; moniker is optional).
+// A field the kind does not use may appear only with its zero value, as
+// ledger.Tx writes it (ledger_sendTransaction refuses anything else as
+// invalid). Hex longer than ledger.MaxTxBytes bytes fails with
+// ErrTxTooLarge.
 type TxParam struct {
 	Tx *ledger.Tx
 }
@@ -173,8 +180,11 @@ func (p *TxParam) UnmarshalJSON(b []byte) error {
 	case len(b) > 0 && b[0] == '{':
 		var j struct {
 			ChainID   *string           `json:"chain_id"`
+			Kind      ledger.TxKind     `json:"kind"`
 			From      *crypto.PubKey    `json:"from"`
 			To        *crypto.Address   `json:"to"`
+			ConsKey   *crypto.PubKey    `json:"cons_key"`
+			Moniker   *string           `json:"moniker"`
 			Amount    *Uint64           `json:"amount"`
 			Fee       *Uint64           `json:"fee"`
 			Nonce     *Uint64           `json:"nonce"`
@@ -185,13 +195,42 @@ func (p *TxParam) UnmarshalJSON(b []byte) error {
 		if err := dec.Decode(&j); err != nil {
 			return err
 		}
-		if j.ChainID == nil || j.From == nil || j.To == nil || j.Amount == nil || j.Fee == nil || j.Nonce == nil || j.Signature == nil {
-			return errors.New("transaction object needs chain_id, from, to, amount, fee, nonce and signature")
+		var (
+			needTo     = j.Kind == ledger.TxTransfer || j.Kind == ledger.TxDelegate || j.Kind == ledger.TxUndelegate
+			needAmount = j.Kind != ledger.TxUnjail
+			needCons   = j.Kind == ledger.TxCreateValidator
+		)
+		if j.ChainID == nil || j.From == nil || j.Fee == nil || j.Nonce == nil || j.Signature == nil ||
+			needTo && j.To == nil || needAmount && j.Amount == nil || needCons && j.ConsKey == nil {
+			switch j.Kind {
+			case ledger.TxTransfer:
+				return errors.New("transaction object needs chain_id, from, to, amount, fee, nonce and signature")
+			case ledger.TxCreateValidator:
+				return errors.New("create_validator transaction object needs chain_id, from, cons_key, amount, fee, nonce and signature")
+			case ledger.TxUnjail:
+				return errors.New("unjail transaction object needs chain_id, from, fee, nonce and signature")
+			default:
+				return fmt.Errorf("%s transaction object needs chain_id, from, to, amount, fee, nonce and signature", j.Kind)
+			}
 		}
-		tx := &ledger.Tx{ChainID: *j.ChainID, From: *j.From, To: *j.To, Amount: uint64(*j.Amount),
-			Fee: uint64(*j.Fee), Nonce: uint64(*j.Nonce), Sig: *j.Signature}
+		tx := &ledger.Tx{ChainID: *j.ChainID, Kind: j.Kind, From: *j.From, Fee: uint64(*j.Fee), Nonce: uint64(*j.Nonce), Sig: *j.Signature}
+		if j.To != nil {
+			tx.To = *j.To
+		}
+		if j.ConsKey != nil {
+			tx.ConsKey = *j.ConsKey
+		}
+		if j.Moniker != nil {
+			tx.Moniker = *j.Moniker
+		}
+		if j.Amount != nil {
+			tx.Amount = uint64(*j.Amount)
+		}
 		if len(tx.ChainID) > crypto.MaxChainIDLen {
 			return fmt.Errorf("chain_id longer than %d bytes", crypto.MaxChainIDLen)
+		}
+		if len(tx.Moniker) > ledger.MaxValidatorNameLen {
+			return fmt.Errorf("moniker longer than %d bytes", ledger.MaxValidatorNameLen)
 		}
 		p.Tx = tx
 		return nil
@@ -381,12 +420,19 @@ type FeeSuggestion struct {
 	MaxBlockTxs Uint64 `json:"max_block_txs"`
 }
 
-// AccountTx is one committed transaction touching an account.
+// AccountTx is one committed transaction touching an account: one it
+// sent, or one that names it in To (a transfer it received; a delegation
+// or an undelegation to the validator it operates).
 type AccountTx struct {
-	Hash   crypto.Hash    `json:"hash"`
-	Height Uint64         `json:"height"`
-	Index  uint32         `json:"index"`
-	From   crypto.Address `json:"from"`
+	Hash   crypto.Hash `json:"hash"`
+	Height Uint64      `json:"height"`
+	Index  uint32      `json:"index"`
+	// Kind is absent for a transfer.
+	Kind ledger.TxKind  `json:"kind,omitzero"`
+	From crypto.Address `json:"from"`
+	// To is the recipient of a transfer, the validator operator of a
+	// delegation or an undelegation, and the zero address for a kind that
+	// names none (create_validator, unjail).
 	To     crypto.Address `json:"to"`
 	Amount Uint64         `json:"amount"`
 	Fee    Uint64         `json:"fee"`
@@ -413,7 +459,9 @@ type Head struct {
 }
 
 // AccountEvent is the notification of account subscriptions: a committed
-// transaction that the account sent ("sent") or received ("received").
+// transaction that the account sent ("sent") or that names it in To
+// ("received": a transfer to it, or, when Kind says so, a delegation or
+// an undelegation to the validator it operates).
 type AccountEvent struct {
 	Address   crypto.Address `json:"address"`
 	Direction string         `json:"direction"`
