@@ -174,7 +174,7 @@ func (d *Doc) validateStake(p *problems) {
 		p.addf("validators: %v", err)
 		return
 	}
-	supply := d.balanceSum()
+	supply := d.BalanceSum()
 	for i, v := range d.Validators {
 		bond := v.Power * d.Staking.PowerUnit // StakingRecords checked it fits
 		if supply > math.MaxUint64-bond {
@@ -185,8 +185,9 @@ func (d *Doc) validateStake(p *problems) {
 	}
 }
 
-// balanceSum is the sum of the balances.
-func (d *Doc) balanceSum() uint64 {
+// BalanceSum is the sum of the genesis balances (the supply without the
+// validators' bonded stake).
+func (d *Doc) BalanceSum() uint64 {
 	var s uint64
 	for _, b := range d.Balances {
 		s += b.Amount
@@ -198,7 +199,7 @@ func (d *Doc) balanceSum() uint64 {
 // bonded stake (power times staking.power_unit each). It is meaningful only
 // for a valid document, whose sum never overflows.
 func (d *Doc) TotalSupply() uint64 {
-	s := d.balanceSum()
+	s := d.BalanceSum()
 	for _, v := range d.Validators {
 		s += v.Power * d.Staking.PowerUnit
 	}

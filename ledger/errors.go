@@ -12,7 +12,4 @@ var (
 	ErrNonceGap          = errors.New("nonce gap")
 	ErrInsufficientFunds = errors.New("insufficient funds")
 	ErrOverflow          = errors.New("balance overflow")
-	// ErrStakingDisabled is Execute's error for a block holding a
-	// transaction of a staking kind, which this chain does not execute.
-	ErrStakingDisabled = errors.New("staking transactions are not enabled on this chain")
 )

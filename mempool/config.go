@@ -33,12 +33,6 @@ type Config struct {
 	TTL time.Duration
 	// Now is the clock for TTL; nil means time.Now. Tests inject their own.
 	Now func() time.Time
-	// StakingTxs admits transactions of the staking kinds (create
-	// validator, delegate, undelegate, unjail). Off, they are refused with
-	// KindDisabled. It must be off while ledger.Execute refuses them
-	// (ledger.ErrStakingDisabled): a proposer would otherwise reap them
-	// into blocks no validator accepts.
-	StakingTxs bool
 }
 
 // DefaultConfig returns the defaults of a node's config.toml for chainID:

@@ -9,8 +9,6 @@
 //
 //   - it encodes to at most Config.MaxTxBytes (TxTooLarge), passes
 //     ledger's stateless rules (Invalid) and names this chain (WrongChain);
-//   - it is a transfer, or Config.StakingTxs admits the staking kinds
-//     (KindDisabled);
 //   - no transaction with its hash is pooled (Duplicate);
 //   - its nonce n is not below the sender's committed nonce c
 //     (NonceTooLow) and n < c + Config.NonceWindow (NonceGap);

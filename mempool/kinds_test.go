@@ -1,7 +1,6 @@
 package mempool
 
 import (
-	"errors"
 	"math"
 	"testing"
 
@@ -27,36 +26,17 @@ func (f *fixture) stakingTx(k ledger.TxKind, i int, nonce, amount, fee uint64) *
 
 var stakingKinds = []ledger.TxKind{ledger.TxCreateValidator, ledger.TxDelegate, ledger.TxUndelegate, ledger.TxUnjail}
 
-func stakingOn(c *Config) { c.StakingTxs = true }
-
-// While the chain does not execute staking transactions, the pool admits
-// none (a proposer would reap them into blocks every validator refuses),
-// and says why; a peer relaying one is not at fault.
-func TestStakingKindsRefusedUnlessEnabled(t *testing.T) {
+// A staking transaction that breaks a stateless rule is Invalid, as is an
+// unknown kind; neither is pooled.
+func TestStakingKindsCheckedLikeTransfers(t *testing.T) {
 	f := newFixture(t, nil)
-	for _, k := range stakingKinds {
-		tx := f.stakingTx(k, 0, 0, 10, 1)
-		for name, err := range map[string]error{"Add": f.mp.Add(tx), "Precheck": f.mp.Precheck(tx)} {
-			if c, _ := CodeOf(err); c != KindDisabled || !errors.Is(err, ledger.ErrStakingDisabled) {
-				t.Errorf("%s of a %s: %v, want KindDisabled wrapping ErrStakingDisabled", name, k, err)
-			}
-		}
-	}
-	if KindDisabled.PeerFault() {
-		t.Error("KindDisabled is a peer fault")
-	}
-	// A staking transaction that breaks a stateless rule is Invalid first.
 	if c, _ := CodeOf(f.mp.Add(f.stakingTx(ledger.TxDelegate, 0, 0, 0, 1))); c != Invalid {
 		t.Errorf("a delegation of zero: %s, want invalid", c)
 	}
-	// An unknown kind is Invalid whatever the configuration.
-	for _, on := range []bool{false, true} {
-		f := newFixture(t, func(c *Config) { c.StakingTxs = on })
-		tx := f.tx(0, 0, 1, 1)
-		tx.Kind = 9
-		if c, _ := CodeOf(f.mp.Add(tx)); c != Invalid {
-			t.Errorf("StakingTxs %v: kind 9: %s, want invalid", on, c)
-		}
+	tx := f.tx(0, 0, 1, 1)
+	tx.Kind = 9
+	if c, _ := CodeOf(f.mp.Add(tx)); c != Invalid {
+		t.Errorf("kind 9: %s, want invalid", c)
 	}
 	if n, _ := f.size(); n != 0 {
 		t.Fatalf("%d transactions pooled", n)
@@ -64,7 +44,7 @@ func TestStakingKindsRefusedUnlessEnabled(t *testing.T) {
 	f.checkInvariants()
 }
 
-// With staking admitted, a sender's staking transactions and transfers
+// A sender's staking transactions and transfers
 // form one nonce chain, reaped in nonce order, and the balance must cover
 // each one's cost: amount + fee for a validator's creation and a
 // delegation, the fee alone for an undelegation and an unjail.
@@ -73,7 +53,7 @@ func TestStakingKindsShareTheSendersNonceChainAndBalance(t *testing.T) {
 	setup := func(s *ledgertest.MapState) {
 		s.Accounts[ledgertest.Key("account", 0).PubKey().Address()] = ledger.Account{Balance: balance}
 	}
-	f := newFixtureWith(t, testAccounts, stakingOn, setup)
+	f := newFixtureWith(t, testAccounts, nil, setup)
 	// Arrival order is not nonce order.
 	txs := []*ledger.Tx{
 		f.stakingTx(ledger.TxUnjail, 0, 4, 0, 100),
@@ -126,7 +106,7 @@ func TestStakingKindsShareTheSendersNonceChainAndBalance(t *testing.T) {
 // A committed transfer's nonce drops the pooled staking transaction that
 // held the same nonce, as it does a transfer.
 func TestCommitDropsAStakingTxWhoseNonceWasUsed(t *testing.T) {
-	f := newFixture(t, stakingOn)
+	f := newFixture(t, nil)
 	staking := f.stakingTx(ledger.TxDelegate, 0, 0, 10, 1)
 	f.mustAdd(staking)
 	f.newEvents()

@@ -204,9 +204,6 @@ func (m *Mempool) prepare(tx *ledger.Tx) (*candidate, *RejectError) {
 			return nil, reject(Invalid, err)
 		}
 	}
-	if rerr := m.checkKind(&cp); rerr != nil {
-		return nil, rerr
-	}
 	return &candidate{
 		tx:   &cp,
 		hash: crypto.Sum(enc),
@@ -216,27 +213,15 @@ func (m *Mempool) prepare(tx *ledger.Tx) (*candidate, *RejectError) {
 	}, nil
 }
 
-// checkKind refuses a staking kind unless Config.StakingTxs admits them.
-func (m *Mempool) checkKind(tx *ledger.Tx) *RejectError {
-	if tx.Kind.Staking() && !m.cfg.StakingTxs {
-		return rejectf(KindDisabled, "%s: %w", tx.Kind, ledger.ErrStakingDisabled)
-	}
-	return nil
-}
-
 // Precheck runs the admission checks that need only the committed state,
 // without adding tx or verifying its signature: it returns a RejectError
 // with NonceTooLow (already executed, or replaced by a committed
 // transaction), NonceGap (Config.NonceWindow or more ahead), or
 // InsufficientFunds (the committed balance cannot pay tx.Cost(): amount
 // plus fee, or the fee alone for an undelegation or an unjail),
-// StateUnavailable when the account cannot be read, KindDisabled for a
-// staking kind the pool does not admit, or nil. Gossip validators call it
+// StateUnavailable when the account cannot be read, or nil. Gossip validators call it
 // to drop, before relaying, transactions that can never execute.
 func (m *Mempool) Precheck(tx *ledger.Tx) error {
-	if rerr := m.checkKind(tx); rerr != nil {
-		return rerr
-	}
 	m.mu.RLock()
 	state := m.state
 	m.mu.RUnlock()

@@ -133,7 +133,7 @@ func TestCodesHaveStableDistinctNames(t *testing.T) {
 	want := map[Code]string{
 		1: "invalid", 2: "tx_too_large", 3: "wrong_chain", 4: "bad_signature", 5: "duplicate",
 		6: "nonce_too_low", 7: "nonce_gap", 8: "insufficient_funds", 9: "sender_limit",
-		10: "fee_too_low_to_replace", 11: "mempool_full", 12: "state_unavailable", 13: "kind_disabled",
+		10: "fee_too_low_to_replace", 11: "mempool_full", 12: "state_unavailable",
 		20: "committed", 21: "replaced", 22: "evicted", 23: "expired",
 	}
 	if len(codeNames) != len(want) {

@@ -50,10 +50,6 @@ const (
 	MempoolFull Code = 11
 	// StateUnavailable: the sender's account could not be read.
 	StateUnavailable Code = 12
-	// KindDisabled: the transaction is of a staking kind and this pool
-	// admits none (Config.StakingTxs is off: the chain does not execute
-	// them). It wraps ledger.ErrStakingDisabled.
-	KindDisabled Code = 13
 )
 
 // Reasons a pooled transaction is removed, carried by EventRemoved events
@@ -82,7 +78,6 @@ var codeNames = map[Code]string{
 	FeeTooLowToReplace: "fee_too_low_to_replace",
 	MempoolFull:        "mempool_full",
 	StateUnavailable:   "state_unavailable",
-	KindDisabled:       "kind_disabled",
 	Committed:          "committed",
 	Replaced:           "replaced",
 	Evicted:            "evicted",
@@ -104,8 +99,7 @@ func (c Code) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 // c is at fault: the transaction could never be valid on this chain, so a
 // gossip validator should reject (penalise) rather than ignore it. Every
 // other reason depends on this node's state, pool or configuration and is
-// no proof of misbehaviour (KindDisabled included: a peer running a
-// version that executes staking transactions relays them in good faith).
+// no proof of misbehaviour.
 func (c Code) PeerFault() bool {
 	switch c {
 	case Invalid, TxTooLarge, WrongChain, BadSignature:

@@ -96,7 +96,7 @@ func (h *handler) CheckTx(tx *ledger.Tx) error {
 		return err
 	}
 	switch c {
-	case mempool.NonceTooLow, mempool.StateUnavailable, mempool.KindDisabled:
+	case mempool.NonceTooLow, mempool.StateUnavailable:
 		return fmt.Errorf("%w: %v", p2p.ErrTxStale, err)
 	case mempool.NonceGap:
 		acct, aerr := n.store.Reader().Account(tx.Sender())

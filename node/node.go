@@ -377,6 +377,9 @@ func (n *Node) problems(s Status) []string {
 func (n *Node) setStatus(st *ledger.State) {
 	n.refreshStatus(func(s *Status) {
 		s.Height, s.Hash, s.Time, s.AppHash = st.Height, st.LastBlockHash, st.LastBlockTime, st.AppHash
+		if n.signer != nil {
+			_, s.IsValidator = st.Validators.ByAddress(n.self)
+		}
 	})
 }
 

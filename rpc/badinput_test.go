@@ -94,7 +94,6 @@ func TestBadInputGetsItsDocumentedError(t *testing.T) {
 		{"nonce far ahead", rawCall(api.MethodSendTransaction, txHex(gap)), "", 200, api.CodeNonceGap, "nonce_gap"},
 		{"insufficient funds", rawCall(api.MethodSendTransaction, txHex(broke)), "", 200, api.CodeInsufficientFunds, "insufficient_funds"},
 		{"zero amount", rawCall(api.MethodSendTransaction, txHex(zero)), "", 200, api.CodeTxInvalid, "invalid"},
-		{"staking transaction", rawCall(api.MethodSendTransaction, txHex(delegation)), "", 200, api.CodeTxKindDisabled, "kind_disabled"},
 		{"unjail object naming a recipient", rawCall(api.MethodSendTransaction, "["+string(strayObj)+"]"), "", 200, api.CodeTxInvalid, "invalid"},
 		{"tx object of unknown kind", rawCall(api.MethodSendTransaction, `[{"kind":"stake"}]`), "", 200, api.CodeInvalidParams, ""},
 		{"delegate object without amount", rawCall(api.MethodSendTransaction, fmt.Sprintf(`[{"kind":"delegate","chain_id":"x","from":"%s","to":%q,"fee":"0","nonce":"0","signature":"%s"}]`,

@@ -47,7 +47,7 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 	chain := ledgertest.NewChain(nVals, nAccts, 1_000_000_000)
 	doc := genesisDoc(t, chain)
 	st := store.Open(kv.NewMem())
-	gst, err := st.Init(chain.Genesis, chain.Balances, nil, doc.Hash())
+	gst, err := st.Init(chain.Genesis, chain.Balances, chain.Records, doc.Hash())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 // genesisDoc is the genesis document of a ledgertest chain.
 func genesisDoc(t testing.TB, chain *ledgertest.Chain) *genesis.Doc {
 	t.Helper()
-	doc := &genesis.Doc{ChainID: chain.Genesis.ChainID, GenesisTime: chain.Genesis.GenesisTime, Params: chain.Genesis.Params}
+	doc := &genesis.Doc{ChainID: chain.Genesis.ChainID, GenesisTime: chain.Genesis.GenesisTime, Params: chain.Genesis.Params, Staking: chain.Genesis.Staking}
 	for i := 0; i < chain.Genesis.Validators.Size(); i++ {
 		doc.Validators = append(doc.Validators, *chain.Genesis.Validators.Get(i))
 	}

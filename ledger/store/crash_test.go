@@ -42,7 +42,7 @@ func crashChild(dir string) error {
 		return err
 	}
 	s := Open(db)
-	st, err := s.Init(c.Genesis, c.Balances, nil, genesisHash)
+	st, err := s.Init(c.Genesis, c.Balances, c.Records, genesisHash)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func TestKilledMidCommitReopensIntact(t *testing.T) {
 			t.Fatalf("seed %d round %d: reopen: %v", seed, round, err)
 		}
 		s := Open(db)
-		st, err := s.Init(c.Genesis, c.Balances, nil, genesisHash)
+		st, err := s.Init(c.Genesis, c.Balances, c.Records, genesisHash)
 		if err != nil {
 			t.Fatalf("seed %d round %d: reopen state: %v", seed, round, err)
 		}

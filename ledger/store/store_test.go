@@ -22,7 +22,7 @@ var genesisHash = crypto.Sum([]byte("test genesis"))
 func newStore(t testing.TB, db kv.DB, c *ledgertest.Chain) (*Store, *ledger.State) {
 	t.Helper()
 	s := Open(db)
-	st, err := s.Init(c.Genesis, c.Balances, nil, genesisHash)
+	st, err := s.Init(c.Genesis, c.Balances, c.Records, genesisHash)
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
@@ -126,7 +126,7 @@ func TestInitRefusesAnotherGenesis(t *testing.T) {
 	c := ledgertest.NewChain(1, 1, 10)
 	db := kv.NewMem()
 	newStore(t, db, c)
-	_, err := Open(db).Init(c.Genesis, c.Balances, nil, crypto.Sum([]byte("other")))
+	_, err := Open(db).Init(c.Genesis, c.Balances, c.Records, crypto.Sum([]byte("other")))
 	if err == nil {
 		t.Fatal("Init with a different genesis hash succeeded")
 	}
@@ -180,7 +180,7 @@ func TestCommitCutOffLeavesPreviousHeight(t *testing.T) {
 	}
 	// The same store object and a reopened one both stand at height 1.
 	for name, st := range map[string]*Store{"same": s, "reopened": Open(db)} {
-		cur, err := st.Init(c.Genesis, c.Balances, nil, genesisHash)
+		cur, err := st.Init(c.Genesis, c.Balances, c.Records, genesisHash)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -71,10 +71,9 @@ const (
 	CodeFeeTooLowToReplace  = 1010 // a same-nonce transaction is pending and this one's fee is not enough higher
 	CodeMempoolFull         = 1011 // the pool is full of better-paying transactions
 	CodeStateUnavailable    = 1012 // the node could not read the sender's account
-	CodeTxKindDisabled      = 1013 // a staking transaction, which this chain does not execute (yet)
 	CodeTxDropped           = 1030 // admitted, then dropped before committing (data.reason: replaced, evicted, expired...)
 	mempoolCodeOffset       = 1000
-	maxMempoolRejectionCode = 13
+	maxMempoolRejectionCode = 12
 )
 
 // CodeForMempoolReason returns the application code for mempool rejection
@@ -117,7 +116,6 @@ var codeNames = map[int]string{
 	CodeFeeTooLowToReplace:   "fee_too_low_to_replace",
 	CodeMempoolFull:          "mempool_full",
 	CodeStateUnavailable:     "state_unavailable",
-	CodeTxKindDisabled:       "kind_disabled",
 	CodeTxDropped:            "tx_dropped",
 }
 

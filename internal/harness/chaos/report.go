@@ -67,7 +67,7 @@ type Report struct {
 	// Forks counts heights at which two nodes held different blocks (or
 	// app hashes), during the run or at the end.
 	Forks int `json:"forks"`
-	// Supply is the genesis supply and the sum of every balance at
+	// Supply is the sum of the genesis balances (stake excluded) and of every balance at
 	// FinalHeight.
 	GenesisSupply uint64 `json:"genesis_supply"`
 	FinalSupply   uint64 `json:"final_supply"`
