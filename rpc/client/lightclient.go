@@ -8,15 +8,31 @@ import (
 	"sync"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/rpc/api"
 )
 
 // DefaultTrustingPeriod is the trusting period, in heights, of a Trust
-// whose TrustingPeriod is zero: the farthest the light client skips from a
-// trusted header in one step. See docs/decisions.md ("The light client
-// across validator-set changes") for why this value.
+// whose TrustingPeriod is zero and of a genesis without an unbonding
+// period: the farthest the light client skips from a trusted header in one
+// step. NewTrust takes two thirds of the genesis unbonding period instead
+// (TrustingPeriodOf). See docs/decisions.md ("The light client across
+// validator-set changes").
 const DefaultTrustingPeriod = 1000
+
+// TrustingPeriodOf is the trusting period a light client of doc uses:
+// two thirds of its unbonding period (at least 1), so that the validators
+// a skip relies on still have their stake bonded, or unbonding and
+// slashable, at every height the skip covers, with a third of the period
+// to spare for evidence of their misbehaviour to reach the chain.
+func TrustingPeriodOf(doc *genesis.Doc) uint64 {
+	u := doc.Staking.UnbondingHeights
+	if u == 0 {
+		return DefaultTrustingPeriod
+	}
+	return max(u/3*2+u%3*2/3, 1)
+}
 
 // MaxTrustedHeaders bounds the light client's store of trusted headers
 // (besides the genesis root). With MaxValidators members per set, the store

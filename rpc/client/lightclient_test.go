@@ -112,7 +112,7 @@ func TestLightClientSkipsAheadAcrossSetChanges(t *testing.T) {
 	if fetched*10 > int(n) {
 		t.Errorf("seed %d: fetched %d headers to verify header %d; skipping should need far fewer", seed, fetched, n)
 	}
-	checkSteps(t, seed, c, rec.all(), DefaultTrustingPeriod)
+	checkSteps(t, seed, c, rec.all(), tr.trustingPeriod())
 	// Asking again costs nothing.
 	if _, again, err := cl.VerifiedHeaderCount(context.Background(), tr, n); err != nil || again != 0 {
 		t.Errorf("seed %d: verifying header %d again fetched %d headers (err %v), want 0", seed, n, again, err)
@@ -187,8 +187,8 @@ func TestSequentialAndSkippingAgree(t *testing.T) {
 			t.Errorf("seed %d: the sequential client skipped %d -> %d", seed, s.From, s.To)
 		}
 	}
-	checkSteps(t, seed, c, seqSteps.all(), DefaultTrustingPeriod)
-	checkSteps(t, seed, c, skipSteps.all(), DefaultTrustingPeriod)
+	checkSteps(t, seed, c, seqSteps.all(), seq.trustingPeriod())
+	checkSteps(t, seed, c, skipSteps.all(), skip.trustingPeriod())
 	sq, sk := seq.Stats().HeadersFetched, skip.Stats().HeadersFetched
 	t.Logf("seed %d: %d targets over %d heights and %d set changes: sequential fetched %d headers, skipping %d",
 		seed, len(targets), c.Height(), len(c.Changes), sq, sk)
@@ -610,4 +610,25 @@ func FuzzDecodeTrustedState(f *testing.F) {
 			t.Fatal("re-encoded state decodes differently")
 		}
 	})
+}
+
+// TestTrustingPeriodOf: two thirds of the unbonding period, rounded down,
+// at least 1; the default without one.
+func TestTrustingPeriodOf(t *testing.T) {
+	c, err := clienttest.NewChain(clienttest.Options{Seed: 1, Heights: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := *c.Doc
+	for _, tc := range []struct{ unbonding, want uint64 }{
+		{0, DefaultTrustingPeriod}, {1, 1}, {2, 1}, {3, 2}, {1000, 666}, {1001, 667}, {1 << 63, 6148914691236517205},
+	} {
+		doc.Staking.UnbondingHeights = tc.unbonding
+		if got := TrustingPeriodOf(&doc); got != tc.want {
+			t.Errorf("unbonding %d: trusting period %d, want %d", tc.unbonding, got, tc.want)
+		}
+	}
+	if tr := trustOf(t, c); tr.TrustingPeriod != 666 {
+		t.Errorf("NewTrust of a genesis unbonding in 1000 heights: trusting period %d, want 666", tr.TrustingPeriod)
+	}
 }

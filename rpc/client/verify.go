@@ -69,13 +69,14 @@ type Trust struct {
 	light lightStore
 }
 
-// NewTrust trusts doc, with the default trusting period.
+// NewTrust trusts doc, with the trusting period TrustingPeriodOf(doc).
 func NewTrust(doc *genesis.Doc) (*Trust, error) {
 	vs, err := doc.ValidatorSet()
 	if err != nil {
 		return nil, err
 	}
-	return &Trust{ChainID: doc.ChainID, GenesisHash: doc.Hash(), GenesisTime: doc.GenesisTime, Validators: vs}, nil
+	return &Trust{ChainID: doc.ChainID, GenesisHash: doc.Hash(), GenesisTime: doc.GenesisTime, Validators: vs,
+		TrustingPeriod: TrustingPeriodOf(doc)}, nil
 }
 
 func (t *Trust) now() time.Time {

@@ -17,6 +17,7 @@ import (
 	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/kv"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
 
@@ -129,7 +130,8 @@ func NewChain(o Options) (*Chain, error) {
 	for i := 0; i < 3; i++ {
 		c.Accounts = append(c.Accounts, c.key("account"))
 	}
-	doc := &genesis.Doc{ChainID: ChainID, GenesisTime: ledger.TimestampOf(GenesisTime), Params: ledger.DefaultConsensusParams(), Validators: vals}
+	doc := &genesis.Doc{ChainID: ChainID, GenesisTime: ledger.TimestampOf(GenesisTime), Params: ledger.DefaultConsensusParams(),
+		Staking: staking.DefaultParams(), Validators: vals}
 	for _, k := range c.Accounts {
 		doc.Balances = append(doc.Balances, genesis.Balance{Address: k.PubKey().Address(), Amount: 1_000_000_000})
 	}
