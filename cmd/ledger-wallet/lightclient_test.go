@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/genesis"
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/rpc/api"
 	"github.com/ledgerd/ledgerd/rpc/client"
 	"github.com/ledgerd/ledgerd/rpc/client/clienttest"
@@ -129,4 +134,122 @@ func TestVerifyFollowsSetChanges(t *testing.T) {
 		t.Fatalf("seed %d: balance --verify against a forged chain: err %v\nstdout: %s\nstderr: %s", seed, err, out, errs)
 	}
 	t.Logf("forged chain caught: %v", err)
+}
+
+// TestVerifyOnDevChainAcrossSetChanges changes the validator set of a real
+// dev chain more than 20 times (delegations to the dev validator, two
+// validators created), then verifies its latest header from a new wallet,
+// which skips ahead, and with a sequential light client, which checks
+// that every header the node serves names the set the header before it
+// named as next: the node's headers and ledger_validators agree at every
+// height.
+func TestVerifyOnDevChainAcrossSetChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a dev chain")
+	}
+	dn := startDevNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := client.New(dn.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := genesis.Load(dn.cfg.GenesisFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := doc.Staking.PowerUnit
+	dev := dn.devKey
+	send := func(from crypto.PrivKey, tx *ledger.Tx) {
+		t.Helper()
+		acc, err := c.Account(ctx, from.PubKey().Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx.ChainID, tx.Fee, tx.Nonce = st.ChainID, 1, uint64(*acc.PendingNonce)
+		tx.Sign(from)
+		r, err := c.SendTxAndWait(ctx, tx, 0)
+		if err != nil || r.Status != api.TxCommitted {
+			t.Fatalf("%s: %v %+v", tx.Kind, err, r)
+		}
+	}
+	// Two validators that never sign, of power 1 each: the dev validator
+	// keeps more than two thirds.
+	for i := 0; i < 2; i++ {
+		op, _ := crypto.GenerateKey(nil)
+		cons, _ := crypto.GenerateKey(nil)
+		send(dev, &ledger.Tx{To: op.PubKey().Address(), Amount: 10 * unit})
+		send(op, &ledger.Tx{Kind: ledger.TxCreateValidator, ConsKey: cons.PubKey(), Moniker: fmt.Sprintf("idle%d", i), Amount: unit})
+	}
+	for i := 0; i < 21; i++ {
+		send(dev, &ledger.Tx{Kind: ledger.TxDelegate, To: *st.ValidatorAddress, Amount: unit})
+	}
+	// The last change takes effect two heights after its block.
+	latest, err := c.WaitForHeight(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest, err = c.WaitForHeight(ctx, uint64(latest.LatestHeight)+2); err != nil {
+		t.Fatal(err)
+	}
+	top := uint64(latest.LatestHeight)
+	changes := 0
+	prev, err := c.Validators(ctx, api.At(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := uint64(2); h <= top; h++ {
+		vs, err := c.Validators(ctx, api.At(h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vs.Hash != prev.Hash {
+			changes++
+		}
+		prev = vs
+	}
+	t.Logf("dev chain: %d set changes up to height %d", changes, top)
+	if changes < 20 {
+		t.Fatalf("%d set changes up to height %d; want at least 20", changes, top)
+	}
+
+	// A new wallet skips ahead.
+	home := t.TempDir()
+	out, errs, err := runWallet(t, "balance", dev.PubKey().Address().String(), "--verify", "--genesis", dn.cfg.GenesisFile(),
+		"--rpc", dn.url, "--home", home, "-v", "--output", "json")
+	if err != nil {
+		t.Fatalf("balance --verify: %v\nstderr: %s", err, errs)
+	}
+	var v struct {
+		Verified       bool       `json:"verified"`
+		HeaderHeight   api.Uint64 `json:"header_height"`
+		HeadersFetched int        `json:"headers_fetched"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !v.Verified || uint64(v.HeaderHeight) < top {
+		t.Fatalf("balance --verify: %s (%v)", out, err)
+	}
+	t.Logf("new wallet: header %d verified fetching %d headers\n%s", v.HeaderHeight, v.HeadersFetched, errs)
+	if v.HeadersFetched*4 > int(top) {
+		t.Errorf("a new wallet fetched %d headers for header %d", v.HeadersFetched, v.HeaderHeight)
+	}
+
+	// A sequential light client walks every header and agrees.
+	seq, err := client.NewTrust(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq.Sequential = true
+	hdr, n, err := c.VerifiedHeaderCount(ctx, seq, uint64(v.HeaderHeight))
+	if err != nil {
+		t.Fatalf("sequential verification of the dev chain: %v", err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(home, lightFile))
+	saved, err := client.DecodeTrustedState(raw)
+	if err != nil || saved.Header.Hash() != hdr.Hash() || n != int(v.HeaderHeight) {
+		t.Fatalf("sequential: header %d %s after %d headers; the wallet saved %+v (%v)", hdr.Height, hdr.Hash(), n, saved, err)
+	}
 }
