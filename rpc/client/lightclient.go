@@ -346,6 +346,9 @@ func (v *verifier) trust(e *trusted, step Step) (*trusted, error) {
 func (v *verifier) verifyAdjacent(tr *trusted, lb *lightBlock) error {
 	h := lb.header
 	if h.ValidatorsHash != tr.nextHash {
+		if tr.header == nil {
+			return verifyErr("header %d names validator set %s, but the trusted genesis set is %s", h.Height, h.ValidatorsHash, tr.nextHash)
+		}
 		return verifyErr("header %d names validator set %s, but trusted header %d names %s as the next set",
 			h.Height, h.ValidatorsHash, tr.height, tr.nextHash)
 	}

@@ -252,12 +252,15 @@ func TestLyingNodesAreCaught(t *testing.T) {
 		t.Fatalf("seed %d: no member of the set of height %d holds little enough power to collude", seed, from)
 	}
 	cases := []struct {
-		name   string
-		forge  func() (*clienttest.Chain, error)
-		lieSet bool
-		target uint64
-		want   string
+		name      string
+		forge     func() (*clienttest.Chain, error)
+		lieSet    bool
+		lieCommit bool
+		target    uint64
+		want      string
 	}{
+		{name: "a commit without two thirds of its set", lieCommit: true, target: 600,
+			want: "signers hold"},
 		{name: "a set that does not hash to the header's", lieSet: true, target: 600,
 			want: "hashes to"},
 		{name: "a chain signed by keys that never were validators", target: 600,
@@ -291,6 +294,17 @@ func TestLyingNodesAreCaught(t *testing.T) {
 					return nil
 				})
 			}
+			if tc.lieCommit {
+				// Above from, commits keep signers holding at most two
+				// thirds of the power (the lightest first): more than a
+				// third of every trusted set may still be among them.
+				b.LieAboutCommits(func(h uint64, honest *ledger.Commit) *ledger.Commit {
+					if h < from {
+						return nil
+					}
+					return underTwoThirds(honest, honest.Sigs, served.Sets[h])
+				})
+			}
 			cl, err := New(clienttest.Serve(t, b))
 			if err != nil {
 				t.Fatal(err)
@@ -311,6 +325,30 @@ func TestLyingNodesAreCaught(t *testing.T) {
 			}
 		})
 	}
+}
+
+// underTwoThirds returns c with only the signatures of sigs whose signers
+// hold together at most two thirds of vs's power, dropping the heaviest.
+func underTwoThirds(c *ledger.Commit, sigs []ledger.CommitSig, vs *ledger.ValidatorSet) *ledger.Commit {
+	keep := append([]ledger.CommitSig(nil), sigs...)
+	power := func() (p uint64) {
+		for _, s := range keep {
+			p += vs.Get(int(s.ValidatorIndex)).Power
+		}
+		return p
+	}
+	for len(keep) > 0 && 3*power() > 2*vs.TotalPower() {
+		heaviest := 0
+		for i, s := range keep {
+			if vs.Get(int(s.ValidatorIndex)).Power > vs.Get(int(keep[heaviest].ValidatorIndex)).Power {
+				heaviest = i
+			}
+		}
+		keep = append(keep[:heaviest], keep[heaviest+1:]...)
+	}
+	out := *c
+	out.Sigs = keep
+	return &out
 }
 
 // fewerThanAThird returns members of the last of sets holding together at
@@ -448,6 +486,27 @@ func TestHashChainBackwards(t *testing.T) {
 	liar, _ := New(clienttest.Serve(t, clienttest.NewBackend(forged)))
 	if _, err := liar.VerifiedHeader(ctx, restored(), 490); !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "as its last block") {
 		t.Fatalf("seed %d: a forged header below a trusted one: %v, want ErrVerification naming the last block", seed, err)
+	}
+}
+
+// TestSavedHeaderOfAnotherChainIsCaught: a wallet whose saved header is
+// not the chain's (another fork: same sets, another state) cannot follow
+// the chain from it: the next header does not link to it.
+func TestSavedHeaderOfAnotherChainIsCaught(t *testing.T) {
+	seed := testSeed(t)
+	c, _, cl := lightChain(t, clienttest.Options{Seed: seed, Heights: 100})
+	other := c.Blocks[60].Header
+	other.AppHash[0] ^= 1
+	for _, seq := range []bool{false, true} {
+		tr := trustOf(t, c)
+		tr.Sequential = seq
+		if err := tr.RestoreState(&TrustedState{ChainID: c.Doc.ChainID, GenesisHash: c.Doc.Hash(), Header: &other}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := cl.VerifiedHeader(context.Background(), tr, 61)
+		if !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "names last block") {
+			t.Fatalf("seed %d, sequential %v: header 61 after a saved header 60 of another fork: %v", seed, seq, err)
+		}
 	}
 }
 

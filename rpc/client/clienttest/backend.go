@@ -30,6 +30,8 @@ type Backend struct {
 	// lieSet, when set, replaces the validator set served for a height
 	// (returning nil serves the true one).
 	lieSet func(h uint64, honest *ledger.ValidatorSet) *ledger.ValidatorSet
+	// lieCommit, when set, replaces the commit served for a height.
+	lieCommit func(h uint64, honest *ledger.Commit) *ledger.Commit
 
 	commits, sets atomic.Int64
 }
@@ -51,6 +53,14 @@ func (b *Backend) LieAboutSets(f func(h uint64, honest *ledger.ValidatorSet) *le
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.lieSet = f
+}
+
+// LieAboutCommits makes the backend serve f's commit instead of the true
+// one wherever f returns one.
+func (b *Backend) LieAboutCommits(f func(h uint64, honest *ledger.Commit) *ledger.Commit) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lieCommit = f
 }
 
 // Served returns how many commits (with their headers) and validator
@@ -157,7 +167,16 @@ func (r chainReader) Commit(h uint64) (*ledger.Commit, error) {
 	if !r.has(h) {
 		return nil, r.notFound("commit", h)
 	}
-	return r.b.chain.Commits[h], nil
+	cm := r.b.chain.Commits[h]
+	r.b.mu.Lock()
+	lie := r.b.lieCommit
+	r.b.mu.Unlock()
+	if lie != nil {
+		if l := lie(h, cm); l != nil {
+			cm = l
+		}
+	}
+	return cm, nil
 }
 
 func (r chainReader) TxLocation(id crypto.Hash) (store.TxLocation, error) {
