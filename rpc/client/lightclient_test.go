@@ -395,8 +395,8 @@ func (t *Trust) storedHash(h uint64) *crypto.Hash {
 // by more than a third of the trusted set (two of four) is accepted by
 // skipping — the assumption is that no such coalition exists within the
 // trusting period — and still rejected by sequential verification, which
-// needs two thirds. Two endpoints serving the honest and the forged
-// header are caught as a conflict.
+// needs two thirds. An endpoint serving the forged header after the
+// honest one was trusted is caught as a conflict.
 func TestOneThirdIsTheLine(t *testing.T) {
 	honest, err := clienttest.NewChain(clienttest.Options{Seed: 1, Heights: 100, ChangeEvery: 1 << 30, Rotations: -1})
 	if err != nil {
@@ -436,11 +436,18 @@ func TestOneThirdIsTheLine(t *testing.T) {
 			}
 		}
 	}
-	// Two endpoints, one honest, one forged by two of four: both latest
-	// headers verify by skipping, and the second to be trusted conflicts.
+	// Two endpoints, one honest, one forged by two of four: once the
+	// honest latest header is trusted, the other endpoint serving another
+	// header of that height is caught. (Two verifications at once meet in
+	// the store instead: TestStoreRefusesAConflictingHeader.)
 	forged, _ := honest.Forge(50, two...)
-	cl, _ := New(serve(honest), serve(forged))
+	honestURL := serve(honest)
 	tr := trustOf(t, honest)
+	first, _ := New(honestURL)
+	if _, _, err := first.LatestVerifiedHeader(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := New(honestURL, serve(forged))
 	_, skipped, err := cl.LatestVerifiedHeader(ctx, tr)
 	if err != nil {
 		t.Fatal(err)
@@ -689,5 +696,37 @@ func TestTrustingPeriodOf(t *testing.T) {
 	}
 	if tr := trustOf(t, c); tr.TrustingPeriod != 666 {
 		t.Errorf("NewTrust of a genesis unbonding in 1000 heights: trusting period %d, want 666", tr.TrustingPeriod)
+	}
+}
+
+// TestStoreRefusesAConflictingHeader: two different headers of one height
+// cannot both be trusted; the same header again is no conflict, and the
+// store keeps the sets either copy brought.
+func TestStoreRefusesAConflictingHeader(t *testing.T) {
+	c, err := clienttest.NewChain(clienttest.Options{Seed: 2, Heights: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := trustOf(t, c)
+	h := c.Blocks[10].Header
+	entry := func(hdr ledger.Header) *trusted {
+		return &trusted{height: hdr.Height, header: &hdr, hash: hdr.Hash(), nextHash: hdr.NextValidatorsHash}
+	}
+	if _, err := tr.add(entry(h)); err != nil {
+		t.Fatal(err)
+	}
+	withSet := entry(h)
+	withSet.next = c.Sets[11]
+	if e, err := tr.add(withSet); err != nil || e.next != c.Sets[11] {
+		t.Fatalf("the same header again: %v (next set kept: %v)", err, e != nil && e.next != nil)
+	}
+	other := h
+	other.AppHash[0] ^= 1
+	_, err = tr.add(entry(other))
+	if !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "conflicting headers at height 10") {
+		t.Fatalf("a second header of height 10: %v", err)
+	}
+	if got := tr.storedHash(10); got == nil || *got != h.Hash() {
+		t.Fatal("the conflicting header replaced the trusted one")
 	}
 }
