@@ -30,6 +30,9 @@ type balanceOut struct {
 	HeaderTime       *time.Time  `json:"header_time,omitempty"`
 	HeaderAgeSeconds *float64    `json:"header_age_seconds,omitempty"`
 	Endpoint         string      `json:"endpoint,omitempty"`
+	// HeadersFetched is how many headers the light client fetched to
+	// verify the header (0 when it trusted it already).
+	HeadersFetched *int `json:"headers_fetched,omitempty"`
 }
 
 // defaultMaxAge is how old balance --verify lets the newest verified
@@ -39,7 +42,7 @@ const defaultMaxAge = 10 * time.Minute
 
 func runBalance(e *env, args []string) error {
 	fs := e.flags("balance")
-	verify := fs.Bool("verify", false, "prove the balance against the app hash of a header whose commit is verified against the trusted genesis validators")
+	verify := fs.Bool("verify", false, "prove the balance against the app hash of a header the light client verified, from the trusted genesis across validator-set changes")
 	maxAge := fs.Duration("max-age", defaultMaxAge, "with --verify, refuse when the newest verified header among the --rpc endpoints is older than this (0: any age)")
 	pos, err := e.parse(fs, args, 1, 1, "ADDRESS|NAME [--verify [--max-age D]]")
 	if err != nil {
@@ -64,6 +67,7 @@ func runBalance(e *env, args []string) error {
 		}
 		t.MaxAge = *maxAge
 		va, err := c.VerifiedAccount(e.ctx, t, addr)
+		e.reportLight(t)
 		if errors.Is(err, client.ErrStale) {
 			return fmt.Errorf("%w\n(give more --rpc endpoints, or accept an older state with --max-age D or --max-age 0)", err)
 		}
@@ -79,9 +83,10 @@ func runBalance(e *env, args []string) error {
 		}
 		ah, hh, ht := va.AppHash, api.Uint64(va.Header.Height), va.Header.Time.Time().UTC()
 		age := max(time.Since(ht), 0).Seconds()
+		fetched := va.HeadersFetched
 		out = balanceOut{Address: addr, Balance: api.Uint64(va.Account.Balance), Nonce: api.Uint64(va.Account.Nonce),
 			Height: api.Uint64(va.Height), Verified: true, AppHash: &ah,
-			HeaderHeight: &hh, HeaderTime: &ht, HeaderAgeSeconds: &age, Endpoint: va.Endpoint}
+			HeaderHeight: &hh, HeaderTime: &ht, HeaderAgeSeconds: &age, Endpoint: va.Endpoint, HeadersFetched: &fetched}
 	} else {
 		acc, err := c.Account(e.ctx, addr)
 		if err != nil {
@@ -95,7 +100,7 @@ func runBalance(e *env, args []string) error {
 			fmt.Fprintf(w, "pending nonce: %d\n", *out.PendingNonce)
 		}
 		if out.Verified {
-			fmt.Fprintf(w, "verified: yes: the state after height %d, app hash %s, is in header %d, signed by +2/3 of the trusted validators\n",
+			fmt.Fprintf(w, "verified: yes: the state after height %d, app hash %s, is in header %d, verified from the trusted genesis across validator-set changes\n",
 				out.Height, *out.AppHash, *out.HeaderHeight)
 			fmt.Fprintf(w, "header:   %d, made %s (%s ago), the newest verified header from %s\n",
 				*out.HeaderHeight, out.HeaderTime.Format(time.RFC3339), time.Duration(*out.HeaderAgeSeconds*float64(time.Second)).Round(time.Second), out.Endpoint)
@@ -266,7 +271,9 @@ func runTx(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if t, err = c.VerifiedTx(e.ctx, trust, h); err != nil {
+		t, err = c.VerifiedTx(e.ctx, trust, h)
+		e.reportLight(trust)
+		if err != nil {
 			return err
 		}
 	} else if t, err = c.Tx(e.ctx, h, true); err != nil {
@@ -285,7 +292,7 @@ func runTx(e *env, args []string) error {
 			fmt.Fprintf(w, "height:  %d\nindex:   %d\nblock:   %s\n", *t.Height, *t.Index, *t.BlockHash)
 		}
 		if *verify {
-			fmt.Fprintln(w, "verified: yes: its inclusion proof leads to the tx root of a header signed by +2/3 of the trusted validators")
+			fmt.Fprintln(w, "verified: yes: its inclusion proof leads to the tx root of a header verified from the trusted genesis across validator-set changes")
 		}
 	})
 }

@@ -29,7 +29,10 @@ const (
 	envPassphrase = "LEDGER_WALLET_PASSPHRASE"
 	defaultRPC    = "http://127.0.0.1:26657"
 	trustedFile   = "trusted_genesis.json"
-	maxPassBytes  = 4 << 10
+	// lightFile holds the newest header the light client trusted, so
+	// that the next --verify starts from it (client.TrustedState).
+	lightFile    = "trusted_header.json"
+	maxPassBytes = 4 << 10
 )
 
 // env is one invocation: the global flags and the standard streams.
@@ -43,6 +46,7 @@ type env struct {
 	passFile               string
 	genesisFile, genesisHx string
 	timeout                time.Duration
+	verbose                bool
 	cancel                 context.CancelFunc
 }
 
@@ -67,6 +71,7 @@ func (e *env) flags(name string) *flag.FlagSet {
 	fs.StringVar(&e.genesisFile, "genesis", "", "genesis file that --verify trusts")
 	fs.StringVar(&e.genesisHx, "genesis-hash", "", "genesis hash that --verify trusts")
 	fs.DurationVar(&e.timeout, "timeout", 2*time.Minute, "time limit of the command")
+	fs.BoolVar(&e.verbose, "v", false, "verbose: with --verify, show each header the light client comes to trust and what it fetched")
 	return fs
 }
 
@@ -229,7 +234,123 @@ func (e *env) trust(c *client.Client) (*client.Trust, error) {
 		}
 		fmt.Fprintf(e.stderr, "pinned genesis %s in %s\n", doc.Hash(), pinned)
 	}
-	return client.NewTrust(doc)
+	t, err := client.NewTrust(doc)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.followLight(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// followLight makes t start from the header saved in the home by an
+// earlier --verify, if there is one, and save the newest it trusts there
+// (mode 0600). With -v it reports every header it comes to trust.
+func (e *env) followLight(t *client.Trust) error {
+	path := filepath.Join(e.home, lightFile)
+	b, err := readBounded(path, client.MaxTrustedStateBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("trusted header: %w", err)
+	default:
+		s, err := client.DecodeTrustedState(b)
+		if err == nil {
+			err = t.RestoreState(s)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w\n(it holds the newest header an earlier --verify trusted; delete it to verify from the genesis again)", path, err)
+		}
+		if e.verbose {
+			fmt.Fprintf(e.stderr, "light client: starting from trusted header %d (%s)\n", s.Header.Height, path)
+		}
+	}
+	t.Persist = func(s *client.TrustedState) error {
+		err := writeReplace(path, s.Encode())
+		if err != nil {
+			fmt.Fprintf(e.stderr, "WARNING: could not save the trusted header %d in %s: %v\n", s.Header.Height, path, err)
+		}
+		return err
+	}
+	if e.verbose {
+		t.OnStep = func(s client.Step) {
+			from := fmt.Sprint(s.From)
+			if s.From == 0 {
+				from = "the genesis"
+			}
+			switch s.Method {
+			case client.StepSkipping:
+				fmt.Fprintf(e.stderr, "light client: trusted header %d from %s (skipping: validators holding %d of %d power of the set trusted at %d signed)\n",
+					s.To, from, s.TrustedSigned, s.TrustedTotal, s.From+1)
+			default:
+				fmt.Fprintf(e.stderr, "light client: trusted header %d from %s (%s)\n", s.To, from, s.Method)
+			}
+		}
+	}
+	return nil
+}
+
+// reportLight prints, with -v, what the light client fetched.
+func (e *env) reportLight(t *client.Trust) {
+	if !e.verbose {
+		return
+	}
+	st := t.Stats()
+	fmt.Fprintf(e.stderr, "light client: fetched %d headers and %d validator sets; newest trusted header %d\n",
+		st.HeadersFetched, st.SetsFetched, st.Newest)
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// writeReplace replaces path with data, mode 0600: a temporary file is
+// written and synced, then renamed over it, so a crash leaves the old
+// file or the new one, never a part.
+func writeReplace(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-header-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	if err = tmp.Chmod(0o600); err == nil {
+		if _, err = tmp.Write(data); err == nil {
+			err = tmp.Sync()
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 func exists(p string) bool {

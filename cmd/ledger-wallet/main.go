@@ -13,7 +13,13 @@
 // (default $LEDGER_WALLET_RPC, else http://127.0.0.1:26657; later ones
 // are failovers), --output text|json, --passphrase-file FILE (else
 // $LEDGER_WALLET_PASSPHRASE, else a prompt), --genesis FILE and
-// --genesis-hash HASH (what --verify trusts), --timeout D.
+// --genesis-hash HASH (what --verify trusts), --timeout D, -v (with
+// --verify: each header the light client trusts, and what it fetched).
+//
+// --verify follows the validator set from the trusted genesis, skipping
+// ahead where more than a third of a trusted set signed a later header,
+// and keeps the newest header it trusted in the home
+// (trusted_header.json) so that the next run starts there.
 package main
 
 import (
@@ -144,6 +150,7 @@ global flags (anywhere on the line):
   --genesis FILE          genesis file --verify trusts (pinned in the home on first use)
   --genesis-hash HASH     genesis hash --verify trusts; the node's genesis is fetched and pinned if it matches
   --timeout D             time limit of the whole command (default 2m)
+  -v                      with --verify: show each header the light client trusts and what it fetched
 
 Run 'ledger-wallet COMMAND --help' for a command's flags.`)
 }

@@ -1,7 +1,8 @@
 // Package client is the Go client of ledgerd's JSON-RPC API: typed calls
 // over HTTP with failover between several endpoints, WebSocket
-// subscriptions, and light-client verification of accounts and
-// transactions against a trusted genesis (see Trust).
+// subscriptions, and light-client verification of headers, accounts and
+// transactions from a trusted genesis across validator-set changes (see
+// Trust).
 //
 //	c, err := client.New("http://127.0.0.1:26657", "http://10.0.0.2:26657")
 //	st, err := c.Status(ctx)

@@ -26,12 +26,38 @@ var ErrVerification = errors.New("verification failed")
 var ErrStale = errors.New("newest verified header too old")
 
 // Trust is what a light client trusts: a genesis document it got from a
-// source it believes (a file, or a hash it pinned). The validator set is
-// static in ledgerd, so the genesis set verifies commits at every height.
+// source it believes (a file, or a hash it pinned), and, as it verifies,
+// the headers it came to trust. The genesis validators sign heights 1 and
+// 2; from there the client follows the set from header to header (each
+// header names the set of its height and of the next), sequentially or
+// skipping ahead when more than a third of a trusted set signed a later
+// header (see VerifiedHeader and docs/decisions.md, "The light client
+// across validator-set changes").
+//
+// A Trust is safe for concurrent use and must not be copied after its
+// first use. Set its fields before that.
 type Trust struct {
 	ChainID     string
 	GenesisHash crypto.Hash
-	Validators  *ledger.ValidatorSet
+	GenesisTime ledger.Timestamp
+	// Validators is the genesis validator set: the set of heights 1 and 2.
+	Validators *ledger.ValidatorSet
+	// TrustingPeriod is the farthest, in heights, the client skips from a
+	// trusted header in one step: a target farther away is reached
+	// through trusted headers at most this far apart. Zero means
+	// DefaultTrustingPeriod.
+	TrustingPeriod uint64
+	// Sequential makes the client verify every header between the
+	// trusted one and the target, never skipping.
+	Sequential bool
+	// OnStep, when set, is told of every header the client comes to trust
+	// (one call at a time).
+	OnStep func(Step)
+	// Persist, when set, is given the newest trusted header each time a
+	// verification advances it, so that a later run can start there
+	// (RestoreState). When it fails, it is given the state again after
+	// the next verification.
+	Persist func(*TrustedState) error
 	// MaxAge, when positive, is how old the newest verified header may be
 	// for VerifiedAccount: a signed header proves a state existed, not
 	// that it is the latest, so a node can serve an old one as its latest.
@@ -39,15 +65,18 @@ type Trust struct {
 	MaxAge time.Duration
 	// Now is the clock header ages are measured by; nil means time.Now.
 	Now func() time.Time
+
+	light lightStore
 }
 
-// NewTrust trusts doc.
+// NewTrust trusts doc, with the trusting period TrustingPeriodOf(doc).
 func NewTrust(doc *genesis.Doc) (*Trust, error) {
 	vs, err := doc.ValidatorSet()
 	if err != nil {
 		return nil, err
 	}
-	return &Trust{ChainID: doc.ChainID, GenesisHash: doc.Hash(), Validators: vs}, nil
+	return &Trust{ChainID: doc.ChainID, GenesisHash: doc.Hash(), GenesisTime: doc.GenesisTime, Validators: vs,
+		TrustingPeriod: TrustingPeriodOf(doc)}, nil
 }
 
 func (t *Trust) now() time.Time {
@@ -61,34 +90,21 @@ func verifyErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrVerification, fmt.Sprintf(format, args...))
 }
 
-// VerifiedHeader fetches the header of height and the commit that decided
-// it, and returns the header only if the commit carries +2/3 of the
-// trusted voting power for exactly that header.
+// VerifiedHeader returns the header of height once the light client
+// trusts it: verified from the pinned genesis, or from a header trusted
+// already, through headers each signed by +2/3 of its own validator set
+// and linked to a trusted one (see Trust). Headers verified on the way are
+// kept, so later calls fetch little. Any answer that does not check out is
+// an error wrapping ErrVerification that says what failed.
 func (c *Client) VerifiedHeader(ctx context.Context, t *Trust, height uint64) (*ledger.Header, error) {
-	cm, err := c.Commit(ctx, api.At(height))
-	if err != nil {
-		return nil, err
-	}
-	if cm.Header == nil || cm.Commit == nil {
-		return nil, verifyErr("commit of height %d: header or commit missing", height)
-	}
-	h := cm.Header
-	switch {
-	case h.Height != height:
-		return nil, verifyErr("asked for header %d, got %d", height, h.Height)
-	case h.ChainID != t.ChainID:
-		return nil, verifyErr("header %d is for chain %q, trusted chain is %q", height, h.ChainID, t.ChainID)
-	case h.ValidatorsHash != t.Validators.Hash():
-		return nil, verifyErr("header %d names validator set %s, trusted set is %s", height, h.ValidatorsHash, t.Validators.Hash())
-	}
-	id := h.Hash()
-	if cm.Commit.BlockID != id {
-		return nil, verifyErr("commit of height %d is for block %s, the header hashes to %s", height, cm.Commit.BlockID, id)
-	}
-	if err := cm.Commit.Verify(t.ChainID, t.Validators, height, id); err != nil {
-		return nil, verifyErr("commit of height %d: %v", height, err)
-	}
-	return h, nil
+	h, _, err := t.verifyHeader(ctx, c, height)
+	return h, err
+}
+
+// VerifiedHeaderCount is VerifiedHeader that also returns how many
+// headers it fetched (0 when the header was trusted already).
+func (c *Client) VerifiedHeaderCount(ctx context.Context, t *Trust, height uint64) (*ledger.Header, int, error) {
+	return t.verifyHeader(ctx, c, height)
 }
 
 // VerifiedAccount is an account value proven against a verified header.
@@ -103,6 +119,9 @@ type VerifiedAccount struct {
 	// that served it as its latest (set by VerifiedAccount).
 	Header   *ledger.Header
 	Endpoint string
+	// HeadersFetched is how many headers verifying Header fetched, over
+	// all endpoints (set by VerifiedAccount).
+	HeadersFetched int
 	// Skipped are the endpoints whose answers were not used: down,
 	// behind, or failing verification (those errors wrap ErrVerification).
 	Skipped []EndpointError
@@ -120,11 +139,13 @@ func (e EndpointError) Error() string { return e.Endpoint + ": " + e.Err.Error()
 // Unwrap returns the endpoint's error.
 func (e EndpointError) Unwrap() error { return e.Err }
 
-// VerifiedHead is a header verified against the trusted validators and
-// the endpoint that served it.
+// VerifiedHead is a verified header and the endpoint that served it.
 type VerifiedHead struct {
 	Header   *ledger.Header
 	Endpoint string
+	// HeadersFetched is how many headers the light client fetched to
+	// verify the endpoints' latest headers, over all endpoints.
+	HeadersFetched int
 }
 
 // one returns a client of endpoint ep alone, sharing c's connections.
@@ -140,8 +161,9 @@ func (c *Client) one(ep string) *Client { return &Client{endpoints: []string{ep}
 // (wrapping ErrVerification if one failed verification).
 func (c *Client) LatestVerifiedHeader(ctx context.Context, t *Trust) (*VerifiedHead, []EndpointError, error) {
 	type result struct {
-		hdr *ledger.Header
-		err error
+		hdr     *ledger.Header
+		fetched int
+		err     error
 	}
 	res := make([]result, len(c.endpoints))
 	var wg sync.WaitGroup
@@ -149,14 +171,16 @@ func (c *Client) LatestVerifiedHeader(ctx context.Context, t *Trust) (*VerifiedH
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hdr, err := c.one(ep).latestHeader(ctx, t)
-			res[i] = result{hdr, err}
+			hdr, n, err := c.one(ep).latestHeader(ctx, t)
+			res[i] = result{hdr, n, err}
 		}()
 	}
 	wg.Wait()
 	var best *VerifiedHead
 	var skipped []EndpointError
+	fetched := 0
 	for i, r := range res {
+		fetched += r.fetched
 		if r.err != nil {
 			skipped = append(skipped, EndpointError{c.endpoints[i], r.err})
 			continue
@@ -168,22 +192,42 @@ func (c *Client) LatestVerifiedHeader(ctx context.Context, t *Trust) (*VerifiedH
 	if best == nil {
 		return nil, skipped, endpointsFailed("no endpoint gave a verified header", skipped)
 	}
+	best.HeadersFetched = fetched
 	return best, skipped, nil
 }
 
-// latestHeader returns the verified header of the endpoint's latest block.
-func (c *Client) latestHeader(ctx context.Context, t *Trust) (*ledger.Header, error) {
+// latestHeader returns the verified header of the endpoint's latest block
+// and how many headers verifying it fetched.
+func (c *Client) latestHeader(ctx context.Context, t *Trust) (*ledger.Header, int, error) {
 	st, err := c.Status(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if st.ChainID != t.ChainID {
-		return nil, verifyErr("node serves chain %q, trusted chain is %q", st.ChainID, t.ChainID)
+		return nil, 0, verifyErr("node serves chain %q, trusted chain is %q", st.ChainID, t.ChainID)
 	}
 	if st.LatestHeight == 0 {
-		return nil, errors.New("no block committed yet; nothing to verify against")
+		return nil, 0, errors.New("no block committed yet; nothing to verify against")
 	}
-	return c.VerifiedHeader(ctx, t, uint64(st.LatestHeight))
+	h := uint64(st.LatestHeight)
+	hdr, n, err := t.verifyHeader(ctx, c, h)
+	if err != nil || n > 0 {
+		return hdr, n, err
+	}
+	// The height was trusted already (perhaps from another endpoint):
+	// check that this endpoint serves that header, not another one.
+	t.countFetched(1, 0)
+	cm, err := c.Commit(ctx, api.At(h))
+	if err != nil {
+		return nil, 1, err
+	}
+	if cm.Header == nil {
+		return nil, 1, verifyErr("commit of height %d: header missing", h)
+	}
+	if got, want := cm.Header.Hash(), hdr.Hash(); got != want {
+		return nil, 1, verifyErr("conflicting headers at height %d: %s is trusted, the node serves %s", h, want, got)
+	}
+	return hdr, 1, nil
 }
 
 // endpointsFailed joins the endpoints' errors under msg; the result wraps
@@ -233,6 +277,7 @@ func (c *Client) VerifiedAccount(ctx context.Context, t *Trust, addr crypto.Addr
 			continue
 		}
 		va.Header, va.Endpoint, va.Skipped = hdr, head.Endpoint, append(skipped, failed...)
+		va.HeadersFetched = head.HeadersFetched
 		return va, nil
 	}
 	return nil, endpointsFailed(fmt.Sprintf("no endpoint proved %s against verified header %d", addr, hdr.Height), failed)
