@@ -104,3 +104,33 @@ func TestValidatorsByPowerPages(t *testing.T) {
 		t.Errorf("a failing reader: err %v", err)
 	}
 }
+
+// FuzzValidatorsByPowerPosition: a position from a client never panics
+// the listing; it is refused unless it is a well-formed key of the power
+// index or of the validator records, and an accepted one gives a page.
+func FuzzValidatorsByPowerPosition(f *testing.F) {
+	c := newChain(f, testParams(), gv(f, 0, 5), gv(f, 1, 9))
+	q := NewQuery(&seekingStore{memStore: c.store})
+	_, next, err := q.ValidatorsByPower(c.p.PowerUnit, nil, 1)
+	if err != nil || next == nil {
+		f.Fatalf("no second page: %v", err)
+	}
+	f.Add(next)
+	f.Add(ValidatorKey(addr(0)))
+	f.Add([]byte(prefixPow))
+	f.Add([]byte("stk/"))
+	f.Fuzz(func(t *testing.T, from []byte) {
+		vals, _, err := q.ValidatorsByPower(c.p.PowerUnit, from, 1)
+		if err != nil && !errors.Is(err, ErrBadPosition) {
+			t.Fatalf("position %q: %v", from, err)
+		}
+		if err != nil && len(vals) != 0 {
+			t.Fatalf("position %q refused with a page", from)
+		}
+		wellFormed := (len(from) == len(prefixPow)+8+addrLen && bytes.HasPrefix(from, []byte(prefixPow))) ||
+			(len(from) == len(prefixVal)+addrLen && bytes.HasPrefix(from, []byte(prefixVal)))
+		if (err == nil) != (wellFormed || from == nil) {
+			t.Fatalf("position %q: err %v, well-formed %v", from, err, wellFormed)
+		}
+	})
+}
