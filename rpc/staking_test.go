@@ -226,6 +226,14 @@ func TestStakingQueriesFollowTheChain(t *testing.T) {
 	if p, err := c.StakingPool(ctx, api.Latest, false); err != nil || uint64(p.Unbonding) != unit/2 || uint64(p.Bonded) != genesisStake+7*unit-unit/2 {
 		t.Fatalf("pool after the undelegation: %+v, %v", p, err)
 	}
+	// The joiner's power fell to 6: the next set change is that block's,
+	// none came for the blocks between, which changed nothing.
+	if change, err = sets.NextValidatorSet(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if uint64(change.BlockHeight) != blk.Height() || uint64(change.Height) != blk.Height()+2 || change.TotalPower != 26 {
+		t.Fatalf("set change %+v, want block %d's (total power 26)", change, blk.Height())
+	}
 	_ = blk1
 }
 
