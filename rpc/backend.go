@@ -73,6 +73,19 @@ type ChainReader interface {
 	// AppHash is the commitment to the state after height, which the
 	// header of block height+1 carries.
 	AppHash(height uint64) (crypto.Hash, error)
+	// TxError is why the committed transaction h failed (its receipt's
+	// error), "" when it succeeded or is not committed.
+	TxError(h crypto.Hash) (string, error)
+	// Record is the state record under the natural key k (a staking
+	// record) after height, nil when absent.
+	Record(height uint64, k []byte) ([]byte, error)
+	// RecordProof is Record with a proof (of the value, or of absence)
+	// against AppHash(height).
+	RecordProof(height uint64, k []byte) ([]byte, *statetree.Proof, error)
+	// ReadLatest calls fn with the latest committed height and the state
+	// records after it, which iterate by prefix; every read fn makes sees
+	// that one height (store.ErrBusy when commits kept overlapping).
+	ReadLatest(fn func(height uint64, r store.Records) error) error
 }
 
 // TxPool is the pending transactions, as far as the handlers read them;

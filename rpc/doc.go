@@ -10,14 +10,17 @@
 // readers never block (no consensus locks), through the two interfaces
 // that hold only what the handlers read (ChainReader, TxPool). A Backend
 // interface, which package node implements, keeps this package free of
-// the node.
+// the node. The staking queries read single records at any height from
+// the state commitment (with proofs) and page through the latest state's
+// flat index, each page of one height (ChainReader.ReadLatest).
 //
 // # Bounds
 //
 // Every input is bounded before it is decoded: request bodies and
 // WebSocket messages (MaxBodyBytes), batches (MaxBatchRequests),
 // subscriptions per connection (MaxSubscriptions), connections
-// (MaxConnections), list answers (1000 items), waits (MaxWait). Outputs
+// (MaxConnections), list answers (1000 items; staking pages 100), waits
+// (MaxWait). Outputs
 // are bounded by bytes: each answer (MaxResponseBytes), a batch's answers
 // (MaxBatchResponseBytes), all answers not yet written
 // (MaxResponseBytesInFlight) and each WebSocket's queue (WSQueueBytes).

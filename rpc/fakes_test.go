@@ -243,6 +243,34 @@ func (c *fakeChain) AppHash(height uint64) (crypto.Hash, error) {
 	return crypto.Sum([]byte(fmt.Sprintf("state after %d", height))), nil
 }
 
+// err returns the failure set by fail.
+func (c *fakeChain) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failure
+}
+
+// The fake chain holds no state records and no failed transactions.
+
+func (c *fakeChain) TxError(crypto.Hash) (string, error)   { return "", c.err() }
+func (c *fakeChain) Record(uint64, []byte) ([]byte, error) { return nil, c.err() }
+func (c *fakeChain) RecordProof(uint64, []byte) ([]byte, *statetree.Proof, error) {
+	return nil, &statetree.Proof{}, c.err()
+}
+func (c *fakeChain) ReadLatest(fn func(uint64, store.Records) error) error {
+	if err := c.err(); err != nil {
+		return err
+	}
+	return fn(c.Height(), noRecords{})
+}
+
+// noRecords is an empty store.Records.
+type noRecords struct{}
+
+func (noRecords) Get([]byte) ([]byte, error)                               { return nil, nil }
+func (noRecords) Iterate([]byte, func(k, v []byte) error) error            { return nil }
+func (noRecords) IterateFrom(_, _ []byte, _ func(k, v []byte) error) error { return nil }
+
 // fakePool is a TxPool over a list kept in the order Pending returns it.
 // onGet, when set, runs inside each Get before the lookup.
 type fakePool struct {

@@ -30,6 +30,10 @@ type testBackend struct {
 	st    *store.Store
 	pool  *mempool.Mempool
 
+	// valKeys are the consensus keys the test signs commits with: the
+	// chain's validators and any that joined (addValKey).
+	valKeys map[crypto.Address]crypto.PrivKey
+
 	mu         sync.Mutex
 	lastCommit *ledger.Commit
 	status     NodeStatus
@@ -55,7 +59,10 @@ func newTestBackendWithAccounts(t testing.TB, nVals, nAccts int) *testBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBackend{chain: chain, doc: doc, st: st, pool: pool, feeds: map[*chanFeed]struct{}{}}
+	b := &testBackend{chain: chain, doc: doc, st: st, pool: pool, feeds: map[*chanFeed]struct{}{}, valKeys: map[crypto.Address]crypto.PrivKey{}}
+	for _, k := range chain.ValKeys {
+		b.addValKey(k)
+	}
 	val := chain.ValKeys[0].PubKey().Address()
 	b.status = NodeStatus{ChainID: doc.ChainID, NodeID: "test-node", Moniker: "test", Validator: val, IsValidator: true}
 	return b
@@ -82,8 +89,33 @@ func (b *testBackend) Pool() TxPool                     { return b.pool }
 func (b *testBackend) Genesis() *genesis.Doc            { return b.doc }
 func (b *testBackend) Validators() *ledger.ValidatorSet { return b.chain.Genesis.Validators }
 
-func (b *testBackend) ValidatorsAt(uint64) (*ledger.ValidatorSet, error) {
-	return b.chain.Genesis.Validators, nil
+func (b *testBackend) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	return b.st.ValidatorsAt(h)
+}
+
+// addValKey makes the test sign commits with k whenever its key is in
+// the set (a validator that joined through staking).
+func (b *testBackend) addValKey(k crypto.PrivKey) {
+	b.mu.Lock()
+	b.valKeys[k.PubKey().Address()] = k
+	b.mu.Unlock()
+}
+
+// signCommit returns the commit of blk signed by every member of vals
+// whose key the test holds, by their index in vals.
+func (b *testBackend) signCommit(t testing.TB, blk *ledger.Block, vals *ledger.ValidatorSet) *ledger.Commit {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := blk.Hash()
+	msg := ledger.VoteSignBytes(blk.Header.ChainID, ledger.Precommit, blk.Height(), 0, id)
+	cm := &ledger.Commit{Height: blk.Height(), Round: 0, BlockID: id}
+	for i := 0; i < vals.Size(); i++ {
+		if k, ok := b.valKeys[vals.Get(i).Address()]; ok {
+			cm.Sigs = append(cm.Sigs, ledger.CommitSig{ValidatorIndex: uint32(i), Sig: k.Sign(msg)})
+		}
+	}
+	return cm
 }
 func (b *testBackend) SubmitTx(ctx context.Context, tx *ledger.Tx) error {
 	return b.pool.Add(tx)
@@ -173,8 +205,9 @@ func (b *testBackend) commit(t testing.TB, txs ...*ledger.Tx) *ledger.Block {
 	b.mu.Lock()
 	last := b.lastCommit
 	b.mu.Unlock()
-	blk := b.chain.NextBlock(b.st.State(), txs, last, 0)
-	c := b.chain.Commit(blk)
+	st := b.st.State()
+	blk := b.chain.NextBlock(st, txs, last, 0)
+	c := b.signCommit(t, blk, st.Validators)
 	if _, _, err := b.st.Apply(blk, c); err != nil {
 		t.Fatalf("apply block %d: %v", blk.Height(), err)
 	}

@@ -188,6 +188,8 @@ func (h *hub) dispatchBlock(b *ledger.Block) {
 	}
 
 	var head []byte
+	var setChange []byte
+	setChecked := false
 	var byAddr map[crypto.Address][]api.AccountEvent
 	var index map[crypto.Hash]int
 	var proofs []crypto.MerkleProof
@@ -198,6 +200,14 @@ func (h *hub) dispatchBlock(b *ledger.Block) {
 				head, _ = json.Marshal(api.Head{Height: api.Uint64(b.Height()), Hash: b.Hash(), NumTxs: len(b.Txs), Header: b.Header})
 			}
 			sub.conn.notify(sub, head)
+		case api.SubValidatorSet:
+			if !setChecked {
+				setChecked = true
+				setChange = h.s.validatorSetChange(b.Height())
+			}
+			if setChange != nil {
+				sub.conn.notify(sub, setChange)
+			}
 		case api.SubAccount:
 			if byAddr == nil {
 				byAddr = accountEvents(b, hashes)
@@ -225,10 +235,35 @@ func (h *hub) dispatchBlock(b *ledger.Block) {
 				_, proofs = crypto.MerkleProofs(items)
 			}
 			p := api.TxProof{TxRoot: b.Header.TxRoot, Proof: proofs[i]}
-			buf, _ := json.Marshal(describeCommitted(b, i, sub.hash, &p))
+			reason, err := h.s.txError(b.Txs[i], sub.hash)
+			if err != nil {
+				h.s.log.Error("rpc: read a committed transaction's error", "tx", sub.hash, "err", err)
+			}
+			buf, _ := json.Marshal(describeCommitted(b, i, sub.hash, &p, reason))
 			sub.conn.finish(sub, buf)
 		}
 	}
+}
+
+// validatorSetChange is the notification of validatorSet subscriptions
+// for block h: the set of height h+2 when block h changed it (it differs
+// from the set of h+1), else nil.
+func (s *Server) validatorSetChange(h uint64) []byte {
+	cur, err := s.b.ValidatorsAt(h + 1)
+	if err != nil {
+		s.log.Error("rpc: validator set of the next height", "height", h+1, "err", err)
+		return nil
+	}
+	next, err := s.b.ValidatorsAt(h + 2)
+	if err != nil {
+		s.log.Error("rpc: validator set two heights ahead", "height", h+2, "err", err)
+		return nil
+	}
+	if next.Equal(cur) {
+		return nil
+	}
+	buf, _ := json.Marshal(api.ValidatorSetChange{BlockHeight: api.Uint64(h), Validators: *describeSet(h+2, next)})
+	return buf
 }
 
 // accountEvents lists, per address, the block's transactions it sent or

@@ -36,6 +36,12 @@ func (s *Server) methodTable() map[string]*method {
 		{name: api.MethodPendingTransactions, params: []string{"limit?"}, fn: s.pendingTransactions},
 		{name: api.MethodPeers, fn: s.peers},
 		{name: api.MethodSuggestFee, fn: s.suggestFee},
+		{name: api.MethodStakingPool, params: []string{"height?", "prove?"}, fn: s.stakingPool},
+		{name: api.MethodGetValidator, params: []string{"operator", "height?", "prove?"}, fn: s.getValidator},
+		{name: api.MethodValidatorsByPower, params: []string{"from?", "limit?"}, fn: s.validatorsByPower},
+		{name: api.MethodDelegationsByDelegator, params: []string{"delegator", "after?", "limit?"}, fn: s.delegationsByDelegator},
+		{name: api.MethodDelegationsByValidator, params: []string{"operator", "after?", "limit?"}, fn: s.delegationsByValidator},
+		{name: api.MethodGetUnbondings, params: []string{"delegator", "after?", "limit?"}, fn: s.getUnbondings},
 		{name: api.MethodSubscribe, params: []string{"kind", "arg?"}, wsOnly: true, fn: s.subscribe},
 		{name: api.MethodUnsubscribe, params: []string{"subscription"}, wsOnly: true, fn: s.unsubscribe},
 	}
@@ -202,7 +208,20 @@ func (s *Server) committedTx(h crypto.Hash, prove bool) (*api.Transaction, error
 		p := txProof(b, int(loc.Index))
 		proof = &p
 	}
-	return describeCommitted(b, int(loc.Index), h, proof), nil
+	reason, err := s.txError(b.Txs[loc.Index], h)
+	if err != nil {
+		return nil, err
+	}
+	return describeCommitted(b, int(loc.Index), h, proof, reason), nil
+}
+
+// txError is why the committed transaction tx (hash h) failed, "" when it
+// succeeded. Only a staking transaction can fail.
+func (s *Server) txError(tx *ledger.Tx, h crypto.Hash) (string, error) {
+	if tx.Kind == ledger.TxTransfer {
+		return "", nil
+	}
+	return s.b.Chain().TxError(h)
 }
 
 func txProof(b *ledger.Block, i int) api.TxProof {
@@ -215,7 +234,9 @@ func txProof(b *ledger.Block, i int) api.TxProof {
 	return api.TxProof{TxRoot: b.Header.TxRoot, Proof: proofs[i]}
 }
 
-func describeCommitted(b *ledger.Block, i int, h crypto.Hash, proof *api.TxProof) *api.Transaction {
+// describeCommitted describes the committed transaction i of b (hash h);
+// reason is its receipt's error, "" when it succeeded.
+func describeCommitted(b *ledger.Block, i int, h crypto.Hash, proof *api.TxProof, reason string) *api.Transaction {
 	tx := b.Txs[i]
 	sender := tx.Sender()
 	bh := b.Hash()
@@ -223,7 +244,8 @@ func describeCommitted(b *ledger.Block, i int, h crypto.Hash, proof *api.TxProof
 	return &api.Transaction{
 		Hash: h, Status: api.TxCommitted, Tx: tx, Raw: tx.Encode(), Sender: &sender,
 		Height: api.Uint64(b.Height()).Ptr(), Index: &idx, BlockHash: &bh,
-		Receipt: &ledger.Receipt{TxHash: h, Height: b.Height(), Index: idx, Fee: tx.Fee},
+		Receipt: &ledger.Receipt{TxHash: h, Height: b.Height(), Index: idx, Fee: tx.Fee, Error: reason},
+		Failed:  reason != "",
 		Proof:   proof,
 	}
 }
@@ -448,12 +470,17 @@ func (s *Server) validators(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, api.Errorf(api.CodeNotFound, "validator set of height %d: %v", h, err)
 	}
+	return describeSet(h, vs), nil
+}
+
+// describeSet is the API form of vs, the validator set of height h.
+func describeSet(h uint64, vs *ledger.ValidatorSet) *api.Validators {
 	out := &api.Validators{Height: api.Uint64(h), Hash: vs.Hash(), TotalPower: api.Uint64(vs.TotalPower()),
 		Validators: make([]api.Validator, 0, vs.Size())}
 	for _, v := range vs.Validators() {
-		out.Validators = append(out.Validators, api.Validator{Address: v.Address(), PubKey: v.PubKey, Power: api.Uint64(v.Power), Name: v.Name})
+		out.Validators = append(out.Validators, api.Validator{Address: v.Address(), PubKey: v.PubKey, Power: api.Uint64(v.Power), Name: v.Name, Operator: v.Operator})
 	}
-	return out, nil
+	return out
 }
 
 func (s *Server) genesis(ctx context.Context, c *call) (any, error) {

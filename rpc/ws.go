@@ -344,9 +344,9 @@ func (s *Server) subscribe(ctx context.Context, c *call) (any, error) {
 	}
 	sub := &subscription{id: newSubID(), conn: c.conn, kind: kind}
 	switch kind {
-	case api.SubNewHeads:
+	case api.SubNewHeads, api.SubValidatorSet:
 		if arg != nil {
-			return nil, api.Errorf(api.CodeInvalidParams, "invalid params: newHeads takes no argument")
+			return nil, api.Errorf(api.CodeInvalidParams, "invalid params: %s takes no argument", kind)
 		}
 	case api.SubAccount:
 		if arg == nil {
@@ -363,8 +363,8 @@ func (s *Server) subscribe(ctx context.Context, c *call) (any, error) {
 			return nil, paramError("arg", err)
 		}
 	default:
-		return nil, api.Errorf(api.CodeInvalidParams, "invalid params: unknown subscription kind %q: want %s, %s or %s",
-			truncate(kind), api.SubNewHeads, api.SubAccount, api.SubTx)
+		return nil, api.Errorf(api.CodeInvalidParams, "invalid params: unknown subscription kind %q: want %s, %s, %s or %s",
+			truncate(kind), api.SubNewHeads, api.SubAccount, api.SubTx, api.SubValidatorSet)
 	}
 	if err := c.conn.addSub(sub); err != nil {
 		return nil, err

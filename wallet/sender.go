@@ -64,6 +64,14 @@ func (s *Sender) syncLocked(ctx context.Context) error {
 // Send signs a transfer of amount (plus fee) to to with the next nonce
 // and submits it. It returns the transaction once the node admitted it.
 func (s *Sender) Send(ctx context.Context, to crypto.Address, amount, fee uint64) (*ledger.Tx, error) {
+	return s.SendTx(ctx, ledger.Tx{To: to, Amount: amount, Fee: fee})
+}
+
+// SendTx signs tx, a transaction of any kind with the fields its kind
+// uses filled in, as the next one from this key (the chain ID, sender,
+// nonce and signature are set here) and submits it, numbering it like
+// Send. It returns the signed transaction once the node admitted it.
+func (s *Sender) SendTx(ctx context.Context, tmpl ledger.Tx) (*ledger.Tx, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var last error
@@ -73,7 +81,9 @@ func (s *Sender) Send(ctx context.Context, to crypto.Address, amount, fee uint64
 				return nil, err
 			}
 		}
-		tx := &ledger.Tx{ChainID: s.chainID, To: to, Amount: amount, Fee: fee, Nonce: s.next}
+		tx := new(ledger.Tx)
+		*tx = tmpl
+		tx.ChainID, tx.Nonce = s.chainID, s.next
 		tx.Sign(s.key)
 		_, err := s.c.SendTx(ctx, tx)
 		if err == nil {

@@ -134,3 +134,37 @@ func TestSenderNumbersTransfersAndResyncs(t *testing.T) {
 		seen[n] = true
 	}
 }
+
+// SendTx numbers transactions of any kind in the same sequence as
+// transfers, keeping the fields its kind uses and signing them.
+func TestSenderSendsStakingKinds(t *testing.T) {
+	f := &fakeNode{next: 3, pooled: map[crypto.Hash]bool{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := crypto.GenerateKey(nil)
+	cons, _ := crypto.GenerateKey(nil)
+	s := NewSender(c, key, "chain")
+	ctx := context.Background()
+	tmpls := []ledger.Tx{
+		{Kind: ledger.TxCreateValidator, ConsKey: cons.PubKey(), Moniker: "m", Amount: 5000, Fee: 2},
+		{To: crypto.Address{1}, Amount: 1, Fee: 1},
+		{Kind: ledger.TxDelegate, To: key.PubKey().Address(), Amount: 10, Fee: 1},
+		{Kind: ledger.TxUndelegate, To: key.PubKey().Address(), Amount: 10, Fee: 1},
+		{Kind: ledger.TxUnjail, Fee: 1},
+	}
+	for i, tmpl := range tmpls {
+		tx, err := s.SendTx(ctx, tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", tmpl.Kind, err)
+		}
+		want := tmpl
+		want.ChainID, want.Nonce, want.From, want.Sig = "chain", uint64(3+i), tx.From, tx.Sig
+		if *tx != want || tx.Sender() != s.Address() || tx.VerifySig() != nil || tx.ValidateBasic("chain") != nil {
+			t.Fatalf("%s: sent %+v, want %+v signed by the sender", tmpl.Kind, *tx, want)
+		}
+	}
+}

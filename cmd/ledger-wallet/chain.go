@@ -291,6 +291,9 @@ func runTx(e *env, args []string) error {
 		if t.Height != nil {
 			fmt.Fprintf(w, "height:  %d\nindex:   %d\nblock:   %s\n", *t.Height, *t.Index, *t.BlockHash)
 		}
+		if t.Failed && t.Receipt != nil {
+			fmt.Fprintf(w, "FAILED:  %s (the fee was paid, the nonce used; nothing else changed)\n", t.Receipt.Error)
+		}
 		if *verify {
 			fmt.Fprintln(w, "verified: yes: its inclusion proof leads to the tx root of a header verified from the trusted genesis across validator-set changes")
 		}

@@ -7,6 +7,10 @@
 //	ledger-wallet tx HASH [--verify]
 //	ledger-wallet history ADDRESS
 //	ledger-wallet status
+//	ledger-wallet stake create-validator --from NAME --cons-key HEX|FILE --moniker M --amount N [--fee N] [--wait]
+//	ledger-wallet stake delegate|undelegate --from NAME --validator OPERATOR --amount N [--fee N] [--wait]
+//	ledger-wallet stake unjail --from NAME [--fee N] [--wait]
+//	ledger-wallet stake validator OPERATOR | validators | delegations ACCOUNT
 //
 // Global flags (anywhere on the line): --home DIR (default
 // $LEDGER_WALLET_HOME, else ~/.ledger-wallet), --rpc URL[,URL...]
@@ -48,6 +52,7 @@ func commands() map[string]command {
 		"tx":      {"show a transaction (--verify: prove its inclusion)", runTx},
 		"history": {"list an account's committed transactions", runHistory},
 		"status":  {"show the node's status", runStatus},
+		"stake":   {"staking: create-validator, delegate, undelegate, unjail; validator, validators, delegations", runStake},
 	}
 }
 

@@ -249,3 +249,111 @@ func (q Query) page(prefix []byte, after crypto.Address, fn func(k, v []byte) (b
 type Seeker interface {
 	IterateFrom(prefix, start []byte, fn func(key, value []byte) error) error
 }
+
+// ErrBadPosition is wrapped by the error ValidatorsByPower returns for a
+// position it did not hand out.
+var ErrBadPosition = errors.New("staking: not a position of the validator listing")
+
+// ValidatorsByPower returns a page of at most limit validators (1 to
+// MaxPage), every validator once across the pages: first those that may
+// be in the active set, by power descending and then consensus address
+// ascending (the order the active set is taken in, so the first
+// MaxValidators of them are the active set as of the state read), then
+// the others (jailed, tombstoned, or below one power unit) in operator
+// order. from is where the page starts: nil for the first page, else the
+// next of the page before. next is nil when the listing is complete.
+// Positions are opaque (they are keys of the state); one that is not
+// well-formed is refused with ErrBadPosition.
+func (q Query) ValidatorsByPower(powerUnit uint64, from []byte, limit int) (vals []Validator, next []byte, err error) {
+	limit = pageLimit(limit)
+	if powerUnit == 0 {
+		return nil, nil, errors.New("staking: power unit 0")
+	}
+	eligibleFrom, othersFrom := []byte(nil), []byte(nil)
+	switch {
+	case from == nil:
+	case bytes.HasPrefix(from, []byte(prefixPow)):
+		if _, _, err := parsePowerKey(from); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadPosition, err)
+		}
+		eligibleFrom = from
+	case bytes.HasPrefix(from, []byte(prefixVal)):
+		if _, err := parseSingle(from, prefixVal); err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBadPosition, err)
+		}
+		othersFrom = from
+	default:
+		return nil, nil, ErrBadPosition
+	}
+	if othersFrom == nil {
+		err = q.scan([]byte(prefixPow), eligibleFrom, func(k, v []byte) (bool, error) {
+			if len(vals) == limit {
+				next = bytes.Clone(k)
+				return false, nil
+			}
+			if _, _, err := parsePowerKey(k); err != nil {
+				return false, err
+			}
+			rec, err := DecodePowerRecord(v)
+			if err != nil {
+				return false, errCorrupt("power index %q: %v", k, err)
+			}
+			val, ok, err := q.Validator(rec.Operator)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				return false, errCorrupt("power index %q names %s, which has no validator record", k, rec.Operator)
+			}
+			vals = append(vals, val)
+			return true, nil
+		})
+		if err != nil || next != nil {
+			return vals, next, err
+		}
+	}
+	err = q.scan([]byte(prefixVal), othersFrom, func(k, v []byte) (bool, error) {
+		val, err := DecodeValidator(v)
+		if err != nil {
+			return false, fmt.Errorf("staking: record %q: %w", k, err)
+		}
+		if val.eligible(powerUnit) {
+			return true, nil // listed by power
+		}
+		if len(vals) == limit {
+			next = bytes.Clone(k)
+			return false, nil
+		}
+		vals = append(vals, val)
+		return true, nil
+	})
+	return vals, next, err
+}
+
+// scan calls fn for the entries under prefix from the key start on (every
+// entry when start is nil), until fn returns false.
+func (q Query) scan(prefix, start []byte, fn func(k, v []byte) (bool, error)) error {
+	visit := func(k, v []byte) error {
+		if start != nil && bytes.Compare(k, start) < 0 {
+			return nil
+		}
+		goOn, err := fn(k, v)
+		if err != nil {
+			return err
+		}
+		if !goOn {
+			return errStop
+		}
+		return nil
+	}
+	var err error
+	if sk, ok := q.r.(Seeker); ok && start != nil {
+		err = sk.IterateFrom(prefix, start, visit)
+	} else {
+		err = q.r.Iterate(prefix, visit)
+	}
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -72,6 +73,39 @@ func (s *Store) TxLocation(h crypto.Hash) (TxLocation, error) {
 		return TxLocation{}, fmt.Errorf("tx %s: %w", h, err)
 	}
 	return loc, nil
+}
+
+// TxError returns why the committed transaction h failed: its receipt's
+// error (a staking transaction the staking rules refused; it paid its fee
+// and used its nonce). It is "" for a transaction that succeeded, and for
+// one the store does not hold (TxLocation tells those apart).
+func (s *Store) TxError(h crypto.Hash) (string, error) {
+	v, err := s.db.Get(txErrorKey(h))
+	if errors.Is(err, kv.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("tx %s: read its error: %w", h, err)
+	}
+	reason, err := decodeTxError(v)
+	if err != nil {
+		return "", fmt.Errorf("tx %s: error index entry: %w", h, err)
+	}
+	return reason, nil
+}
+
+// decodeTxError reads a failed transaction's index entry: 1 to
+// MaxTxErrorBytes of UTF-8 text.
+func decodeTxError(b []byte) (string, error) {
+	switch {
+	case len(b) == 0:
+		return "", errors.New("empty reason")
+	case len(b) > MaxTxErrorBytes:
+		return "", fmt.Errorf("reason of %d bytes, at most %d", len(b), MaxTxErrorBytes)
+	case !utf8.Valid(b):
+		return "", errors.New("reason is not UTF-8")
+	}
+	return string(b), nil
 }
 
 // Tx returns the committed transaction with hash h and its location.
@@ -181,6 +215,66 @@ func (r flatReader) IterateRecords(prefix []byte, fn func(key, value []byte) err
 		return err
 	}
 	return ferr
+}
+
+// Records reads the state records under their natural keys: Get ((nil,
+// nil) when absent), and iteration in ascending key order over the keys
+// under a prefix, from the start or from a key (the staking module's
+// Reader and Seeker).
+type Records interface {
+	Get(key []byte) ([]byte, error)
+	Iterate(prefix []byte, fn func(key, value []byte) error) error
+	IterateFrom(prefix, start []byte, fn func(key, value []byte) error) error
+}
+
+// flatRecords reads the latest records from the flat index.
+type flatRecords struct{ flatReader }
+
+func (r flatRecords) Get(k []byte) ([]byte, error) { return r.Record(k) }
+func (r flatRecords) Iterate(prefix []byte, fn func(k, v []byte) error) error {
+	return r.IterateRecords(prefix, fn)
+}
+func (r flatRecords) IterateFrom(prefix, start []byte, fn func(k, v []byte) error) error {
+	var ferr error
+	err := r.db.IterateFrom(recordKey(prefix), recordKey(start), func(k, v []byte) bool {
+		ferr = fn(bytes.Clone(k[len(prefixRecord):]), bytes.Clone(v))
+		return ferr == nil
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+// maxReadAttempts bounds how often ReadLatest runs a read that a commit
+// overlapped.
+const maxReadAttempts = 8
+
+// ErrBusy is returned by ReadLatest when commits overlapped every attempt.
+var ErrBusy = errors.New("store: the latest state kept changing during the read")
+
+// ReadLatest calls fn with the latest committed height and the state
+// records after it, read from the flat index (which, unlike the versioned
+// commitment, iterates by prefix). Several reads in fn see one height: a
+// read that a commit overlapped is run again (up to maxReadAttempts
+// times, then ErrBusy), and fn's answer is the one of a read no commit
+// touched. fn must not keep r. Commits never wait for readers longer than
+// it takes a reader to take and drop a lock.
+func (s *Store) ReadLatest(fn func(height uint64, r Records) error) error {
+	for range maxReadAttempts {
+		// Wait out a write under way, then read between two writes.
+		s.writing.RLock()
+		before := s.seq.Load()
+		s.writing.RUnlock()
+		if before%2 == 1 {
+			continue
+		}
+		err := fn(s.Height(), flatRecords{flatReader{db: s.db}})
+		if s.seq.Load() == before {
+			return err
+		}
+	}
+	return ErrBusy
 }
 
 type stateReader struct {

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
@@ -34,6 +36,7 @@ var (
 	prefixAcctTx   = []byte("x/") // address, height, index -> tx hash (both sender and recipient)
 	prefixRecord   = []byte("k/") // natural key -> latest state record (flat index for execution)
 	prefixVals     = []byte("v/") // ^height (big-endian) -> validator set from that height on
+	prefixTxError  = []byte("f/") // tx hash -> why the committed transaction failed (its receipt's error)
 	keyState       = []byte("m/state")
 	keyGenesisHash = []byte("m/genesis")
 )
@@ -49,6 +52,12 @@ type Store struct {
 
 	mu    sync.RWMutex
 	state *ledger.State // latest committed state, nil before genesis
+
+	// writing is held while a height is written; seq counts the writes
+	// begun and ended (odd while one is under way). ReadLatest uses them
+	// to see the flat indexes of one height.
+	writing sync.RWMutex
+	seq     atomic.Uint64
 
 	// verified, when set, reports transactions whose signatures the node
 	// already checked (see ledger.VerifiedTxs).
@@ -309,15 +318,46 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 		if to, ok := tx.Counterparty(); ok {
 			batch.Put(acctTxKey(to, loc), r.TxHash[:])
 		}
+		if r.Error != "" {
+			batch.Put(txErrorKey(r.TxHash), []byte(clipReason(r.Error)))
+		}
 	}
 	if err := putState(batch, next); err != nil {
 		return nil, err
 	}
-	if err := s.db.Write(batch, true); err != nil {
+	s.writing.Lock()
+	s.seq.Add(1)
+	err = s.db.Write(batch, true)
+	if err == nil {
+		s.setState(next)
+	}
+	s.seq.Add(1)
+	s.writing.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("block %d: write: %w", h, err)
 	}
-	s.setState(next)
 	return next.Copy(), nil
+}
+
+// MaxTxErrorBytes bounds the reason a failed transaction's index entry
+// keeps; a longer one is cut (at a character boundary).
+const MaxTxErrorBytes = 512
+
+// clipReason cuts s to at most MaxTxErrorBytes without splitting a
+// UTF-8 sequence.
+func clipReason(s string) string {
+	if len(s) <= MaxTxErrorBytes {
+		return s
+	}
+	s = s[:MaxTxErrorBytes]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func txErrorKey(h crypto.Hash) []byte {
+	return append(append(make([]byte, 0, len(prefixTxError)+len(h)), prefixTxError...), h[:]...)
 }
 
 func acctTxKey(a crypto.Address, loc []byte) []byte {

@@ -24,6 +24,12 @@ const (
 	MethodPendingTransactions    = "ledger_pendingTransactions"
 	MethodPeers                  = "ledger_peers"
 	MethodSuggestFee             = "ledger_suggestFee"
+	MethodStakingPool            = "ledger_stakingPool"
+	MethodGetValidator           = "ledger_getValidator"
+	MethodValidatorsByPower      = "ledger_validatorsByPower"
+	MethodDelegationsByDelegator = "ledger_getDelegationsByDelegator"
+	MethodDelegationsByValidator = "ledger_getDelegationsByValidator"
+	MethodGetUnbondings          = "ledger_getUnbondings"
 	MethodSubscribe              = "ledger_subscribe"
 	MethodUnsubscribe            = "ledger_unsubscribe"
 	// NotificationSubscription is the method of the notifications a

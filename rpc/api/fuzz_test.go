@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/ledgerd/ledgerd/crypto"
@@ -68,6 +69,26 @@ func FuzzHeight(f *testing.F) {
 		var g Height
 		if err := json.Unmarshal(enc, &g); err != nil || g != h {
 			t.Fatalf("round trip of %s: %v %v", enc, g, err)
+		}
+	})
+}
+
+// FuzzStakingProofs feeds arbitrary JSON to the staking answers that
+// carry proofs: decoding and VerifyProof never panic, whatever a node
+// sends.
+func FuzzStakingProofs(f *testing.F) {
+	f.Add([]byte(`{"height":"1","bonded":"5","proof":{"app_hash":"` + strings.Repeat("00", 32) + `","header_height":"2","records":[{"key":"73746b2f706f6f6c","proof":{"leaf":null,"siblings":[]}}]}}`))
+	f.Add([]byte(`{"operator":"ldg1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqnrql8a","signing":{"window_start":"1"},"proof":{"records":[]}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p StakingPool
+		if json.Unmarshal(b, &p) == nil {
+			p.VerifyProof()
+		}
+		var v ValidatorStatus
+		if json.Unmarshal(b, &v) == nil {
+			v.VerifyProof(1000)
+			v.VerifyProof(0)
 		}
 	})
 }

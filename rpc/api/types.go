@@ -312,7 +312,13 @@ type Transaction struct {
 	Index     *uint32         `json:"index,omitempty"`
 	BlockHash *crypto.Hash    `json:"block_hash,omitempty"`
 	Receipt   *ledger.Receipt `json:"receipt,omitempty"`
-	Proof     *TxProof        `json:"proof,omitempty"`
+	// Failed marks a committed transaction that failed: a staking
+	// transaction the staking rules refused when it executed (an unknown
+	// validator, too few shares, ...); Receipt.Error says why. It is
+	// committed all the same: it paid its fee and used its nonce, and did
+	// nothing else.
+	Failed bool     `json:"failed,omitempty"`
+	Proof  *TxProof `json:"proof,omitempty"`
 	// Reason is why a dropped transaction left the mempool.
 	Reason string `json:"reason,omitempty"`
 }
@@ -352,6 +358,9 @@ type Validator struct {
 	PubKey  crypto.PubKey  `json:"pub_key"`
 	Power   Uint64         `json:"power"`
 	Name    string         `json:"name,omitempty"`
+	// Operator is the account that operates the validator (its staking
+	// identity, see ledger_getValidator).
+	Operator crypto.Address `json:"operator"`
 }
 
 // Validators is the answer of ledger_validators.
@@ -483,6 +492,9 @@ const (
 	SubNewHeads = "newHeads" // no argument
 	SubAccount  = "account"  // argument: an address
 	SubTx       = "tx"       // argument: a transaction hash
+	// SubValidatorSet: no argument; a ValidatorSetChange per block that
+	// changes the validator set.
+	SubValidatorSet = "validatorSet"
 )
 
 // SubscriptionNotice is the params of a "ledger_subscription" notification.

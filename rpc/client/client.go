@@ -430,3 +430,95 @@ func (c *Client) Health(ctx context.Context) (*api.Health, error) {
 	}
 	return &h, nil
 }
+
+// --- staking ---
+
+// StakingPool returns the staking module's tokens (bonded, unbonding,
+// burned) after height, with a proof of the pool record when prove is set
+// (api.StakingPool.VerifyProof checks it against the answer's app hash).
+func (c *Client) StakingPool(ctx context.Context, height api.Height, prove bool) (*api.StakingPool, error) {
+	var out api.StakingPool
+	return &out, c.Call(ctx, api.MethodStakingPool, &out, height, prove)
+}
+
+// StakingValidator returns the validator operated by op after height: its
+// stake, power, jail status, membership of the active set and of the next
+// height's validator set, and its signing record; with proofs of its
+// records when prove is set (api.ValidatorStatus.VerifyProof). A node
+// that holds no such validator answers api.CodeNotFound.
+func (c *Client) StakingValidator(ctx context.Context, op crypto.Address, height api.Height, prove bool) (*api.ValidatorStatus, error) {
+	var out api.ValidatorStatus
+	return &out, c.Call(ctx, api.MethodGetValidator, &out, op, height, prove)
+}
+
+// ValidatorsByPower returns one page of at most limit (1 to
+// api.MaxStakingPage) validators of the latest state, those that may be
+// in the active set by power first: from nil for the first page, else the
+// Next of the page before.
+func (c *Client) ValidatorsByPower(ctx context.Context, from []byte, limit int) (*api.ValidatorsByPower, error) {
+	var out api.ValidatorsByPower
+	var f any
+	if len(from) > 0 {
+		f = api.HexBytes(from)
+	}
+	return &out, c.Call(ctx, api.MethodValidatorsByPower, &out, f, limit)
+}
+
+// AllValidatorsByPower follows ValidatorsByPower's pages until it has
+// max validators or the listing ends. The pages are read one after
+// another, each of the latest state then.
+func (c *Client) AllValidatorsByPower(ctx context.Context, max int) ([]api.StakingValidator, error) {
+	if max < 1 {
+		return nil, fmt.Errorf("validators by power: max must be positive, got %d", max)
+	}
+	var out []api.StakingValidator
+	var from []byte
+	for len(out) < max {
+		page, err := c.ValidatorsByPower(ctx, from, min(max-len(out), api.MaxStakingPage))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Validators...)
+		if len(page.Next) == 0 {
+			break
+		}
+		if len(page.Validators) == 0 {
+			return nil, errors.New("validators by power: the node answered an empty page with a next position")
+		}
+		from = page.Next
+	}
+	return out, nil
+}
+
+// stakingCursor is the after parameter: absent for the zero address.
+func stakingCursor(after crypto.Address) any {
+	if after.IsZero() {
+		return nil
+	}
+	return after
+}
+
+// DelegationsByDelegator returns one page of del's delegations of the
+// latest state, by operator after the operator after (zero: from the
+// start), at most limit (1 to api.MaxStakingPage), each with its shares'
+// token value. NextAfter is set when more follow.
+func (c *Client) DelegationsByDelegator(ctx context.Context, del, after crypto.Address, limit int) (*api.Delegations, error) {
+	var out api.Delegations
+	return &out, c.Call(ctx, api.MethodDelegationsByDelegator, &out, del, stakingCursor(after), limit)
+}
+
+// DelegationsByValidator returns one page of the delegations to the
+// validator op of the latest state, by delegator after the delegator
+// after (zero: from the start), at most limit (1 to api.MaxStakingPage).
+func (c *Client) DelegationsByValidator(ctx context.Context, op, after crypto.Address, limit int) (*api.Delegations, error) {
+	var out api.Delegations
+	return &out, c.Call(ctx, api.MethodDelegationsByValidator, &out, op, stakingCursor(after), limit)
+}
+
+// Unbondings returns one page of del's unbonding entries of the latest
+// state, grouped by validator in operator order after the operator after
+// (zero: from the start), at most limit groups (1 to api.MaxStakingPage).
+func (c *Client) Unbondings(ctx context.Context, del, after crypto.Address, limit int) (*api.Unbondings, error) {
+	var out api.Unbondings
+	return &out, c.Call(ctx, api.MethodGetUnbondings, &out, del, stakingCursor(after), limit)
+}

@@ -220,8 +220,9 @@ func (w *WSClient) call(ctx context.Context, method string, result any, sub *Sub
 
 func deadline() time.Time { return time.Now().Add(10 * time.Second) }
 
-// Subscribe starts a subscription: kind is api.SubNewHeads (arg nil),
-// api.SubAccount (an address) or api.SubTx (a hash).
+// Subscribe starts a subscription: kind is api.SubNewHeads or
+// api.SubValidatorSet (arg nil), api.SubAccount (an address) or api.SubTx
+// (a hash).
 func (w *WSClient) Subscribe(ctx context.Context, kind string, arg any) (*Subscription, error) {
 	s := &Subscription{Kind: kind, w: w, ch: make(chan json.RawMessage, subBuffer)}
 	params := []any{kind}
@@ -248,6 +249,23 @@ func (w *WSClient) SubscribeAccount(ctx context.Context, addr crypto.Address) (*
 // notice if the node's mempool lets it go).
 func (w *WSClient) SubscribeTx(ctx context.Context, h crypto.Hash) (*Subscription, error) {
 	return w.Subscribe(ctx, api.SubTx, h)
+}
+
+// SubscribeValidatorSet delivers an api.ValidatorSetChange for every block
+// that changes the validator set (NextValidatorSet reads them).
+func (w *WSClient) SubscribeValidatorSet(ctx context.Context) (*Subscription, error) {
+	return w.Subscribe(ctx, api.SubValidatorSet, nil)
+}
+
+// NextValidatorSet returns the next notification of a validatorSet
+// subscription.
+func (s *Subscription) NextValidatorSet(ctx context.Context) (*api.ValidatorSetChange, error) {
+	raw, err := s.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var c api.ValidatorSetChange
+	return &c, json.Unmarshal(raw, &c)
 }
 
 // Next returns the next notification's result, or an error once the

@@ -291,10 +291,13 @@ func (r *runner) checkTransfers(chain []chainEntry) {
 }
 
 // checkSupply sums every balance the chain can hold — the funded
-// accounts, the recipients, the validators and every proposer (fees) —
-// at height top and compares the sum with the genesis balances. The
-// workload sends transfers only, and slashing burns bonded stake, never
-// balances, so no token enters or leaves the balances.
+// accounts, the recipients, the validators, every proposer (fees) and
+// every account a transaction names — at height top, adds the staking
+// pool at that same height (bonded, unbonding and burned tokens: stake is
+// not a balance), and compares the sum with the genesis total supply (the
+// balances and the genesis validators' stake). Delegating, unbonding and
+// slashing move tokens between the balances and the pool, so any token
+// made or lost on either side shows.
 func (r *runner) checkSupply(ctx context.Context, node int, chain []chainEntry, top uint64) error {
 	addrs := map[crypto.Address]bool{}
 	for _, b := range r.doc.Balances {
@@ -302,6 +305,7 @@ func (r *runner) checkSupply(ctx context.Context, node int, chain []chainEntry, 
 	}
 	for _, v := range r.doc.Validators {
 		addrs[v.PubKey.Address()] = true
+		addrs[v.Operator] = true
 	}
 	for _, g := range r.wl.groups {
 		addrs[g.recipient] = true
@@ -309,10 +313,18 @@ func (r *runner) checkSupply(ctx context.Context, node int, chain []chainEntry, 
 	for h := 1; h < len(chain); h++ {
 		addrs[chain[h].block.Header.Proposer] = true
 		for _, tx := range chain[h].block.Txs {
+			addrs[tx.Sender()] = true
 			addrs[tx.To] = true
 		}
 	}
 	var sum uint64
+	add := func(v uint64) error {
+		if sum+v < sum {
+			return fmt.Errorf("supply: the sum overflows at %d + %d", sum, v)
+		}
+		sum += v
+		return nil
+	}
 	for a := range addrs {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		acc, err := r.c.Client(node).AccountAt(cctx, a, api.At(top), false)
@@ -320,11 +332,30 @@ func (r *runner) checkSupply(ctx context.Context, node int, chain []chainEntry, 
 		if err != nil {
 			return fmt.Errorf("supply: account %s: %w", a, err)
 		}
-		sum += uint64(acc.Balance)
+		if err := add(uint64(acc.Balance)); err != nil {
+			return err
+		}
 	}
-	r.rep.GenesisSupply, r.rep.FinalSupply = r.doc.BalanceSum(), sum
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pool, err := r.c.Client(node).StakingPool(cctx, api.At(top), false)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("supply: staking pool: %w", err)
+	}
+	if uint64(pool.Height) != top {
+		return fmt.Errorf("supply: asked for the staking pool after height %d, the node answered height %d", top, pool.Height)
+	}
+	staked, ok := pool.Staked()
+	if !ok {
+		return fmt.Errorf("supply: the staking pool overflows: %+v", *pool)
+	}
+	if err := add(staked); err != nil {
+		return err
+	}
+	r.rep.GenesisSupply, r.rep.FinalSupply, r.rep.FinalStake = r.doc.TotalSupply(), sum, staked
 	if sum != r.rep.GenesisSupply {
-		r.rep.violate("supply not conserved: %d at genesis, %d after height %d", r.rep.GenesisSupply, sum, top)
+		r.rep.violate("supply not conserved: %d at genesis, %d after height %d (balances %d + bonded %d + unbonding %d + burned %d)",
+			r.rep.GenesisSupply, sum, top, sum-staked, pool.Bonded, pool.Unbonding, pool.Burned)
 	}
 	return nil
 }

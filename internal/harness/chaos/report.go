@@ -67,10 +67,13 @@ type Report struct {
 	// Forks counts heights at which two nodes held different blocks (or
 	// app hashes), during the run or at the end.
 	Forks int `json:"forks"`
-	// Supply is the sum of the genesis balances (stake excluded) and of every balance at
-	// FinalHeight.
+	// GenesisSupply is the genesis total supply (the balances and the
+	// genesis validators' stake); FinalSupply every balance plus the
+	// staking pool (bonded, unbonding and burned tokens) after
+	// FinalHeight, of which FinalStake is the pool.
 	GenesisSupply uint64 `json:"genesis_supply"`
 	FinalSupply   uint64 `json:"final_supply"`
+	FinalStake    uint64 `json:"final_stake"`
 	// Evidence is every equivocation committed on the chain.
 	Evidence []EvidenceRecord `json:"evidence"`
 	// Linearizable is porcupine's verdict on the history: "ok",
@@ -156,8 +159,8 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "transfers: %d signed, %d acknowledged, %d lost, %d duplicated; %d unacknowledged at the end (%d of them committed)\n",
 		t.Signed, t.Acknowledged, t.Lost, t.Duplicated, t.Unacknowledged, t.CommittedUnseen)
 	fmt.Fprintf(&b, "reads: %d recorded, %d stale answers retried, %d dropped\n", r.Reads.Recorded, r.Reads.Stale, r.Reads.Dropped)
-	fmt.Fprintf(&b, "chain: %d heights, %d forks; supply %d at genesis, %d at the end; %d evidence committed\n",
-		r.FinalHeight, r.Forks, r.GenesisSupply, r.FinalSupply, len(r.Evidence))
+	fmt.Fprintf(&b, "chain: %d heights, %d forks; supply %d at genesis, %d at the end (%d of it staked or burned); %d evidence committed\n",
+		r.FinalHeight, r.Forks, r.GenesisSupply, r.FinalSupply, r.FinalStake, len(r.Evidence))
 	fmt.Fprintf(&b, "history: %d transfers and %d reads, linearizable: %s (checked in %gs)\n",
 		t.Signed, r.Reads.Recorded, r.Linearizable, r.CheckTime)
 	for _, v := range r.Violations {
