@@ -203,6 +203,36 @@ func (r chainReader) AccountProof(h uint64, addr crypto.Address) (ledger.Account
 	return r.b.chain.Account(h, addr)
 }
 
+// TxError implements rpc.ChainReader: no transaction of a synthetic chain
+// failed.
+func (r chainReader) TxError(crypto.Hash) (string, error) { return "", nil }
+
+// Record implements rpc.ChainReader: a synthetic chain has no staking
+// records (its sets are made up directly).
+func (r chainReader) Record(h uint64, _ []byte) ([]byte, error) {
+	if h > r.b.height.Load() {
+		return nil, r.notFound("state after height", h)
+	}
+	return nil, nil
+}
+
+// RecordProof implements rpc.ChainReader; a synthetic chain proves no
+// records.
+func (r chainReader) RecordProof(h uint64, _ []byte) ([]byte, *statetree.Proof, error) {
+	return nil, nil, errors.New("clienttest: the synthetic chain proves no state records")
+}
+
+// ReadLatest implements rpc.ChainReader over no records.
+func (r chainReader) ReadLatest(fn func(uint64, store.Records) error) error {
+	return fn(r.b.height.Load(), noRecords{})
+}
+
+type noRecords struct{}
+
+func (noRecords) Get([]byte) ([]byte, error)                               { return nil, nil }
+func (noRecords) Iterate([]byte, func(k, v []byte) error) error            { return nil }
+func (noRecords) IterateFrom(_, _ []byte, _ func(k, v []byte) error) error { return nil }
+
 // Serve runs the real JSON-RPC server over b on a loopback port until the
 // test ends, and returns its URL.
 func Serve(t testing.TB, b rpc.Backend) string {
