@@ -45,8 +45,9 @@ func TestSchedulesOfDifferentSeedsDiffer(t *testing.T) {
 
 // TestScheduleGolden pins the schedule of one seed: a change to the
 // generator would stop old seeds from replaying, and must be deliberate.
+// The five kinds before churn are named, so their seeds replay as before.
 func TestScheduleGolden(t *testing.T) {
-	s, err := NewSchedule(1, 4, 80*time.Second, AllFaults)
+	s, err := NewSchedule(1, 4, 80*time.Second, []FaultKind{Kill, Pause, Partition, WALCut, Twin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestScheduleShape(t *testing.T) {
 		duration   time.Duration
 		kinds      []FaultKind
 	}{
-		{4, 80 * time.Second, AllFaults},
+		{4, MinDuration(len(AllFaults)), AllFaults},
 		{4, 10 * time.Minute, AllFaults},
 		{7, 3 * time.Minute, []FaultKind{Partition}},
 		{5, time.Minute, []FaultKind{Kill, WALCut}},
