@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -25,16 +26,25 @@ const churnBound = 30 * time.Second
 // finds goes into rec; an error means the transaction was not committed.
 func (r *runner) churn(ctx context.Context, rec *FaultRecord, f Fault, kind ledger.TxKind) error {
 	of := f.Nodes[0]
-	gv := r.doc.Validators[of]
-	op, cons := gv.Operator, gv.PubKey.Address()
-	if op.IsZero() {
-		op = cons
-	}
-	if kind == ledger.TxUndelegate {
+	if kind == ledger.TxDelegate {
+		// An earlier twin fault tombstoned its validator for good (and
+		// jailed ones sit out): churn then moves to the first validator
+		// still in the set, so it changes the set all the same.
+		var err error
+		if of, err = r.churnTarget(ctx, of); err != nil {
+			return err
+		}
+		if of != f.Nodes[0] {
+			r.logf("churn: node%d is out of the set; delegating to node%d", f.Nodes[0], of)
+		}
+		rec.Details["target"] = of
+	} else {
 		if _, ok := rec.Details["delegate_height"]; !ok {
 			return nil // nothing was delegated
 		}
+		of = rec.Details["target"].(int)
 	}
+	op, cons := r.operatorOf(of)
 	amount := f.Stake * r.doc.Staking.PowerUnit
 	deadline := time.Now().Add(churnBound)
 	var tx *ledger.Tx
@@ -127,4 +137,49 @@ func (r *runner) powerAt(ctx context.Context, of int, cons crypto.Address, h uin
 		return 0, nil
 	}
 	return uint64(vals.Validators[i].Power), nil
+}
+
+// operatorOf returns genesis validator i's operator and consensus address.
+func (r *runner) operatorOf(i int) (op, cons crypto.Address) {
+	gv := r.doc.Validators[i]
+	op, cons = gv.Operator, gv.PubKey.Address()
+	if op.IsZero() {
+		op = cons
+	}
+	return op, cons
+}
+
+// churnTarget returns want if its validator is in the next height's set,
+// else the first validator that is (asking each validator in turn until
+// one answers).
+func (r *runner) churnTarget(ctx context.Context, want int) (int, error) {
+	var last error
+	for k := 0; k < r.c.Validators(); k++ {
+		cl := r.c.Client((want + k) % r.c.Validators())
+		validating := func(i int) (bool, error) {
+			op, _ := r.operatorOf(i)
+			cctx, cancel := context.WithTimeout(ctx, callFor*5)
+			defer cancel()
+			v, err := cl.StakingValidator(cctx, op, api.Latest, false)
+			if err != nil {
+				return false, err
+			}
+			return v.Validating && !v.Jailed, nil
+		}
+		ok, err := validating(want)
+		if err != nil {
+			last = err
+			continue
+		}
+		if ok {
+			return want, nil
+		}
+		for i := 0; i < r.c.Validators(); i++ {
+			if ok, err := validating(i); err == nil && ok {
+				return i, nil
+			}
+		}
+		return 0, errors.New("churn: no validator is in the set")
+	}
+	return 0, fmt.Errorf("churn: no validator answers: %v", last)
 }

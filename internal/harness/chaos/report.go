@@ -198,6 +198,9 @@ func details(f FaultRecord) string {
 			parts = append(parts, "torn tail repaired")
 		}
 	case Churn:
+		if t, ok := f.Details["target"].(int); ok && len(f.Nodes) > 0 && t != f.Nodes[0] {
+			parts = append(parts, fmt.Sprintf("node%d out of the set, node%d instead", f.Nodes[0], t))
+		}
 		for _, name := range []string{"delegate", "undelegate"} {
 			if h, ok := f.Details[name+"_height"]; ok {
 				parts = append(parts, fmt.Sprintf("%s power %d at height %v (power %v)", name, f.Stake, h, f.Details[name+"_power"]))

@@ -77,6 +77,7 @@ func TestScheduleShape(t *testing.T) {
 		{4, 10 * time.Minute, AllFaults},
 		{7, 3 * time.Minute, []FaultKind{Partition}},
 		{5, time.Minute, []FaultKind{Kill, WALCut}},
+		{4, time.Minute, []FaultKind{Churn}},
 	} {
 		for seed := int64(0); seed < 30; seed++ {
 			s, err := NewSchedule(seed, tc.validators, tc.duration, tc.kinds)
@@ -121,6 +122,13 @@ func TestScheduleShape(t *testing.T) {
 					if f.For < Span(6*time.Second) {
 						t.Errorf("seed %d: twin runs only %s", seed, f.For)
 					}
+				case Churn:
+					if len(f.Nodes) != 1 || f.Stake < 1 || f.Stake > maxChurnStake || f.For < Span(5*time.Second) {
+						t.Errorf("seed %d: churn %v of power %d for %s", seed, f.Nodes, f.Stake, f.For)
+					}
+				}
+				if f.Kind != Churn && f.Stake != 0 {
+					t.Errorf("seed %d: a %s with a stake", seed, f.Kind)
 				}
 			}
 		}
