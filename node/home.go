@@ -11,6 +11,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/p2p"
 	"github.com/ledgerd/ledgerd/privval"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -148,6 +149,9 @@ type TestnetOptions struct {
 	// unless Hostnames is set, where every node uses BasePort and BasePort+1.
 	BasePort int
 	Params   *ledger.ConsensusParams
+	// Staking are the genesis staking parameters; nil means
+	// staking.DefaultParams().
+	Staking *staking.Params
 }
 
 // TestnetNode describes one generated home.
@@ -206,6 +210,7 @@ func WriteTestnet(outDir string, o TestnetOptions) (*Testnet, error) {
 		Balance:        o.Balance,
 		GenesisTime:    time.Now().UTC().Truncate(time.Second),
 		Params:         o.Params,
+		Staking:        o.Staking,
 	})
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ func runChaos(args []string, stdout io.Writer) error {
 	vals := fs.Int("validators", 4, "number of validators (at least 4)")
 	duration := fs.Duration("duration", 2*time.Minute, "length of the faulty phase (5s + 14s per fault at least)")
 	seed := fs.Int64("seed", 0, "seed of the fault schedule and workload (default: random, printed)")
-	faults := fs.String("faults", "all", "fault kinds: kill,pause,partition,walcut,twin (or all)")
+	faults := fs.String("faults", "all", "fault kinds: kill,pause,partition,walcut,twin,churn (or all)")
 	useDocker := fs.Bool("docker", false, "run the nodes as Docker containers (needs a daemon and a static binary)")
 	loopback := fs.Bool("loopback", false, "run processes on loopback, not in network namespaces (no partitions)")
 	reportPath := fs.String("report", "", "write the JSON report to this file")

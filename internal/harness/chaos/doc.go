@@ -14,6 +14,11 @@
 //     consensus WAL at a random offset, restart it.
 //   - twin: start a second node holding a copy of one validator's key (a
 //     byzantine twin: correct code, one key, two signers), stop it later.
+//   - churn: a funded staker account delegates to one validator (its power
+//     grows by 1 to 5, and the set changes two heights later), and at the
+//     heal undelegates it again; the run checks the set of the height the
+//     change is in force at shows exactly the new power. The staking pool
+//     is part of the supply check.
 //
 // One fault is active at a time; after each heal the run measures how long
 // the network takes to commit again and the faulted nodes take to catch up.
@@ -27,7 +32,8 @@
 // and read is recorded with its invocation and response times. At the end
 // the run checks that every node holds one chain (same block and app
 // hashes), that every acknowledged transfer is in it exactly once, that
-// the sum of all balances equals the genesis supply, that the twin's
+// the sum of all balances and the staking pool (bonded, unbonding,
+// burned) equals the genesis supply, that the twin's
 // equivocation was committed as evidence and no other validator
 // equivocated, and that the history is linearizable (porcupine, against a
 // model of account balances and nonces).

@@ -42,7 +42,8 @@ type FaultRecord struct {
 	CommitAfter *Seconds `json:"commit_after_s,omitempty"`
 	Recovery    *Seconds `json:"recovery_s,omitempty"`
 	// Details are kind-specific facts: the partition's sides and heights,
-	// the WAL segment and cut offset, the twin's evidence.
+	// the WAL segment and cut offset, the twin's evidence, churn's heights
+	// and powers.
 	Details    map[string]any `json:"details,omitempty"`
 	Violations []string       `json:"violations,omitempty"`
 }
@@ -195,6 +196,15 @@ func details(f FaultRecord) string {
 		parts = append(parts, fmt.Sprintf("%v cut at %v of %v bytes", f.Details["segment"], f.Details["offset"], f.Details["size"]))
 		if rep, _ := f.Details["repair_logged"].(bool); rep {
 			parts = append(parts, "torn tail repaired")
+		}
+	case Churn:
+		if t, ok := f.Details["target"].(int); ok && len(f.Nodes) > 0 && t != f.Nodes[0] {
+			parts = append(parts, fmt.Sprintf("node%d out of the set, node%d instead", f.Nodes[0], t))
+		}
+		for _, name := range []string{"delegate", "undelegate"} {
+			if h, ok := f.Details[name+"_height"]; ok {
+				parts = append(parts, fmt.Sprintf("%s power %d at height %v (power %v)", name, f.Stake, h, f.Details[name+"_power"]))
+			}
 		}
 	case Twin:
 		if h, ok := f.Details["evidence_block"]; ok {

@@ -134,7 +134,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	params := ledger.DefaultConsensusParams()
 	params.TimeoutCommit = ledger.Duration(timeoutCommit)
-	opts := node.TestnetOptions{ChainID: "chaos", Validators: cfg.Validators, FundedAccounts: cfg.Senders,
+	// One funded account more than the senders: the staker of churn faults.
+	opts := node.TestnetOptions{ChainID: "chaos", Validators: cfg.Validators, FundedAccounts: cfg.Senders + 1,
 		Balance: senderBalance, Params: &params}
 
 	var c cluster
@@ -189,6 +190,8 @@ type runner struct {
 
 	start time.Time // of the workload
 	twins []twinWindow
+	// staker is the funded account churn faults delegate from.
+	staker crypto.PrivKey
 	// twinChain holds block and app hashes a twin reported, checked
 	// against the validators' chain at the end.
 	twinChain map[uint64][2]crypto.Hash
@@ -306,6 +309,11 @@ func (r *runner) groups() ([]group, error) {
 		}
 		out[g] = group{sender: k, recipient: recipientOf(r.cfg.Seed, g)}
 	}
+	k, err := privval.LoadKeyFile(filepath.Join(accDir, fmt.Sprintf("account%d.json", len(out))))
+	if err != nil {
+		return nil, fmt.Errorf("staker account: %w", err)
+	}
+	r.staker = k
 	return out, nil
 }
 
@@ -355,6 +363,9 @@ func (r *runner) inject(ctx context.Context, f Fault) (FaultRecord, error) {
 		if slot, err = c.AddTwin(target); err == nil {
 			err = c.Start(slot)
 		}
+	case Churn:
+		healthy = vals
+		err = r.churn(ctx, &rec, f, ledger.TxDelegate)
 	}
 	if err != nil {
 		// Undo what may have been done, so the final checks see a whole network.
@@ -413,6 +424,8 @@ func (r *runner) inject(ctx context.Context, f Fault) (FaultRecord, error) {
 		err = c.Resume(target)
 	case Partition:
 		err = c.Heal()
+	case Churn:
+		err = r.churn(ctx, &rec, f, ledger.TxUndelegate)
 	}
 	if err != nil {
 		return rec, fmt.Errorf("heal %s: %w", f, err)

@@ -19,10 +19,11 @@ const (
 	Partition FaultKind = "partition" // split the validators in two, heal later
 	WALCut    FaultKind = "walcut"    // SIGKILL, truncate the newest WAL segment, restart
 	Twin      FaultKind = "twin"      // a second node with one validator's key
+	Churn     FaultKind = "churn"     // delegate to a validator (its power grows), undelegate later
 )
 
 // AllFaults lists every fault kind, in the order reports use.
-var AllFaults = []FaultKind{Kill, Pause, Partition, WALCut, Twin}
+var AllFaults = []FaultKind{Kill, Pause, Partition, WALCut, Twin, Churn}
 
 // ParseFaults reads a comma-separated list of fault kinds ("all" for
 // every kind), refusing unknown or repeated names.
@@ -101,6 +102,10 @@ type Fault struct {
 	// TailBytes bytes (tearing the records of the unfinished height).
 	Cut     float64 `json:"cut,omitempty"`
 	CutTail bool    `json:"cut_tail,omitempty"`
+	// Stake is, for churn, the voting power (in units of the genesis
+	// power_unit) a funded account delegates to the validator at the
+	// injection and undelegates at the heal.
+	Stake uint64 `json:"stake,omitempty"`
 }
 
 // TailBytes is the span of a segment's end that a tail cut falls in.
@@ -124,6 +129,9 @@ func (f Fault) String() string {
 		} else {
 			s += fmt.Sprintf(" (cut at %.3f of the newest segment)", f.Cut)
 		}
+	}
+	if f.Kind == Churn {
+		s += fmt.Sprintf(" (delegate power %d)", f.Stake)
 	}
 	return s
 }
@@ -149,6 +157,10 @@ const (
 	faultShare  = 0.45 // of a slot, the longest a fault may last
 	jitterShare = 0.10 // of a slot, the most a fault's start is delayed
 )
+
+// maxChurnStake bounds the power a churn fault delegates (genesis
+// validators have genesis.DefaultPower, 10).
+const maxChurnStake = 5
 
 // MinDuration is the shortest run that fits n faults.
 func MinDuration(n int) time.Duration { return warmup + time.Duration(n)*minSlot }
@@ -199,6 +211,14 @@ func NewSchedule(seed int64, validators int, duration time.Duration, kinds []Fau
 			// The twin must catch up and then be proposer or vote apart
 			// from its original; give it at least 6 seconds.
 			f.For = max(f.For, Span(6*time.Second))
+		case Churn:
+			f.Nodes = r.pick(validators, 1)
+			// Up to half a genesis validator's power more: the set
+			// changes, and no validator reaches a third of it.
+			f.Stake = 1 + uint64(r.intn(maxChurnStake))
+			// The delegation takes effect two heights after its block;
+			// give it time to be in force before it is undone.
+			f.For = max(f.For, Span(5*time.Second))
 		default:
 			f.Nodes = r.pick(validators, 1)
 		}
