@@ -134,11 +134,45 @@ func (l *load) waitCommitted(i int, timeout time.Duration) uint64 {
 	unknown := append([]*ledger.Tx(nil), l.unknown...)
 	l.mu.Unlock()
 	var total uint64
-	// Transfers whose outcome the client never learned count if committed,
-	// unless a retry of the same bytes was admitted (a send that failed on
-	// a node killed mid-request leaves the nonce unrefreshed, so the next
-	// transfer of that account is the identical transfer): that one is
-	// counted below.
+	for _, tx := range acked {
+		total += tx.Amount
+		for {
+			got, err := w.clients[i].Tx(ctx, tx.Hash(), false)
+			if err == nil && got.Status == api.TxCommitted {
+				break
+			}
+			if ctx.Err() != nil {
+				w.t.Fatalf("admitted transfer %s (nonce %d) not committed on node%d within %s (last: %+v, %v)",
+					tx.Hash(), tx.Nonce, i, timeout, got, err)
+			}
+			h, _ := w.height(ctx, i)
+			w.waitHeight(i, h+1, timeout)
+		}
+	}
+	// Transfers whose outcome the client never learned count if committed.
+	// One may still sit in the mempool of a node that has not gossiped it
+	// to node i yet, so they are judged once no running node holds any
+	// pending transfer (the load has stopped).
+	for {
+		pending := 0
+		for _, c := range w.clients {
+			if mp, err := c.Mempool(ctx); err == nil {
+				pending += mp.Txs
+			}
+		}
+		if pending == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			w.t.Fatalf("%d transfers still pending on the nodes after %s", pending, timeout)
+		}
+		h, _ := w.height(ctx, i)
+		w.waitHeight(i, h+1, timeout)
+	}
+	// A retry of the same bytes that was admitted is counted above (a send
+	// that failed on a node killed mid-request leaves the nonce
+	// unrefreshed, so the next transfer of that account is the identical
+	// transfer).
 	ackedHash := make(map[crypto.Hash]bool, len(acked))
 	for _, tx := range acked {
 		ackedHash[tx.Hash()] = true
@@ -154,21 +188,6 @@ func (l *load) waitCommitted(i int, timeout time.Duration) uint64 {
 		}
 		if got.Status == api.TxCommitted {
 			total += tx.Amount
-		}
-	}
-	for _, tx := range acked {
-		total += tx.Amount
-		for {
-			got, err := w.clients[i].Tx(ctx, tx.Hash(), false)
-			if err == nil && got.Status == api.TxCommitted {
-				break
-			}
-			if ctx.Err() != nil {
-				w.t.Fatalf("admitted transfer %s (nonce %d) not committed on node%d within %s (last: %+v, %v)",
-					tx.Hash(), tx.Nonce, i, timeout, got, err)
-			}
-			h, _ := w.height(ctx, i)
-			w.waitHeight(i, h+1, timeout)
 		}
 	}
 	return total
