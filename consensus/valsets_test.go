@@ -10,13 +10,13 @@ import (
 
 // heightSets is a ValidatorSets with one set for height 1 and another
 // from height 2 on.
-type heightSets struct{ first, later *ledger.ValidatorSet }
-
-func (s heightSets) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
-	if h <= 1 {
-		return s.first, nil
-	}
-	return s.later, nil
+func heightSets(first, later *ledger.ValidatorSet) ValidatorSets {
+	return Schedule(func(h uint64) (*ledger.ValidatorSet, error) {
+		if h <= 1 {
+			return first, nil
+		}
+		return later, nil
+	})
 }
 
 // TestMachineFollowsTheSetOfEachHeight runs a machine whose key joins the
@@ -44,7 +44,8 @@ func TestMachineFollowsTheSetOfEachHeight(t *testing.T) {
 		t.Fatal(err)
 	}
 	self := keys["new"]
-	m, err := New(Config{ChainID: testChain, Validators: heightSets{first, later}, Self: self.PubKey().Address(),
+	sets := heightSets(first, later)
+	m, err := New(Config{ChainID: testChain, Validators: sets, Self: self.PubKey().Address(),
 		ValidValue: func(*ledger.Block) error { return nil }}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -59,12 +60,17 @@ func TestMachineFollowsTheSetOfEachHeight(t *testing.T) {
 	}
 	keyOf := func(vals *ledger.ValidatorSet, i int) crypto.PrivKey { return keys[vals.Get(i).Name] }
 	propose := func(h uint64, vals *ledger.ValidatorSet) *ledger.Block {
+		prio, err := sets.PrioritiesAt(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proposer := NewProposerSelector(prio).Index(0)
 		b := &ledger.Block{Header: ledger.Header{ChainID: testChain, Height: h, Time: ledger.Timestamp(h),
-			ValidatorsHash: vals.Hash(), Proposer: vals.Get(NewProposerSelector(vals).Index(h, 0)).Address()}}
+			ValidatorsHash: vals.Hash(), Proposer: vals.Get(proposer).Address()}}
 		b.FillHeader()
 		parts, _ := ledger.SplitBlock(b.Encode())
 		p := &ledger.Proposal{Height: h, Round: 0, POLRound: -1, BlockID: b.Hash(), Parts: parts}
-		p.Sign(testChain, keyOf(vals, NewProposerSelector(vals).Index(h, 0)))
+		p.Sign(testChain, keyOf(vals, proposer))
 		step(EventProposal{Proposal: p, Block: b})
 		return b
 	}
