@@ -106,8 +106,8 @@ type State struct {
 	// are zero and NextPriorities one height on from them.
 	Priorities     *ProposerPriorities `json:"-"`
 	NextPriorities *ProposerPriorities `json:"-"`
-	Params         ConsensusParams `json:"params"`
-	Staking        staking.Params  `json:"staking"`
+	Params         ConsensusParams     `json:"params"`
+	Staking        staking.Params      `json:"staking"`
 	// TotalSupply is every token: balances, bonded and unbonding stake,
 	// and the stake burned by slashing. Fixed at genesis.
 	TotalSupply uint64 `json:"total_supply,string"`
