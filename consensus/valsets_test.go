@@ -135,3 +135,62 @@ func TestMachineFollowsTheSetOfEachHeight(t *testing.T) {
 		t.Fatal("height 2: the machine never voted, though it is a validator of height 2")
 	}
 }
+
+// TestProposalsOfTheNextHeightFollowItsPriorities: a machine at height 1
+// checks proposals for height 2, whose set differs, against height 2's
+// carried-over priorities. The proposer those name is accepted; the one a
+// selector restarting from the new set alone would name is refused.
+func TestProposalsOfTheNextHeightFollowItsPriorities(t *testing.T) {
+	keys := map[string]crypto.PrivKey{}
+	var all []ledger.Validator
+	for i, name := range []string{"a", "b", "c", "d", "e"} {
+		seed := crypto.Sum([]byte("next-priorities-test/" + name))
+		k, err := crypto.PrivKeyFromSeed(seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[name] = k
+		all = append(all, ledger.Validator{PubKey: k.PubKey(), Power: uint64(1 + i), Name: name})
+	}
+	first, err := ledger.NewValidatorSet(all[:4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := ledger.NewValidatorSet(all[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := heightSets(first, later)
+	m, err := New(Config{ChainID: testChain, Validators: sets, ValidValue: func(*ledger.Block) error { return nil }}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prio, err := sets.PrioritiesAt(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carried := later.Get(NewProposerSelector(prio).Index(0))
+	restarted := later.Get(ledger.GenesisPriorities(later).Proposer(0))
+	if carried.Name == restarted.Name {
+		t.Fatalf("the carried-over and the restarted order agree on %s; the test needs keys where they differ", carried.Name)
+	}
+	if got, ok := m.Proposer(2, 0); !ok || got != carried.Address() {
+		t.Fatalf("machine's proposer of (2, 0): %s, want %s", ShortAddr(got), carried.Name)
+	}
+	propose := func(v *ledger.Validator) error {
+		b := &ledger.Block{Header: ledger.Header{ChainID: testChain, Height: 2, Time: 2,
+			ValidatorsHash: later.Hash(), Proposer: v.Address()}}
+		b.FillHeader()
+		parts, _ := ledger.SplitBlock(b.Encode())
+		p := &ledger.Proposal{Height: 2, Round: 0, POLRound: -1, BlockID: b.Hash(), Parts: parts}
+		p.Sign(testChain, keys[v.Name])
+		_, err := m.Step(EventProposal{Proposal: p, Block: b})
+		return err
+	}
+	if err := propose(restarted); !errors.Is(err, ErrWrongProposer) {
+		t.Fatalf("proposal of (2, 0) by %s, the restarted order's proposer: %v, want ErrWrongProposer", restarted.Name, err)
+	}
+	if err := propose(carried); err != nil {
+		t.Fatalf("proposal of (2, 0) by %s, the carried-over proposer: %v", carried.Name, err)
+	}
+}

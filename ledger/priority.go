@@ -115,7 +115,16 @@ func (p *ProposerPriorities) Equal(o *ProposerPriorities) bool {
 func (p *ProposerPriorities) Rounds() *ProposerRounds {
 	q := append([]int64(nil), p.prio...)
 	normalize(q, p.vals)
-	return &ProposerRounds{vals: p.vals, prio: q}
+	return &ProposerRounds{prio: q, powers: powersOf(p.vals), total: int64(p.vals.total)}
+}
+
+// powersOf returns the members' powers by set index.
+func powersOf(vals *ValidatorSet) []int64 {
+	w := make([]int64, len(vals.vals))
+	for i := range vals.vals {
+		w[i] = int64(vals.vals[i].Power)
+	}
+	return w
 }
 
 // Proposer returns the set index of the proposer of round r. It costs r+1
@@ -134,7 +143,7 @@ func (p *ProposerPriorities) Proposer(r uint32) int {
 func (p *ProposerPriorities) Next(next *ValidatorSet) *ProposerPriorities {
 	q := append([]int64(nil), p.prio...)
 	normalize(q, p.vals)
-	increment(q, p.vals)
+	increment(q, powersOf(p.vals), int64(p.vals.total))
 	out := &ProposerPriorities{vals: next, prio: make([]int64, next.Size())}
 	if next == p.vals || next.Hash() == p.vals.Hash() {
 		copy(out.prio, q)
@@ -165,31 +174,34 @@ func (p *ProposerPriorities) Next(next *ValidatorSet) *ProposerPriorities {
 // proposer of the next round, from round 0. It is not safe for concurrent
 // use.
 type ProposerRounds struct {
-	vals  *ValidatorSet
-	prio  []int64
-	round uint64 // rounds returned so far
+	prio   []int64
+	powers []int64
+	total  int64
+	round  uint64 // rounds returned so far
 }
 
 // Next returns the set index of the proposer of the next round.
 func (r *ProposerRounds) Next() int {
 	r.round++
-	return increment(r.prio, r.vals)
+	return increment(r.prio, r.powers, r.total)
 }
 
 // Done is the number of rounds Next has returned.
 func (r *ProposerRounds) Done() uint64 { return r.round }
 
-// increment adds every member's power to its priority and takes the total
-// from the highest (ties to the lower index), whose index it returns.
-func increment(p []int64, vals *ValidatorSet) int {
+// increment adds every member's power (w, by set index) to its priority
+// and takes the total from the highest (ties to the lower index), whose
+// index it returns.
+func increment(p, w []int64, total int64) int {
 	best := 0
+	w = w[:len(p)]
 	for i := range p {
-		p[i] = addClip(p[i], int64(vals.vals[i].Power))
+		p[i] = addClip(p[i], w[i])
 		if p[i] > p[best] {
 			best = i
 		}
 	}
-	p[best] = subClip(p[best], int64(vals.total))
+	p[best] = subClip(p[best], total)
 	return best
 }
 
