@@ -227,7 +227,20 @@ func normalize(p []int64, vals *ValidatorSet) {
 			p[i] /= ratio
 		}
 	}
-	mean := floorMean(p)
+	var mean int64
+	if hi <= 1<<52 && lo >= -1<<52 { // rescaling only shrank them; MaxValidators * 2^52 < 2^63
+		var sum int64
+		for _, v := range p {
+			sum += v
+		}
+		n := int64(len(p))
+		mean = sum / n
+		if sum%n < 0 {
+			mean--
+		}
+	} else {
+		mean = floorMean(p)
+	}
 	for i := range p {
 		p[i] = subClip(p[i], mean)
 	}

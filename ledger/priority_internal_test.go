@@ -120,6 +120,33 @@ func TestFloorMeanIsExact(t *testing.T) {
 	}
 }
 
+// TestNormalizeCentresExactly: whichever way normalize sums (a plain
+// int64 sum for priorities within ±2^52, floorMean beyond), it subtracts
+// the floor of the exact mean.
+func TestNormalizeCentresExactly(t *testing.T) {
+	r, seed := testseed.Rand(t)
+	vs := fullSet(t, r, 2) // T = MaxTotalVotingPower: no rescale below ±T
+	for trial := 0; trial < 2000; trial++ {
+		n := 1 + r.IntN(MaxValidators)
+		limit := []int64{10, 1 << 52, 1 << 53, MaxTotalVotingPower}[r.IntN(4)]
+		p := make([]int64, n)
+		for i := range p {
+			p[i] = r.Int64N(2*limit+1) - limit
+		}
+		want := append([]int64(nil), p...)
+		mean := floorMean(p)
+		for i := range want {
+			want[i] -= mean
+		}
+		normalize(p, vs)
+		for i := range p {
+			if p[i] != want[i] {
+				t.Fatalf("seed %d: %d values within ±%d: member %d normalized to %d, want %d", seed, n, limit, i, p[i], want[i])
+			}
+		}
+	}
+}
+
 func TestClipArithmeticSaturates(t *testing.T) {
 	for _, tc := range []struct {
 		got, want int64
