@@ -13,17 +13,22 @@ import (
 func benchHeights(b *testing.B, n, heights int) (Config, [][]Event) {
 	b.Helper()
 	keys, vals := testKeys(n)
-	sel := NewProposerSelector(vals)
-	cfg := Config{ChainID: testChain, Validators: Static(vals), Self: vals.Get(0).Address(),
+	sets := Static(vals)
+	cfg := Config{ChainID: testChain, Validators: sets, Self: vals.Get(0).Address(),
 		ValidValue: func(*ledger.Block) error { return nil }}
 	out := make([][]Event, heights)
 	for h := 1; h <= heights; h++ {
+		prio, err := sets.PrioritiesAt(uint64(h))
+		if err != nil {
+			b.Fatal(err)
+		}
+		proposer := NewProposerSelector(prio).Index(0)
 		blk := &ledger.Block{Header: ledger.Header{ChainID: testChain, Height: uint64(h), Time: ledger.Timestamp(h),
-			ValidatorsHash: vals.Hash(), Proposer: vals.Get(sel.Index(uint64(h), 0)).Address()}}
+			ValidatorsHash: vals.Hash(), Proposer: vals.Get(proposer).Address()}}
 		blk.FillHeader()
 		parts, _ := ledger.SplitBlock(blk.Encode())
 		p := &ledger.Proposal{Height: uint64(h), Round: 0, POLRound: -1, BlockID: blk.Hash(), Parts: parts}
-		p.Sign(testChain, keys[sel.Index(uint64(h), 0)])
+		p.Sign(testChain, keys[proposer])
 		evs := []Event{EventNewHeight{Height: uint64(h)}, EventProposal{Proposal: p, Block: blk}}
 		for _, t := range []ledger.VoteType{ledger.Prevote, ledger.Precommit} {
 			for i := range keys {

@@ -320,11 +320,16 @@ func (s *script) cmdValidators(a *args) {
 		s.printf("%s power=%d", n.name, s.vals.Get(n.idx).Power)
 	}
 	s.printf("total=%d quorum=%d (more than 2/3) skip=%d (more than 1/3)", s.vals.TotalPower(), s.vals.Quorum(), s.vals.OneThirdPlus())
-	sel := consensus.NewProposerSelector(s.vals)
+	sets := consensus.Static(s.vals)
 	for h := uint64(1); h <= 3; h++ {
+		prio, err := sets.PrioritiesAt(h)
+		if err != nil {
+			a.fatalf("priorities of height %d: %v", h, err)
+		}
+		sel := consensus.NewProposerSelector(prio)
 		var ps []string
 		for r := uint32(0); r < 6; r++ {
-			ps = append(ps, s.nodes[sel.Index(h, r)].name)
+			ps = append(ps, s.nodes[sel.Index(r)].name)
 		}
 		s.printf("proposers h=%d r=0..5: %s", h, strings.Join(ps, " "))
 	}

@@ -359,7 +359,7 @@ func (n *node) boot() {
 	}
 	n.core = driver.New(driver.Config{
 		ChainID:    s.chainID,
-		Validators: consensus.Static(s.vals),
+		Validators: nodeSets{n},
 		Self:       n.addr,
 		WAL:        nodeWAL{n},
 		Signer:     nodeSigner{n, signer},
@@ -716,6 +716,26 @@ func (c *memChain) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
 		return vs, nil
 	}
 	return nil, fmt.Errorf("no validator set for height %d", h)
+}
+
+// PrioritiesAt returns the set and proposer priorities of height h, from
+// the state before it (consensus.ValidatorSets).
+func (c *memChain) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
+	if h >= 1 && h <= uint64(len(c.states)) {
+		return c.states[h-1].Priorities, nil
+	}
+	if p, ok := c.state().PrioritiesAt(h); ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("no proposer priorities for height %d", h)
+}
+
+// nodeSets serves the node's current chain (which a lost store replaces)
+// to its driver.
+type nodeSets struct{ n *node }
+
+func (s nodeSets) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
+	return s.n.chain.PrioritiesAt(h)
 }
 
 // Record implements ledger.StateReader: the script's chain has no records.

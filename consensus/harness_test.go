@@ -41,6 +41,7 @@ type harness struct {
 	t       testing.TB
 	keys    []crypto.PrivKey // by validator index
 	vals    *ledger.ValidatorSet
+	sets    ValidatorSets // the machine's: vals at every height
 	m       *Machine
 	self    int
 	blocks  map[string]*ledger.Block // "name@height"
@@ -82,8 +83,8 @@ func testKeysPowers(powers []uint64) ([]crypto.PrivKey, *ledger.ValidatorSet) {
 
 func newHarness(t testing.TB, self int) *harness {
 	keys, vals := testKeys(4)
-	h := &harness{t: t, keys: keys, vals: vals, self: self, blocks: map[string]*ledger.Block{}, names: map[crypto.Hash]string{}}
-	cfg := Config{ChainID: testChain, Validators: Static(vals), ValidValue: func(b *ledger.Block) error {
+	h := &harness{t: t, keys: keys, vals: vals, sets: Static(vals), self: self, blocks: map[string]*ledger.Block{}, names: map[crypto.Hash]string{}}
+	cfg := Config{ChainID: testChain, Validators: h.sets, ValidValue: func(b *ledger.Block) error {
 		h.checked++
 		if strings.HasPrefix(h.names[b.Hash()], "X") {
 			return errors.New("invalid test block")
@@ -145,10 +146,19 @@ func parseHR(t testing.TB, s string) (uint64, uint32) {
 	return hh, uint32(rr)
 }
 
+// proposer returns the index of the proposer of (height, round).
+func (h *harness) proposer(height uint64, round uint32) int {
+	prio, err := h.sets.PrioritiesAt(height)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return NewProposerSelector(prio).Index(round)
+}
+
 // proposal builds a signed proposal event.
 func (h *harness) proposal(height uint64, round uint32, name string, pol int32, from int) EventProposal {
 	if from < 0 {
-		from = NewProposerSelector(h.vals).Index(height, round)
+		from = h.proposer(height, round)
 	}
 	b := h.block(name, height)
 	parts, _ := ledger.SplitBlock(b.Encode())

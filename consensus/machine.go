@@ -13,11 +13,12 @@ import (
 type Config struct {
 	// ChainID is the chain the machine runs consensus for.
 	ChainID string
-	// Validators gives the validator set of each height. The machine asks
-	// for its height and the next one when it enters a height; a set
-	// changes at the earliest two heights after the block that changed
-	// it, so both are known once the previous height is committed. It
-	// must be deterministic (the committed chain's answer).
+	// Validators gives the validator set of each height with its proposer
+	// priorities. The machine asks for its height and the next one when
+	// it enters a height; a set changes at the earliest two heights after
+	// the block that changed it, so both are known once the previous
+	// height is committed. It must be deterministic (the committed
+	// chain's answer).
 	Validators ValidatorSets
 	// Self is this node's validator address; the zero address makes a
 	// non-validator that follows the protocol and decides but never votes
@@ -37,20 +38,6 @@ type proposalEntry struct {
 	id       crypto.Hash
 }
 
-// ValidatorSets gives the validator set of a height.
-type ValidatorSets interface {
-	ValidatorsAt(h uint64) (*ledger.ValidatorSet, error)
-}
-
-// StaticSets is a ValidatorSets with one set for every height.
-type StaticSets struct{ Set *ledger.ValidatorSet }
-
-// ValidatorsAt implements ValidatorSets.
-func (s StaticSets) ValidatorsAt(uint64) (*ledger.ValidatorSet, error) { return s.Set, nil }
-
-// Static returns the ValidatorSets of a chain whose set never changes.
-func Static(vals *ledger.ValidatorSet) ValidatorSets { return StaticSets{Set: vals} }
-
 // heightMessages is what the machine holds for one height, with the
 // height's validator set.
 type heightMessages struct {
@@ -62,20 +49,21 @@ type heightMessages struct {
 }
 
 func (m *Machine) newHeightMessages(h uint64) (*heightMessages, error) {
-	vals, err := m.cfg.Validators.ValidatorsAt(h)
+	prio, err := m.cfg.Validators.PrioritiesAt(h)
 	if err != nil {
 		return nil, fmt.Errorf("validators of height %d: %w", h, err)
 	}
-	if vals == nil || vals.Size() == 0 {
+	if prio == nil || prio.Validators() == nil || prio.Validators().Size() == 0 {
 		return nil, fmt.Errorf("validators of height %d: empty set", h)
 	}
+	vals := prio.Validators()
 	self := -1
 	if !m.cfg.Self.IsZero() {
 		if i, ok := vals.ByAddress(m.cfg.Self); ok {
 			self = i
 		}
 	}
-	return &heightMessages{vals: vals, proposers: NewProposerSelector(vals), selfIndex: self,
+	return &heightMessages{vals: vals, proposers: NewProposerSelector(prio), selfIndex: self,
 		votes: NewVoteKeeper(vals, h), proposals: make(map[uint32][]*proposalEntry)}, nil
 }
 
@@ -212,7 +200,7 @@ func (m *Machine) Proposer(height uint64, round uint32) (addr crypto.Address, ok
 	if msgs == nil {
 		return crypto.Address{}, false
 	}
-	return msgs.proposers.Proposer(height, round), true
+	return msgs.proposers.Proposer(round), true
 }
 
 // ValidatorsAt returns the validator set of height for the heights the
@@ -314,7 +302,7 @@ func (m *Machine) onProposal(e EventProposal) error {
 	if err != nil {
 		return err
 	}
-	if want := msgs.proposers.Proposer(p.Height, p.Round); p.Proposer != want {
+	if want := msgs.proposers.Proposer(p.Round); p.Proposer != want {
 		return fmt.Errorf("%w: h=%d r=%d from %s, proposer is %s", ErrWrongProposer, p.Height, p.Round, ShortAddr(p.Proposer), ShortAddr(want))
 	}
 	list := msgs.proposals[p.Round]

@@ -336,9 +336,9 @@ type setsUpTo struct {
 	top  uint64
 }
 
-func (s setsUpTo) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+func (s setsUpTo) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
 	if h > s.top {
 		return nil, fmt.Errorf("height %d not known", h)
 	}
-	return s.vals, nil
+	return Static(s.vals).PrioritiesAt(h)
 }

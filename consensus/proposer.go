@@ -1,134 +1,124 @@
 package consensus
 
 import (
-	"container/heap"
-	"math/bits"
+	"fmt"
+	"sync"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
-// ProposerSelector names the proposer of every (height, round): a pure
-// function of the validator set, weighted by voting power.
+// ProposerSelector names the proposer of every round of one height: the
+// member chosen by increment r+1 of the height's proposer priorities
+// (CometBFT's carried-over priorities, see ledger.ProposerPriorities).
+// Priorities carry over from height to height, with the set changes, so
+// over any window of heights a validator proposes in proportion to its
+// power even while the set changes.
 //
-// The proposers form one infinite sequence in which validator i, of power
-// w_i, holds the slots at times (2j+1)/(2w_i) for j = 0, 1, 2, ... (ties
-// go to the lower validator index); this is the Sainte-Laguë (Webster)
-// order, a smooth weighted round robin like CometBFT's proposer priorities:
-// in every window of T consecutive slots (T the total power) validator i
-// proposes exactly w_i times, spread evenly. Height h, round r takes slot
-// (h-1)+r, so proposers rotate across heights and across rounds.
-//
-// Unlike CometBFT's priorities, which are updated round by round and must
-// be stored with the chain state, any slot is computed directly in
-// O(n log n), so a node restarted at any height needs no history.
+// Round r costs r+1 increments of O(n) the first time it is asked; the
+// selector remembers every proposer up to the highest round asked, so a
+// machine moving round by round pays O(n) per round. It is not safe for
+// concurrent use (the machine's goroutine owns it).
 type ProposerSelector struct {
-	vals    *ledger.ValidatorSet
-	weights []uint64
-	total   uint64
+	prio   *ledger.ProposerPriorities
+	rounds *ledger.ProposerRounds
+	order  []uint16 // order[r]: set index of the proposer of round r, for the rounds computed
 }
 
-// NewProposerSelector returns the selector for vals.
-func NewProposerSelector(vals *ledger.ValidatorSet) *ProposerSelector {
-	s := &ProposerSelector{vals: vals, weights: make([]uint64, vals.Size()), total: vals.TotalPower()}
-	for i := range s.weights {
-		s.weights[i] = vals.Get(i).Power
-	}
-	return s
+// NewProposerSelector returns the selector of the height whose set and
+// priorities at the start are p.
+func NewProposerSelector(p *ledger.ProposerPriorities) *ProposerSelector {
+	return &ProposerSelector{prio: p}
 }
 
-// Index returns the validator-set index of the proposer of (height, round).
-func (s *ProposerSelector) Index(height uint64, round uint32) int {
-	// Slot (height-1)+round, reduced modulo the period T. T < 2^61, so
-	// the sum of the two residues cannot overflow.
-	h := height
-	if h > 0 {
-		h--
+// Index returns the validator-set index of the proposer of round r.
+func (s *ProposerSelector) Index(r uint32) int {
+	if s.rounds == nil {
+		s.rounds = s.prio.Rounds()
 	}
-	o := (h%s.total + uint64(round)%s.total) % s.total
-	return s.slot(o)
+	for uint64(len(s.order)) <= uint64(r) {
+		s.order = append(s.order, uint16(s.rounds.Next())) // set indices are below ledger.MaxValidators
+	}
+	return int(s.order[r])
 }
 
-// Proposer returns the address of the proposer of (height, round).
-func (s *ProposerSelector) Proposer(height uint64, round uint32) crypto.Address {
-	return s.vals.Get(s.Index(height, round)).Address()
+// Proposer returns the address of the proposer of round r.
+func (s *ProposerSelector) Proposer(r uint32) crypto.Address {
+	return s.prio.Validators().Get(s.Index(r)).Address()
 }
 
-// slot returns the validator holding slot o (0 <= o < total) of the cycle.
-//
-// The slots with time <= x number floor(x*w_i + 1/2) for validator i, and
-// form a prefix of the sequence. Taking x = q/T with q = max(0, o-n) counts
-// m <= o slots; the rest are popped from a heap of each validator's next
-// slot, at most 3n/2+1 pops.
-func (s *ProposerSelector) slot(o uint64) int {
-	n := uint64(len(s.weights))
-	var q uint64
-	if o > n {
-		q = o - n
+// ValidatorSets gives the validator set of a height with its proposer
+// priorities at the start of the height. The machine asks for its height
+// and the next one when it enters a height; both are known once the
+// previous height is committed (a set change takes effect two heights
+// after the block that made it, and the priorities of a height follow
+// from those of the one before). Answers must be deterministic: the
+// committed chain's.
+type ValidatorSets interface {
+	PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error)
+}
+
+// Static returns the ValidatorSets of a chain whose set never changes.
+func Static(vals *ledger.ValidatorSet) ValidatorSets {
+	return Schedule(func(uint64) (*ledger.ValidatorSet, error) { return vals, nil })
+}
+
+// Schedule returns the ValidatorSets of a chain whose set of height h is
+// at(h), for tests and scripted chains: the priorities of a height are
+// computed from genesis (zero at height 1) height by height, and
+// remembered at a checkpoint every scheduleCheckpoint heights and at the
+// last height asked, so heights asked in increasing order cost O(n) each.
+// at must be deterministic. The result is safe for concurrent use.
+func Schedule(at func(h uint64) (*ledger.ValidatorSet, error)) ValidatorSets {
+	return &scheduledSets{at: at}
+}
+
+const scheduleCheckpoint = 1024
+
+type scheduledSets struct {
+	at func(uint64) (*ledger.ValidatorSet, error)
+
+	mu          sync.Mutex
+	checkpoints []*ledger.ProposerPriorities // heights 1, 1+scheduleCheckpoint, ...
+	last        *ledger.ProposerPriorities
+	lastHeight  uint64
+}
+
+func (s *scheduledSets) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
+	if h == 0 {
+		return nil, fmt.Errorf("no validator set for height 0")
 	}
-	h := slotHeap{w: s.weights, items: make([]slotItem, 0, len(s.weights))}
-	var m uint64
-	for i, w := range s.weights {
-		c := halfUpDiv(q, w, s.total) // floor((2qw + T) / 2T)
-		m += c
-		h.items = append(h.items, slotItem{i: i, j: c})
-	}
-	heap.Init(&h)
-	for {
-		top := &h.items[0]
-		if m == o {
-			return top.i
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.checkpoints == nil {
+		vals, err := s.at(1)
+		if err == nil && vals == nil {
+			err = fmt.Errorf("no set")
 		}
-		m++
-		top.j++
-		heap.Fix(&h, 0)
+		if err != nil {
+			return nil, fmt.Errorf("validators of height 1: %w", err)
+		}
+		s.last, s.lastHeight = ledger.GenesisPriorities(vals), 1
+		s.checkpoints = []*ledger.ProposerPriorities{s.last}
 	}
-}
-
-// halfUpDiv is floor((2*q*w + t) / (2*t)) computed in 128 bits; q < t and
-// w, t < 2^61 keep every intermediate in range.
-func halfUpDiv(q, w, t uint64) uint64 {
-	hi, lo := bits.Mul64(q, w)
-	hi = hi<<1 | lo>>63
-	lo <<= 1
-	var c uint64
-	lo, c = bits.Add64(lo, t, 0)
-	hi += c
-	quo, _ := bits.Div64(hi, lo, 2*t)
-	return quo
-}
-
-// slotItem is validator i's next slot, number j (time (2j+1)/(2w_i)).
-type slotItem struct {
-	i int
-	j uint64
-}
-
-type slotHeap struct {
-	w     []uint64
-	items []slotItem
-}
-
-func (h *slotHeap) Len() int { return len(h.items) }
-
-// Less orders slots by time, (2j+1)/w_i, then by validator index.
-func (h *slotHeap) Less(a, b int) bool {
-	x, y := h.items[a], h.items[b]
-	xh, xl := bits.Mul64(2*x.j+1, h.w[y.i])
-	yh, yl := bits.Mul64(2*y.j+1, h.w[x.i])
-	if xh != yh {
-		return xh < yh
+	cur, at := s.last, s.lastHeight
+	if at > h {
+		k := min(int((h-1)/scheduleCheckpoint), len(s.checkpoints)-1)
+		cur, at = s.checkpoints[k], 1+uint64(k)*scheduleCheckpoint
 	}
-	if xl != yl {
-		return xl < yl
+	for at < h {
+		vals, err := s.at(at + 1)
+		if err == nil && vals == nil {
+			err = fmt.Errorf("no set")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("validators of height %d: %w", at+1, err)
+		}
+		cur, at = cur.Next(vals), at+1
+		if (at-1)%scheduleCheckpoint == 0 && (at-1)/scheduleCheckpoint == uint64(len(s.checkpoints)) {
+			s.checkpoints = append(s.checkpoints, cur)
+		}
 	}
-	return x.i < y.i
-}
-
-func (h *slotHeap) Swap(a, b int) { h.items[a], h.items[b] = h.items[b], h.items[a] }
-func (h *slotHeap) Push(x any)    { h.items = append(h.items, x.(slotItem)) }
-func (h *slotHeap) Pop() any {
-	x := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	return x
+	s.last, s.lastHeight = cur, h
+	return cur, nil
 }

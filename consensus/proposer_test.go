@@ -1,163 +1,134 @@
 package consensus
 
 import (
-	"math"
-	"math/big"
-	"math/rand/v2"
-	"sort"
+	"fmt"
 	"testing"
 
+	"github.com/ledgerd/ledgerd/internal/testkit/testseed"
 	"github.com/ledgerd/ledgerd/ledger"
 )
 
-// naiveSlots lists the first n slots of the Sainte-Laguë sequence by
-// sorting every slot time (2j+1)/(2w_i) exactly, ties to the lower index.
-func naiveSlots(weights []uint64, n int) []int {
-	type slot struct {
-		t *big.Rat
-		i int
-	}
-	var all []slot
-	for i, w := range weights {
-		for j := 0; j < n; j++ {
-			all = append(all, slot{big.NewRat(int64(2*j+1), int64(2*w)), i})
-		}
-	}
-	sort.Slice(all, func(a, b int) bool {
-		if c := all[a].t.Cmp(all[b].t); c != 0 {
-			return c < 0
-		}
-		return all[a].i < all[b].i
-	})
-	out := make([]int, n)
-	for k := range out {
-		out[k] = all[k].i
-	}
-	return out
-}
-
-func selectorFor(powers []uint64) *ProposerSelector {
-	_, vals := testKeysPowers(powers)
-	return NewProposerSelector(vals)
-}
-
-// TestProposerMatchesReferenceOrder checks the direct O(n log n)
-// computation against an exact sort of all slots, for random small sets,
-// over more than two full cycles.
-func TestProposerMatchesReferenceOrder(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for trial := 0; trial < 40; trial++ {
-		n := 1 + r.IntN(7)
-		powers := make([]uint64, n)
-		for i := range powers {
-			powers[i] = 1 + r.Uint64N(12)
-		}
-		s := selectorFor(powers)
-		ref := naiveSlots(s.weights, int(2*s.total+5))
-		for k, want := range ref {
-			if got := s.slot(uint64(k) % s.total); got != want {
-				t.Fatalf("weights %v slot %d: got validator %d, want %d", s.weights, k, got, want)
-			}
-		}
-	}
-}
-
 // TestProposerEqualPowersRotateInOrder pins the order the scripted tests
-// rely on: with equal powers, v0, v1, ... across heights and rounds.
+// rely on: with equal powers, v0, v1, ... across heights and rounds,
+// proposer(h, r) = v((h-1+r) mod n).
 func TestProposerEqualPowersRotateInOrder(t *testing.T) {
-	s := selectorFor([]uint64{1, 1, 1, 1})
-	for h := uint64(1); h <= 8; h++ {
+	_, vals := testKeys(4)
+	sets := Static(vals)
+	for h := uint64(1); h <= 12; h++ {
+		prio, err := sets.PrioritiesAt(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewProposerSelector(prio)
 		for r := uint32(0); r < 8; r++ {
-			if got, want := s.Index(h, r), int((h-1+uint64(r))%4); got != want {
+			if got, want := s.Index(r), int((h-1+uint64(r))%4); got != want {
 				t.Fatalf("proposer(%d, %d) = v%d, want v%d", h, r, got, want)
 			}
 		}
 	}
 }
 
-// TestProposerIsFairOverEveryCycle checks that in any window of T
-// consecutive (height, round) slots every validator proposes exactly as
-// often as its power, and that no validator waits much longer than its
-// fair spacing T/w between two turns.
-func TestProposerIsFairOverEveryCycle(t *testing.T) {
-	for _, powers := range [][]uint64{{1}, {3, 1}, {10, 20, 30, 40}, {1, 1, 1, 97}, {7, 11, 13, 17, 19, 23}} {
-		s := selectorFor(powers)
-		for _, start := range []uint64{1, 2, 1000003, 1 << 40} {
-			counts := make([]uint64, len(powers))
-			last := make([]int64, len(powers))
-			for i := range last {
-				last[i] = -1
-			}
-			maxGap := make([]int64, len(powers))
-			for k := uint64(0); k < 2*s.total; k++ {
-				i := s.Index(start+k, 0)
-				if k < s.total {
-					counts[i]++
-				}
-				if last[i] >= 0 && int64(k)-last[i] > maxGap[i] {
-					maxGap[i] = int64(k) - last[i]
-				}
-				last[i] = int64(k)
-			}
-			for i, w := range s.weights {
-				if counts[i] != w {
-					t.Errorf("powers %v from height %d: validator %d proposed %d of %d slots, want %d", powers, start, i, counts[i], s.total, w)
-				}
-				if fair := float64(s.total) / float64(w); float64(maxGap[i]) > fair+float64(len(powers))+1 {
-					t.Errorf("powers %v: validator %d waited %d slots, fair spacing %.1f", powers, i, maxGap[i], fair)
-				}
-			}
+// TestSelectorRemembersRounds: asking rounds in any order gives what a
+// fresh run of the increments gives, including a far round asked first.
+func TestSelectorRemembersRounds(t *testing.T) {
+	_, vals := testKeysPowers([]uint64{7, 3, 11, 1, 5})
+	prio := ledger.GenesisPriorities(vals).Next(vals).Next(vals)
+	want := make([]int, 3000)
+	rounds := prio.Rounds()
+	for r := range want {
+		want[r] = rounds.Next()
+	}
+	s := NewProposerSelector(prio)
+	for _, r := range []uint32{2999, 0, 17, 5, 2998, 1000, 1} {
+		if got := s.Index(r); got != want[r] {
+			t.Fatalf("round %d: v%d, want v%d", r, got, want[r])
 		}
+		if got := prio.Proposer(r); got != want[r] {
+			t.Fatalf("ProposerPriorities.Proposer(%d) = v%d, want v%d", r, got, want[r])
+		}
+	}
+	if got := s.Proposer(5); got != vals.Get(want[5]).Address() {
+		t.Fatalf("Proposer(5) = %s", ShortAddr(got))
 	}
 }
 
-// TestProposerIsProportionalAcrossHeightsAndRounds runs a chain whose
-// heights take a random number of rounds and counts who proposed each
-// round: every validator's share is its power share within 2%.
-func TestProposerIsProportionalAcrossHeightsAndRounds(t *testing.T) {
-	powers := []uint64{50, 25, 15, 7, 3}
-	s := selectorFor(powers)
-	r := rand.New(rand.NewPCG(7, 7))
-	counts := make([]float64, len(powers))
-	var rounds float64
-	for h := uint64(1); h <= 20000; h++ {
-		n := uint32(1)
-		for r.IntN(4) == 0 { // a quarter of rounds fail
-			n++
+// TestScheduleMatchesHeightByHeight asks a Schedule for heights in a
+// random order, across its checkpoints, and compares every answer with
+// the priorities carried height by height.
+func TestScheduleMatchesHeightByHeight(t *testing.T) {
+	r, seed := testseed.Rand(t)
+	_, a := testKeysPowers([]uint64{3, 1, 4, 1})
+	_, b := testKeysPowers([]uint64{2, 7, 1, 8, 2})
+	at := func(h uint64) (*ledger.ValidatorSet, error) {
+		if h%700 < 350 {
+			return a, nil
 		}
-		for round := uint32(0); round < n; round++ {
-			counts[s.Index(h, round)]++
-			rounds++
+		return b, nil
+	}
+	const top = 3*scheduleCheckpoint + 10
+	want := make([]*ledger.ProposerPriorities, top+1)
+	want[1] = ledger.GenesisPriorities(a)
+	for h := uint64(2); h <= top; h++ {
+		vs, _ := at(h)
+		want[h] = want[h-1].Next(vs)
+	}
+	sets := Schedule(at)
+	for k := 0; k < 200; k++ {
+		h := 1 + r.Uint64N(top)
+		got, err := sets.PrioritiesAt(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(want[h]) {
+			t.Fatalf("seed %d: height %d: %v, want %v", seed, h, got.Priorities(), want[h].Priorities())
 		}
 	}
-	for i, w := range s.weights {
-		want := float64(w) / float64(s.total)
-		if got := counts[i] / rounds; math.Abs(got-want) > 0.02 {
-			t.Errorf("validator %d (power %d): proposed %.3f of rounds, want %.3f", i, w, got, want)
-		}
+	if _, err := sets.PrioritiesAt(0); err == nil {
+		t.Fatal("priorities of height 0")
 	}
 }
 
-// TestProposerHandlesHugePowers uses powers near MaxTotalVotingPower,
-// where the 128-bit arithmetic matters.
-func TestProposerHandlesHugePowers(t *testing.T) {
-	big := uint64(ledger.MaxTotalVotingPower / 4)
-	s := selectorFor([]uint64{big, big - 1, big / 3, 1})
-	seen := make([]int, 4)
-	for k := uint64(0); k < 4000; k++ {
-		seen[s.Index(1+k*977, uint32(k))]++
+// BenchmarkProposerSelection measures naming the proposers of rounds 0
+// to 10 of one height of 100 validators with unequal powers, from the
+// height's priorities (a fresh selector each time, so every increment is
+// paid), and carrying the priorities one height on.
+func BenchmarkProposerSelection(b *testing.B) {
+	powers := make([]uint64, 100)
+	for i := range powers {
+		powers[i] = uint64(1 + i*i%97)
 	}
-	if seen[0] == 0 || seen[1] == 0 || seen[2] == 0 {
-		t.Fatalf("huge powers: proposer counts %v", seen)
+	_, vals := testKeysPowers(powers)
+	prio := ledger.GenesisPriorities(vals)
+	for range 50 {
+		prio = prio.Next(vals)
 	}
-	// Far into the cycle, the validator of power 1 holds exactly one slot.
-	ones := 0
-	for k := uint64(0); k < 64; k++ {
-		if s.slot(s.total/2-32+k) == 3 {
-			ones++
+	for _, rounds := range []uint32{1, 11} {
+		b.Run(fmt.Sprintf("rounds=%d", rounds), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s := NewProposerSelector(prio)
+				for r := uint32(0); r < rounds; r++ {
+					s.Index(r)
+				}
+			}
+		})
+	}
+	b.Run("round=10", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			NewProposerSelector(prio).Index(10)
 		}
-	}
-	if ones != 1 {
-		t.Fatalf("power-1 validator holds %d slots around mid-cycle, want 1", ones)
-	}
+	})
+	b.Run("next-height", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			prio.Next(vals)
+		}
+	})
+	b.Run("round=1048576", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			NewProposerSelector(prio).Index(ledger.MaxRound)
+		}
+	})
 }

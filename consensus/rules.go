@@ -57,7 +57,7 @@ func (m *Machine) startRound(r uint32) {
 	m.prevoteTimeoutScheduled, m.polkaValueHandled, m.precommitTimeoutScheduled = false, false, false
 	m.awaitingValue = false
 	m.cur.votes.SetRound(r)
-	if m.isValidator() && m.cur.proposers.Index(m.height, r) == m.cur.selfIndex { // L14
+	if m.isValidator() && m.cur.proposers.Index(r) == m.cur.selfIndex { // L14
 		if m.validValue != nil { // L15
 			m.broadcastProposal(m.validValue, m.validRound) // L16, L19
 		} else {

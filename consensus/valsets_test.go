@@ -10,13 +10,13 @@ import (
 
 // heightSets is a ValidatorSets with one set for height 1 and another
 // from height 2 on.
-type heightSets struct{ first, later *ledger.ValidatorSet }
-
-func (s heightSets) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
-	if h <= 1 {
-		return s.first, nil
-	}
-	return s.later, nil
+func heightSets(first, later *ledger.ValidatorSet) ValidatorSets {
+	return Schedule(func(h uint64) (*ledger.ValidatorSet, error) {
+		if h <= 1 {
+			return first, nil
+		}
+		return later, nil
+	})
 }
 
 // TestMachineFollowsTheSetOfEachHeight runs a machine whose key joins the
@@ -44,7 +44,8 @@ func TestMachineFollowsTheSetOfEachHeight(t *testing.T) {
 		t.Fatal(err)
 	}
 	self := keys["new"]
-	m, err := New(Config{ChainID: testChain, Validators: heightSets{first, later}, Self: self.PubKey().Address(),
+	sets := heightSets(first, later)
+	m, err := New(Config{ChainID: testChain, Validators: sets, Self: self.PubKey().Address(),
 		ValidValue: func(*ledger.Block) error { return nil }}, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -59,12 +60,17 @@ func TestMachineFollowsTheSetOfEachHeight(t *testing.T) {
 	}
 	keyOf := func(vals *ledger.ValidatorSet, i int) crypto.PrivKey { return keys[vals.Get(i).Name] }
 	propose := func(h uint64, vals *ledger.ValidatorSet) *ledger.Block {
+		prio, err := sets.PrioritiesAt(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proposer := NewProposerSelector(prio).Index(0)
 		b := &ledger.Block{Header: ledger.Header{ChainID: testChain, Height: h, Time: ledger.Timestamp(h),
-			ValidatorsHash: vals.Hash(), Proposer: vals.Get(NewProposerSelector(vals).Index(h, 0)).Address()}}
+			ValidatorsHash: vals.Hash(), Proposer: vals.Get(proposer).Address()}}
 		b.FillHeader()
 		parts, _ := ledger.SplitBlock(b.Encode())
 		p := &ledger.Proposal{Height: h, Round: 0, POLRound: -1, BlockID: b.Hash(), Parts: parts}
-		p.Sign(testChain, keyOf(vals, NewProposerSelector(vals).Index(h, 0)))
+		p.Sign(testChain, keyOf(vals, proposer))
 		step(EventProposal{Proposal: p, Block: b})
 		return b
 	}
@@ -127,5 +133,64 @@ func TestMachineFollowsTheSetOfEachHeight(t *testing.T) {
 	}
 	if own == 0 {
 		t.Fatal("height 2: the machine never voted, though it is a validator of height 2")
+	}
+}
+
+// TestProposalsOfTheNextHeightFollowItsPriorities: a machine at height 1
+// checks proposals for height 2, whose set differs, against height 2's
+// carried-over priorities. The proposer those name is accepted; the one a
+// selector restarting from the new set alone would name is refused.
+func TestProposalsOfTheNextHeightFollowItsPriorities(t *testing.T) {
+	keys := map[string]crypto.PrivKey{}
+	var all []ledger.Validator
+	for i, name := range []string{"a", "b", "c", "d", "e"} {
+		seed := crypto.Sum([]byte("next-priorities-test/" + name))
+		k, err := crypto.PrivKeyFromSeed(seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[name] = k
+		all = append(all, ledger.Validator{PubKey: k.PubKey(), Power: uint64(1 + i), Name: name})
+	}
+	first, err := ledger.NewValidatorSet(all[:4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := ledger.NewValidatorSet(all[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := heightSets(first, later)
+	m, err := New(Config{ChainID: testChain, Validators: sets, ValidValue: func(*ledger.Block) error { return nil }}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prio, err := sets.PrioritiesAt(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carried := later.Get(NewProposerSelector(prio).Index(0))
+	restarted := later.Get(ledger.GenesisPriorities(later).Proposer(0))
+	if carried.Name == restarted.Name {
+		t.Fatalf("the carried-over and the restarted order agree on %s; the test needs keys where they differ", carried.Name)
+	}
+	if got, ok := m.Proposer(2, 0); !ok || got != carried.Address() {
+		t.Fatalf("machine's proposer of (2, 0): %s, want %s", ShortAddr(got), carried.Name)
+	}
+	propose := func(v *ledger.Validator) error {
+		b := &ledger.Block{Header: ledger.Header{ChainID: testChain, Height: 2, Time: 2,
+			ValidatorsHash: later.Hash(), Proposer: v.Address()}}
+		b.FillHeader()
+		parts, _ := ledger.SplitBlock(b.Encode())
+		p := &ledger.Proposal{Height: 2, Round: 0, POLRound: -1, BlockID: b.Hash(), Parts: parts}
+		p.Sign(testChain, keys[v.Name])
+		_, err := m.Step(EventProposal{Proposal: p, Block: b})
+		return err
+	}
+	if err := propose(restarted); !errors.Is(err, ErrWrongProposer) {
+		t.Fatalf("proposal of (2, 0) by %s, the restarted order's proposer: %v, want ErrWrongProposer", restarted.Name, err)
+	}
+	if err := propose(carried); err != nil {
+		t.Fatalf("proposal of (2, 0) by %s, the carried-over proposer: %v", carried.Name, err)
 	}
 }

@@ -56,6 +56,8 @@ func encodeAny(v any) []byte {
 		return v.Encode()
 	case *ledger.ValidatorSet:
 		return v.Encode()
+	case *ledger.ProposerPriorities:
+		return v.Encode()
 	}
 	panic(fmt.Sprintf("encodeAny: unexpected %T", v))
 }

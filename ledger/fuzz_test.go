@@ -163,3 +163,27 @@ func FuzzDecodeValidatorSet(f *testing.F) {
 	c := ledgertest.NewChain(4, 0, 0)
 	fuzzCanonical(f, decodeValidatorSet, c.Genesis.Validators.Encode())
 }
+
+// FuzzDecodeProposerPriorities decodes against a fixed set of four: what
+// it accepts names that set, holds four priorities within ±2T, and
+// re-encodes exactly; the seeds are the genesis priorities and a few
+// heights on.
+func FuzzDecodeProposerPriorities(f *testing.F) {
+	vs := ledgertest.NewChain(4, 0, 0).Genesis.Validators
+	p := ledger.GenesisPriorities(vs)
+	var seeds [][]byte
+	for range 5 {
+		seeds = append(seeds, p.Encode())
+		p = p.Next(vs)
+	}
+	decode := func(b []byte) (any, error) { return ledger.DecodeProposerPriorities(vs, b) }
+	fuzzCanonicalAnd(f, decode, func(t *testing.T, _ []byte, v any) {
+		got := v.(*ledger.ProposerPriorities)
+		bound := 2 * int64(vs.TotalPower())
+		for i := range vs.Size() {
+			if q := got.Priority(i); q > bound || q < -bound {
+				t.Fatalf("accepted priority %d outside ±%d", q, bound)
+			}
+		}
+	}, seeds...)
+}

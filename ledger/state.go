@@ -97,11 +97,17 @@ type State struct {
 	// decides block Height+1 and NextValidators block Height+2: a change
 	// caused by block H takes effect at H+2. At genesis all three are the
 	// genesis set.
-	LastValidators *ValidatorSet   `json:"-"`
-	Validators     *ValidatorSet   `json:"-"`
-	NextValidators *ValidatorSet   `json:"-"`
-	Params         ConsensusParams `json:"params"`
-	Staking        staking.Params  `json:"staking"`
+	LastValidators *ValidatorSet `json:"-"`
+	Validators     *ValidatorSet `json:"-"`
+	NextValidators *ValidatorSet `json:"-"`
+	// Priorities are the proposer priorities of Validators at the start
+	// of height Height+1, NextPriorities those of NextValidators at the
+	// start of Height+2 (see ProposerPriorities). At genesis Priorities
+	// are zero and NextPriorities one height on from them.
+	Priorities     *ProposerPriorities `json:"-"`
+	NextPriorities *ProposerPriorities `json:"-"`
+	Params         ConsensusParams     `json:"params"`
+	Staking        staking.Params      `json:"staking"`
 	// TotalSupply is every token: balances, bonded and unbonding stake,
 	// and the stake burned by slashing. Fixed at genesis.
 	TotalSupply uint64 `json:"total_supply,string"`
@@ -119,10 +125,13 @@ func (s *State) String() string {
 }
 
 // WithValidators returns s with vals as the set of every height around
-// the next block: the state at genesis, before any change.
+// the next block, with the priorities of the first heights: the state at
+// genesis, before any change.
 func (s *State) WithValidators(vals *ValidatorSet) *State {
 	c := *s
 	c.LastValidators, c.Validators, c.NextValidators = vals, vals, vals
+	c.Priorities = GenesisPriorities(vals)
+	c.NextPriorities = c.Priorities.Next(vals)
 	return &c
 }
 
@@ -130,7 +139,9 @@ func (s *State) WithValidators(vals *ValidatorSet) *State {
 // the state commitment at appHash. The validator sets move one height
 // on: the set that decided b verifies the next block's last commit, the
 // next set decides the next block, and a change b made is the set of the
-// height after that.
+// height after that. The proposer priorities move on with them: those of
+// the height after next are the next height's, incremented once and
+// carried over to its set.
 func (s *State) Next(b *Block, res *Result, appHash crypto.Hash) *State {
 	n := s.Copy()
 	n.Height = b.Height()
@@ -139,10 +150,24 @@ func (s *State) Next(b *Block, res *Result, appHash crypto.Hash) *State {
 	n.AppHash = appHash
 	n.LastValidators = s.Validators
 	n.Validators = s.NextValidators
+	n.Priorities = s.NextPriorities
 	if res.NextValidators != nil {
 		n.NextValidators = res.NextValidators
 	}
+	n.NextPriorities = s.NextPriorities.Next(n.NextValidators)
 	return n
+}
+
+// PrioritiesAt returns the proposer priorities at the start of height h
+// if s knows them: the heights Height+1 and Height+2.
+func (s *State) PrioritiesAt(h uint64) (*ProposerPriorities, bool) {
+	switch h {
+	case s.Height + 1:
+		return s.Priorities, s.Priorities != nil
+	case s.Height + 2:
+		return s.NextPriorities, s.NextPriorities != nil
+	}
+	return nil, false
 }
 
 // ValidatorsAt returns the set of height h if s knows it: the heights

@@ -51,7 +51,7 @@ func newProposalSetup(t *testing.T) *proposalSetup {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proposer := consensus.NewProposerSelector(gst.Validators).Proposer(1, 0)
+	proposer := consensus.NewProposerSelector(gst.Priorities).Proposer(0)
 	var byz, self crypto.Address
 	for a := range keys {
 		switch {

@@ -114,11 +114,20 @@ func (f *fixture) start() {
 	}
 }
 
+// proposerIndex is the index of the proposer of (h, r).
+func (f *fixture) proposerIndex(h uint64, r uint32) int {
+	prio, err := consensus.Static(f.vals).PrioritiesAt(h)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return consensus.NewProposerSelector(prio).Index(r)
+}
+
 // proposal feeds the round's proposal of b, signed by its proposer.
 func (f *fixture) proposal(b *ledger.Block, r uint32) {
 	parts, _ := ledger.SplitBlock(b.Encode())
 	p := &ledger.Proposal{Height: b.Height(), Round: r, POLRound: -1, BlockID: b.Hash(), Parts: parts}
-	p.Sign(chainID, f.keys[consensus.NewProposerSelector(f.vals).Index(b.Height(), r)])
+	p.Sign(chainID, f.keys[f.proposerIndex(b.Height(), r)])
 	f.d.Input(consensus.EventProposal{Proposal: p, Block: b})
 }
 
@@ -395,7 +404,7 @@ func TestMaxHeld(t *testing.T) {
 		f.d.Input(consensus.EventTimeout{Height: 1, Round: r, Kind: consensus.TimeoutPrecommit})
 		r++
 		produced += 2 // the prevote and the precommit of round r-1
-		if consensus.NewProposerSelector(f.vals).Index(1, r) == 0 {
+		if f.proposerIndex(1, r) == 0 {
 			produced++ // our proposal of round r
 		}
 		if f.d.Err() != nil {
@@ -452,13 +461,12 @@ func (f *fixture) blockBy(h uint64, r uint32, p int) *ledger.Block {
 func (f *fixture) playToThree() map[uint64]*ledger.Block {
 	f.t.Helper()
 	blocks := map[uint64]*ledger.Block{}
-	sel := consensus.NewProposerSelector(f.vals)
 	f.start()
 	for h := uint64(1); h <= 3; h++ {
 		if h > 1 {
 			f.d.Input(consensus.EventNewHeight{Height: h})
 		}
-		p := sel.Index(h, 0)
+		p := f.proposerIndex(h, 0)
 		b := f.blockBy(h, 0, p)
 		if p != 0 {
 			f.proposal(b, 0) // ours is built and proposed on the new height
@@ -608,7 +616,7 @@ func TestLiveDecisionReplaysLaterHeights(t *testing.T) {
 // logs it), and has the host start height 2 after the commit timeout.
 func TestLiveDecisionReplaysEarlyInputs(t *testing.T) {
 	f := newFixture(t, false)
-	b2 := f.blockBy(2, 0, consensus.NewProposerSelector(f.vals).Index(2, 0))
+	b2 := f.blockBy(2, 0, f.proposerIndex(2, 0))
 	early := func(i int) wal.Record {
 		v := &ledger.Vote{Type: ledger.Prevote, Height: 2, Round: 0, BlockID: b2.Hash()}
 		v.Sign(chainID, f.keys[i])

@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -539,9 +540,9 @@ func (n *node) restart() {
 // crash or a lost disk replaces.
 type nodeSets struct{ n *node }
 
-func (s nodeSets) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
-	if vs, ok := s.n.store.state.ValidatorsAt(h); ok {
-		return vs, nil
+func (s nodeSets) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
+	if p, ok := s.n.store.state.PrioritiesAt(h); ok {
+		return p, nil
 	}
-	return s.n.store.ValidatorsAt(h)
+	return nil, fmt.Errorf("proposer priorities of height %d: the store at height %d has those of the next two heights", h, s.n.store.state.Height)
 }

@@ -230,8 +230,14 @@ func (sc *scenario) draw(name string) {
 		if err != nil {
 			panic(fmt.Sprintf("sim: scenario validator set: %v", err))
 		}
-		prop := consensus.NewProposerSelector(vs)
-		roleOf := func(h uint64, r uint32) role { return sc.keyRole[keyIndex(prop.Proposer(h, r))] }
+		sets := consensus.Static(vs)
+		roleOf := func(h uint64, r uint32) role {
+			prio, err := sets.PrioritiesAt(h)
+			if err != nil {
+				panic(fmt.Sprintf("sim: scenario priorities: %v", err))
+			}
+			return sc.keyRole[keyIndex(consensus.NewProposerSelector(prio).Proposer(r))]
+		}
 		for h := uint64(2); h < 20; h++ {
 			p1, p2 := roleOf(h, 1), roleOf(h, 2)
 			if p1 != roleL && (name != "relock" || p2 == roleZ) && (name != "three" || p2 == roleZ || p2 == roleU) {

@@ -368,6 +368,24 @@ func (s *Store) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
 	return s.validatorsAt(h)
 }
 
+// PrioritiesAt returns the validator set of height h with its proposer
+// priorities at the start of h, for the two heights after the latest
+// committed one: the heights consensus can be deciding. The priorities of
+// earlier heights are not kept.
+func (s *Store) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
+	s.mu.RLock()
+	st := s.state
+	s.mu.RUnlock()
+	if st == nil {
+		return nil, errors.New("store: not initialised")
+	}
+	if p, ok := st.PrioritiesAt(h); ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("proposer priorities of height %d: %w (the store at height %d has those of heights %d and %d)",
+		h, ErrNotFound, st.Height, st.Height+1, st.Height+2)
+}
+
 func (s *Store) validatorsAt(h uint64) (*ledger.ValidatorSet, error) {
 	return validatorsAt(s.db, h)
 }

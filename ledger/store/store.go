@@ -387,13 +387,20 @@ func heightKey(h uint64) []byte {
 }
 
 // storedState is the persisted part of ledger.State (the validator sets
-// are kept by height under prefixVals).
+// are kept by height under prefixVals) with the proposer priorities of
+// the next two heights, each in its canonical binary encoding (which names
+// its set by hash and is bounded by it).
 type storedState struct {
 	ledger.State
+	Priorities     []byte `json:"proposer_priorities"`
+	NextPriorities []byte `json:"next_proposer_priorities"`
 }
 
 func putState(b kv.Batch, st *ledger.State) error {
-	buf, err := json.Marshal(storedState{*st})
+	if st.Priorities == nil || st.NextPriorities == nil {
+		return errors.New("encode state: no proposer priorities")
+	}
+	buf, err := json.Marshal(storedState{State: *st, Priorities: st.Priorities.Encode(), NextPriorities: st.NextPriorities.Encode()})
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
@@ -401,10 +408,18 @@ func putState(b kv.Batch, st *ledger.State) error {
 	return nil
 }
 
+// maxStateRecord bounds the state record: the JSON fields are small, and
+// each priorities encoding is at most 35 + 8 * MaxValidators bytes, under
+// 11 kB, which base64 makes under 15 kB.
+const maxStateRecord = 64 << 10
+
 func (s *Store) loadState() (*ledger.State, error) {
 	buf, err := s.db.Get(keyState)
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if len(buf) > maxStateRecord {
+		return nil, fmt.Errorf("decode state: record of %d bytes, at most %d", len(buf), maxStateRecord)
 	}
 	var ss storedState
 	if err := json.Unmarshal(buf, &ss); err != nil {
@@ -420,6 +435,15 @@ func (s *Store) loadState() (*ledger.State, error) {
 			return nil, err
 		}
 		*v.set = vals
+	}
+	if st.Priorities, err = ledger.DecodeProposerPriorities(st.Validators, ss.Priorities); err != nil {
+		return nil, fmt.Errorf("state at height %d: priorities of height %d: %w", st.Height, st.Height+1, err)
+	}
+	if st.NextPriorities, err = ledger.DecodeProposerPriorities(st.NextValidators, ss.NextPriorities); err != nil {
+		return nil, fmt.Errorf("state at height %d: priorities of height %d: %w", st.Height, st.Height+2, err)
+	}
+	if want := st.Priorities.Next(st.NextValidators); !st.NextPriorities.Equal(want) {
+		return nil, fmt.Errorf("state at height %d: priorities of height %d are not those of height %d carried one height on", st.Height, st.Height+2, st.Height+1)
 	}
 	if st.Height > 0 {
 		if _, err := s.db.Get(append(prefixBlock, heightKey(st.Height)...)); err != nil {

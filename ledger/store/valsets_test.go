@@ -2,6 +2,10 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ledgerd/ledgerd/ledger"
@@ -109,4 +113,138 @@ func commitBy(t *testing.T, c *ledgertest.Chain, b *ledger.Block, vals *ledger.V
 		t.Fatalf("commit of %d: %v", b.Height(), err)
 	}
 	return cm
+}
+
+// TestProposerPrioritiesPersist writes blocks that change the set and
+// checks that the store serves the proposer priorities of the next two
+// heights, equal to the genesis priorities carried height by height
+// through the sets, before and after a reopen; that it refuses other
+// heights; and that a state record whose priorities were damaged (another
+// set, out of bounds, or next-height priorities that do not follow from
+// the current ones) makes Init fail instead of starting with them.
+func TestProposerPrioritiesPersist(t *testing.T) {
+	c := ledgertest.NewChain(4, 2, 1000)
+	dir := t.TempDir()
+	db, err := kv.OpenLevel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, st := newStore(t, db, c)
+	genesisSet := st.Validators
+	smaller, err := ledger.NewValidatorSet(genesisSet.Validators()[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := genesisSet.Validators()
+	vals[3].Power = 25
+	larger, err := ledger.NewValidatorSet(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := map[uint64]*ledger.ValidatorSet{2: smaller, 3: larger}
+	setOf := map[uint64]*ledger.ValidatorSet{1: genesisSet, 2: genesisSet, 3: genesisSet, 4: smaller}
+	for h := uint64(5); h <= 8; h++ {
+		setOf[h] = larger
+	}
+	want := map[uint64]*ledger.ProposerPriorities{1: ledger.GenesisPriorities(genesisSet)}
+	for h := uint64(2); h <= 8; h++ {
+		want[h] = want[h-1].Next(setOf[h])
+	}
+	check := func(s *Store, height uint64) {
+		t.Helper()
+		for _, h := range []uint64{height + 1, height + 2} {
+			got, err := s.PrioritiesAt(h)
+			if err != nil || !got.Equal(want[h]) || !got.Validators().Equal(setOf[h]) {
+				t.Fatalf("at height %d, priorities of %d: %v (%v), want %v", height, h, got, err, want[h].Priorities())
+			}
+		}
+		for _, h := range []uint64{height, height + 3} {
+			if _, err := s.PrioritiesAt(h); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("at height %d, priorities of %d: %v, want ErrNotFound", height, h, err)
+			}
+		}
+	}
+	check(s, 0)
+	var last *ledger.Commit
+	for h := uint64(1); h <= 5; h++ {
+		b := c.NextBlock(st, nil, last, 0)
+		res, err := ledger.Execute(st, s.Reader(), b)
+		if err != nil {
+			t.Fatalf("block %d: %v", h, err)
+		}
+		res.NextValidators = changes[h]
+		cm := commitBy(t, c, b, st.Validators)
+		if st, err = s.write(st, b, cm, b.Hash(), res); err != nil {
+			t.Fatalf("write %d: %v", h, err)
+		}
+		last = cm
+		check(s, h)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopen := func() (*Store, error) {
+		db, err := kv.OpenLevel(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		s := Open(db)
+		_, err = s.Init(c.Genesis, c.Balances, c.Records, genesisHash)
+		return s, err
+	}
+	s2, err := reopen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(s2, 5)
+
+	// Damage the record, one field at a time.
+	stored, err := s2.db.Get(keyState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(ss *storedState)
+		want   string
+	}{
+		{"another set", func(ss *storedState) { ss.Priorities = ledger.GenesisPriorities(smaller).Encode() }, "belong to validator set"},
+		{"out of bounds", func(ss *storedState) {
+			p, _ := ledger.DecodeProposerPriorities(larger, ss.Priorities)
+			q := p.Priorities()
+			q[0] = 3 * int64(larger.TotalPower())
+			enc := ledger.GenesisPriorities(larger).Encode()
+			copy(enc[len(enc)-8*len(q):], func() []byte {
+				var b []byte
+				for _, v := range q {
+					b = binary.BigEndian.AppendUint64(b, uint64(v))
+				}
+				return b
+			}())
+			ss.Priorities = enc
+		}, "outside"},
+		{"next not carried", func(ss *storedState) { ss.NextPriorities = ledger.GenesisPriorities(larger).Encode() }, "not those of height 6 carried"},
+		{"missing", func(ss *storedState) { ss.NextPriorities = nil }, "truncated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ss storedState
+			if err := json.Unmarshal(stored, &ss); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(&ss)
+			buf, err := json.Marshal(ss)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := s2.db.NewBatch()
+			b.Put(keyState, buf)
+			if err := s2.db.Write(b, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s2.loadState(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("load: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
 }
