@@ -159,7 +159,11 @@ func (n *node) checkStore() {
 func (n *node) blockSync(m *message) {
 	s := n.s
 	c := m.commit
-	if err := c.Verify(s.chainID, s.vals, c.Height, m.block.Hash()); err != nil {
+	vals, err := nodeSets{n}.ValidatorsAt(c.Height)
+	if err == nil {
+		err = c.Verify(s.chainID, vals, c.Height, m.block.Hash())
+	}
+	if err != nil {
 		s.check.fail(InvCommit, n, "block sync: commit of h=%d: %v", c.Height, err)
 		return
 	}
