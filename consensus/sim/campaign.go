@@ -61,6 +61,11 @@ type Campaign struct {
 // every CPU, and returns the aggregate. progress, if set, is called with
 // the number of runs done every so often.
 func RunCampaign(first uint64, n int, progress func(done int)) *Campaign {
+	return runCampaign(first, n, progress, RandomOptions)
+}
+
+// runCampaign is RunCampaign with the options of each seed from opts.
+func runCampaign(first uint64, n int, progress func(done int), opts func(seed uint64) Options) *Campaign {
 	start := time.Now()
 	c := &Campaign{FaultRuns: map[Fault]int{}}
 	var mu sync.Mutex
@@ -71,7 +76,7 @@ func RunCampaign(first uint64, n int, progress func(done int)) *Campaign {
 		go func() {
 			defer wg.Done()
 			for seed := range seeds {
-				r := Run(RandomOptions(seed))
+				r := Run(opts(seed))
 				mu.Lock()
 				c.add(r)
 				done := c.Runs

@@ -253,6 +253,9 @@ func newSimulation(o Options) *simulation {
 	for i := n; i < s.keys; i++ {
 		s.addNode(fmt.Sprintf("v%d", i), simKey("validator", i), true)
 	}
+	for _, nd := range s.nodes {
+		nd.store.early = s.planted(plantEarlySet) && nd.plantNode()
+	}
 	s.ref = newReference(s)
 	for _, nd := range s.nodes {
 		if !nd.honest || nd.disk != nil {
@@ -404,6 +407,8 @@ type chainStore struct {
 	// next height, so that storing the decided one does not verify its
 	// signatures again. It is not part of the disk.
 	executed map[crypto.Hash]*ledger.Result
+	// early plants plantEarlySet in this store.
+	early bool
 }
 
 type committedBlock struct {
@@ -459,6 +464,9 @@ func (c *chainStore) applyResult(d consensus.EffectDecide) (*ledger.Result, erro
 		return nil, err
 	}
 	c.state = *c.state.Next(d.Block, res, appHash(c.state.AppHash, res))
+	if c.early && res.NextValidators != nil {
+		c.state.Validators = res.NextValidators // plantEarlySet: one height early
+	}
 	c.blocks = append(c.blocks, committedBlock{d.Block, d.Commit, d.Proposal})
 	return res, nil
 }

@@ -437,6 +437,9 @@ func (n *node) receive(m *message) {
 			return
 		}
 		vals, err := nodeSets{n}.ValidatorsAt(h)
+		if s.planted(plantCatchupSet) {
+			vals = n.store.state.Validators // the node's current set, whatever h is
+		}
 		if err != nil {
 			return
 		}

@@ -209,6 +209,8 @@ type Options struct {
 	// allow; TestStoreLossBeyondTheWAL shows why the campaign does not
 	// (blocks only that node stored, lost beyond its WAL, stop the chain).
 	storeUnbudgeted bool
+	// plant is a bug planted on purpose (plant.go; tests only).
+	plant plant
 	// ZeroLatency delivers every message at the instant it is sent (for
 	// benchmarks; faults still apply).
 	ZeroLatency bool
@@ -275,6 +277,9 @@ func (o Options) String() string {
 	}
 	if o.ExactThird {
 		s += " byzantine=1/3"
+	}
+	if o.plant != "" {
+		s += " plant=" + string(o.plant)
 	}
 	return s
 }

@@ -32,7 +32,9 @@ const (
 // With -seed=N it runs seed N alone and prints its full trace.
 func TestSimulator(t *testing.T) {
 	if *flagSeed >= 0 {
-		o := RandomOptions(uint64(*flagSeed))
+		opts, undo, _ := plantFlagRuns(t)
+		defer undo()
+		o := opts(uint64(*flagSeed))
 		if *flagScenario != "" {
 			o = ScenarioOptions(*flagScenario, uint64(*flagSeed))
 		}
@@ -52,10 +54,12 @@ func TestSimulator(t *testing.T) {
 	if testing.Short() {
 		n = min(n, 100)
 	}
-	c := RunCampaign(0, n, nil)
+	opts, undo, planted := plantFlagRuns(t)
+	defer undo()
+	c := runCampaign(0, n, nil, opts)
 	var b strings.Builder
 	c.Report(&b)
-	t.Log("\n" + b.String())
+	t.Log(planted + "\n" + b.String())
 	for _, k := range FaultKinds {
 		if c.FaultRuns[k] == 0 && n >= 100 {
 			t.Errorf("no run exercised fault kind %s", k)
@@ -63,6 +67,9 @@ func TestSimulator(t *testing.T) {
 	}
 	if len(c.Failures) > 0 {
 		t.Fatal(FailureReport(c.Failures[0], 200))
+	}
+	if planted != "" {
+		t.Fatalf("no run failed%s", planted)
 	}
 	checkBaseline(t, c, n)
 }
@@ -284,11 +291,13 @@ func TestCampaign(t *testing.T) {
 	if *flagCampaign <= 0 {
 		t.Skip("set -campaign=N to run a campaign of N seeds")
 	}
-	c := RunCampaign(1_000_000, *flagCampaign, func(done int) {
+	opts, undo, planted := plantFlagRuns(t)
+	defer undo()
+	c := runCampaign(1_000_000, *flagCampaign, func(done int) {
 		if done%10000 == 0 {
-			t.Logf("%d runs done", done)
+			t.Logf("%d runs done%s", done, planted)
 		}
-	})
+	}, opts)
 	c.Report(os.Stdout)
 	if len(c.Failures) > 0 {
 		t.Fatal(FailureReport(c.Failures[0], 200))
