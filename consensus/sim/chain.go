@@ -78,7 +78,7 @@ func newSimulation(o Options) *simulation {
 		o.Validators, o.Faults = 4, FaultByzantine
 	}
 	s := &simulation{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID,
-		crng: rand.New(rand.NewPCG(o.Seed, 0xc4a2c4a2))}
+		crng: rand.New(rand.NewPCG(o.Seed, 0xc4a2c4a2)), sigChecked: map[ledger.Vote]bool{}}
 	// ExactThird, ByzantineThird and the scenarios fix their powers for
 	// the whole run: their genesis has no staking records, so that
 	// evidence slashes nobody and the set never changes.

@@ -38,8 +38,6 @@ type reference struct {
 	faulty map[crypto.Address]bool
 	// budgeted is the highest height whose set's faulty power was checked.
 	budgeted uint64
-	// last is the result of the last block executed.
-	last *ledger.Result
 }
 
 func newReference(s *simulation) *reference {
@@ -99,7 +97,6 @@ func (r *reference) advance(n *node, d consensus.EffectDecide) {
 		s.check.fail(InvValidity, n, "the reference chain cannot execute block %s of h=%d: %v", consensus.ShortID(d.Block.Hash()), d.Height, err)
 		return
 	}
-	r.last = res
 	r.checkSets(n, &before, d.Height)
 	if s.staked {
 		r.checkStake(n, d.Block, pre, &before)

@@ -49,18 +49,21 @@ type simulation struct {
 	spares int
 	// ref is the reference chain: the honest decisions executed once more
 	// on a state of the simulator's own, the set of every height.
-	ref      *reference
-	churn    *churn     // plans the set changes of a churn run (nil otherwise)
-	crng     *rand.Rand // draws the churn's spares and plans
-	frng     *rand.Rand // draws the byzantine and disk-fault roles and plans
-	disk     DiskFault
-	scenario *scenario      // the targeted scenario, if any
-	twinAddr crypto.Address // the twins' key's address (zero without twins)
-	params   ledger.ConsensusParams
-	genesis  *ledger.State
-	balance  []ledger.AccountUpdate
-	records  []ledger.Record // the genesis staking records
-	accts    []crypto.PrivKey
+	ref   *reference
+	churn *churn // plans the set changes of a churn run (nil otherwise)
+	// sigChecked are the late precommits whose signature was verified
+	// (noteLate), by value.
+	sigChecked map[ledger.Vote]bool
+	crng       *rand.Rand // draws the churn's spares and plans
+	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
+	disk       DiskFault
+	scenario   *scenario      // the targeted scenario, if any
+	twinAddr   crypto.Address // the twins' key's address (zero without twins)
+	params     ledger.ConsensusParams
+	genesis    *ledger.State
+	balance    []ledger.AccountUpdate
+	records    []ledger.Record // the genesis staking records
+	accts      []crypto.PrivKey
 
 	nodes []*node
 	net   *network

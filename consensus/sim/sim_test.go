@@ -65,6 +65,9 @@ func TestSimulator(t *testing.T) {
 			t.Errorf("no run exercised fault kind %s", k)
 		}
 	}
+	if n >= 500 {
+		checkChurnCoverage(t, c)
+	}
 	if len(c.Failures) > 0 {
 		t.Fatal(FailureReport(c.Failures[0], 200))
 	}
@@ -72,6 +75,27 @@ func TestSimulator(t *testing.T) {
 		t.Fatalf("no run failed%s", planted)
 	}
 	checkBaseline(t, c, n)
+}
+
+// checkChurnCoverage requires the campaign to have reached every part of
+// validator churn: each kind of change, a double signer tombstoned, a
+// validator jailed for downtime, unbonding paid out, and a slash with
+// unbonding entries at stake (what catches a slash that forgets them).
+func checkChurnCoverage(t *testing.T, c *Campaign) {
+	t.Helper()
+	for k, runs := range c.ChurnKinds {
+		if runs == 0 {
+			t.Errorf("no churn change of kind %s committed", churnKindNames[k])
+		}
+	}
+	for what, got := range map[string]uint64{
+		"set change": c.SetChanges, "validator tombstoned": c.Tombstoned, "validator jailed for downtime": c.Jailed,
+		"unbonding entry paid out": c.Matured, "unbonding entry at stake in a slash": c.AtStake,
+	} {
+		if got == 0 {
+			t.Errorf("no %s in %d runs", what, c.Runs)
+		}
+	}
 }
 
 // checkBaseline compares the campaign with testdata/baseline.json (or,
@@ -171,9 +195,9 @@ func TestByzantineExactlyThird(t *testing.T) {
 
 // TestFaultyPowerBelowAThird checks the campaign's budget at genesis: in
 // every run of the default seeds, the twins' key, the byzantine validator
-// and the disk-fault node hold less than a third of the power together,
-// and the rest stays a quorum; and the reference chain counts exactly
-// them as faulty. The sets of later heights are checked in every run
+// and the disk-fault node hold less than a third of the power together
+// (less than a seventh in churn runs), and the rest stays a quorum; and
+// the reference chain counts exactly them as faulty. The sets of later heights are checked in every run
 // (InvBudget).
 func TestFaultyPowerBelowAThird(t *testing.T) {
 	for seed := uint64(0); seed < ciSeeds; seed++ {
@@ -195,6 +219,9 @@ func TestFaultyPowerBelowAThird(t *testing.T) {
 		}
 		if 3*faulty >= totalOf(vals) {
 			t.Fatalf("%s: faulty power %d of %d", o, faulty, totalOf(vals))
+		}
+		if o.Faults&FaultChurn != 0 && churnMargin*faulty >= totalOf(vals) {
+			t.Fatalf("%s: faulty power %d of %d in a churn run, not below 1/%d", o, faulty, totalOf(vals), churnMargin)
 		}
 	}
 }
