@@ -206,6 +206,25 @@ func setString(vs *ledger.ValidatorSet) string {
 	return b.String()
 }
 
+// who names an address of the run: a validator key (v3), its operator
+// (op3), a delegator (d0), or the address's short form.
+func (s *simulation) who(a crypto.Address) string {
+	for i := 0; i < max(s.keys, s.genesis.Validators.Size()); i++ {
+		switch a {
+		case simKey("validator", i).PubKey().Address():
+			return fmt.Sprintf("v%d", i)
+		case operatorAddr(i):
+			return fmt.Sprintf("op%d", i)
+		}
+	}
+	for i := 0; i < numDelegators; i++ {
+		if a == simKey("delegator", i).PubKey().Address() {
+			return fmt.Sprintf("d%d", i)
+		}
+	}
+	return consensus.ShortAddr(a)
+}
+
 // stakers are the accounts that can hold delegations and unbonding
 // entries in a run: every validator key's operator and the delegators.
 func (s *simulation) stakers() []crypto.Address {
@@ -409,7 +428,7 @@ func (r *reference) checkSlashes(n *node, b *ledger.Block, pre *memstate.State, 
 				s.stats.SlashedEntries++
 				if want := bal - min(share, bal); e.Balance != want {
 					s.check.fail(InvStake, n, "block %d slashes %s (%s at height %d, power %d): %s's unbonding entry of height %d holds %d, want %d (%d before, %s of its initial %d)",
-						h, consensus.ShortAddr(sc.cons), sc.kind, sc.infraction, sc.power, consensus.ShortAddr(del), e.CreationHeight, e.Balance, want, bal, sc.fraction, e.InitialBalance)
+						h, s.who(sc.cons), sc.kind, sc.infraction, sc.power, s.who(del), e.CreationHeight, e.Balance, want, bal, sc.fraction, e.InitialBalance)
 					return
 				}
 			}
@@ -424,7 +443,7 @@ func (r *reference) checkSlashes(n *node, b *ledger.Block, pre *memstate.State, 
 		}
 		if want := old.Tokens - min(remaining, old.Tokens); now.Tokens != want {
 			s.check.fail(InvStake, n, "block %d slashes %s (%s at height %d, power %d): its tokens went from %d to %d, want %d",
-				h, consensus.ShortAddr(sc.cons), sc.kind, sc.infraction, sc.power, old.Tokens, now.Tokens, want)
+				h, s.who(sc.cons), sc.kind, sc.infraction, sc.power, old.Tokens, now.Tokens, want)
 			return
 		}
 	}
