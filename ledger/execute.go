@@ -127,7 +127,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		if b.LastCommit != nil {
 			return nil, errors.New("block 1: must not carry a last commit")
 		}
-	} else if err := b.LastCommit.Verify(s.ChainID, s.LastValidators, s.Height, s.LastBlockHash); err != nil {
+	} else if err := b.LastCommit.Verify(s.ChainID, lastCommitSet(s), s.Height, s.LastBlockHash); err != nil {
 		return nil, fmt.Errorf("block %d: last commit: %w", h, err)
 	}
 	var known func(crypto.Hash) bool
@@ -244,6 +244,15 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		return bytes.Compare(res.Accounts[i].Address[:], res.Accounts[j].Address[:]) < 0
 	})
 	return res, nil
+}
+
+// lastCommitSet is the set a block's last commit is verified against: the
+// set of the commit's height, LastValidators.
+func lastCommitSet(s *State) *ValidatorSet {
+	if plantLastCommitCurrentSet {
+		return s.Validators // a bug planted on purpose (plant_simplant.go)
+	}
+	return s.LastValidators
 }
 
 // CheckTx checks tx against the sender's account as the next transaction

@@ -128,7 +128,11 @@ func (b *byzantine) mayRelay(v *ledger.Vote) bool {
 // allowCommit reports whether the validator may send commit c: whether
 // the precommit of its own that c carries, if any, is one allow permits.
 func (b *byzantine) allowCommit(c *ledger.Commit) bool {
-	for _, v := range c.Votes(b.n.s.vals) {
+	vals, err := nodeSets{b.n}.ValidatorsAt(c.Height)
+	if err != nil {
+		return false
+	}
+	for _, v := range c.Votes(vals) {
 		if v.Validator == b.n.addr {
 			return b.allow(ledger.Precommit, c.Height, c.Round, c.BlockID)
 		}

@@ -34,6 +34,17 @@ type Campaign struct {
 	DiskFaults uint64
 	Refusals   uint64
 	Synced     uint64
+	// The staking the reference chains saw.
+	SetChanges   uint64
+	ChurnTxs     uint64
+	ChurnFailed  uint64
+	Tombstoned   uint64
+	Jailed       uint64
+	HonestJailed uint64
+	Slashes      uint64
+	AtStake      uint64
+	Matured      uint64
+	ChurnKinds   [numChurnKinds]uint64
 	// Rounds counts the heights decided by the round they were decided
 	// in (first honest decision), RoundSum sums those rounds, and
 	// Recoveries holds every run's time from the heal to liveness.
@@ -50,6 +61,11 @@ type Campaign struct {
 // every CPU, and returns the aggregate. progress, if set, is called with
 // the number of runs done every so often.
 func RunCampaign(first uint64, n int, progress func(done int)) *Campaign {
+	return runCampaign(first, n, progress, RandomOptions)
+}
+
+// runCampaign is RunCampaign with the options of each seed from opts.
+func runCampaign(first uint64, n int, progress func(done int), opts func(seed uint64) Options) *Campaign {
 	start := time.Now()
 	c := &Campaign{FaultRuns: map[Fault]int{}}
 	var mu sync.Mutex
@@ -60,7 +76,7 @@ func RunCampaign(first uint64, n int, progress func(done int)) *Campaign {
 		go func() {
 			defer wg.Done()
 			for seed := range seeds {
-				r := Run(RandomOptions(seed))
+				r := Run(opts(seed))
 				mu.Lock()
 				c.add(r)
 				done := c.Runs
@@ -114,6 +130,18 @@ func (c *Campaign) add(r *Result) {
 	c.DiskFaults += st.DiskFaults
 	c.Refusals += st.Refusals
 	c.Synced += st.BlockSynced
+	c.SetChanges += st.SetChanges
+	c.ChurnTxs += st.ChurnTxs
+	c.ChurnFailed += st.ChurnFailed
+	c.Tombstoned += st.Tombstoned
+	c.Jailed += st.Jailed
+	c.HonestJailed += st.HonestJailed
+	c.Slashes += st.Slashes
+	c.AtStake += st.SlashedEntries
+	c.Matured += st.Matured
+	for i, k := range st.ChurnKinds {
+		c.ChurnKinds[i] += k
+	}
 	for i, k := range st.Rounds {
 		c.Rounds[i] += k
 	}
@@ -140,6 +168,14 @@ func (c *Campaign) Report(w io.Writer) {
 		c.ByzMsgs, c.DiskFaults, c.Refusals, c.Synced)
 	fmt.Fprintf(w, "  (%d votes kept as a validator's third or later value for one height, round and type, %d of them for a backed value)\n",
 		c.Extra, c.Backed)
+	var kinds []string
+	for i, k := range c.ChurnKinds {
+		kinds = append(kinds, fmt.Sprintf("%d %s", k, churnKindNames[i]))
+	}
+	fmt.Fprintf(w, "  (%d set changes; %d churn transactions committed (%s), %d of them failed; %d unbonding entries paid out)\n",
+		c.SetChanges, c.ChurnTxs, strings.Join(kinds, ", "), c.ChurnFailed, c.Matured)
+	fmt.Fprintf(w, "  (%d validators tombstoned for a double sign, %d jailed for downtime (%d not faulty); %d slashes recomputed, %d unbonding entries at stake in them)\n",
+		c.Tombstoned, c.Jailed, c.HonestJailed, c.Slashes, c.AtStake)
 	fmt.Fprintf(w, "invariant        runs checking  checks     violations\n")
 	for _, inv := range Invariants {
 		fmt.Fprintf(w, "  %-14s  %7d  %11d  %5d\n", inv, c.Checked[inv], c.Checks[inv], c.Violations[inv])

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -76,7 +77,16 @@ func newSimulation(o Options) *simulation {
 	if o.Scenario != "" {
 		o.Validators, o.Faults = 4, FaultByzantine
 	}
-	s := &simulation{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID}
+	s := &simulation{opts: o, rng: rand.New(rand.NewPCG(o.Seed, 0xc0ffee)), chainID: simChainID,
+		crng: rand.New(rand.NewPCG(o.Seed, 0xc4a2c4a2)), sigChecked: map[ledger.Vote]bool{}}
+	// ExactThird, ByzantineThird and the scenarios fix their powers for
+	// the whole run: their genesis has no staking records, so that
+	// evidence slashes nobody and the set never changes.
+	s.staked = !o.ExactThird && !o.ByzantineThird && o.Scenario == ""
+	if !s.staked {
+		o.Faults &^= FaultChurn
+		s.opts.Faults = o.Faults
+	}
 	s.check = newChecker(s)
 	s.params = ledger.DefaultConsensusParams()
 	s.params.TimeoutCommit = ledger.Duration(timeoutCommit)
@@ -156,27 +166,62 @@ func newSimulation(o Options) *simulation {
 		s.sharePower(powers, twin, byz, victim)
 	}
 
+	// Spare validator keys, after the genesis ones: their nodes follow
+	// the chain from the start and join the set by create_validator.
+	if o.Faults&FaultChurn != 0 {
+		s.spares = 1 + s.crng.IntN(maxSpares)
+	}
+	s.keys = n + s.spares
+
 	var vals []ledger.Validator
-	keyOf := map[crypto.Address]int{}
 	for i := range powers {
 		k := simKey("validator", i)
-		vals = append(vals, ledger.Validator{PubKey: k.PubKey(), Power: powers[i], Name: fmt.Sprintf("v%d", i)})
-		keyOf[k.PubKey().Address()] = i
+		vals = append(vals, ledger.Validator{PubKey: k.PubKey(), Power: powers[i], Name: fmt.Sprintf("v%d", i), Operator: operatorAddr(i)})
 	}
 	vs, err := ledger.NewValidatorSet(vals)
 	if err != nil {
 		panic(fmt.Sprintf("sim: validator set: %v", err))
 	}
-	s.vals = vs
 
 	var supply uint64
-	for i := 0; i < numAccounts; i++ {
-		k := simKey("account", i)
-		s.accts = append(s.accts, k)
+	fund := func(k crypto.PrivKey) {
 		s.balance = append(s.balance, ledger.AccountUpdate{Address: k.PubKey().Address(), Account: ledger.Account{Balance: startBalance}})
 		supply += startBalance
 	}
-	s.genesis = (&ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, Staking: staking.DefaultParams(), TotalSupply: supply}).WithValidators(vs)
+	for i := 0; i < numAccounts; i++ {
+		k := simKey("account", i)
+		s.accts = append(s.accts, k)
+		fund(k)
+	}
+	gen := &ledger.State{ChainID: simChainID, GenesisTime: genesisTime, Params: s.params, TotalSupply: supply}
+	if s.staked {
+		// Every validator key's operator account, and the delegators',
+		// pay the churn's fees and bonds; the genesis stake is part of
+		// the supply.
+		for i := 0; i < s.keys; i++ {
+			fund(simKey("operator", i))
+		}
+		for i := 0; i < numDelegators; i++ {
+			fund(simKey("delegator", i))
+		}
+		gen.Staking = stakingParams(o.Faults&FaultChurn != 0)
+		gvs := make([]staking.GenesisValidator, len(vals))
+		for i, v := range vals {
+			gvs[i] = staking.GenesisValidator{Operator: v.Operator, ConsKey: v.PubKey, Moniker: v.Name, Power: v.Power}
+			supply += v.Power * gen.Staking.PowerUnit
+		}
+		changes, err := staking.InitGenesis(gen.Staking, gvs)
+		if err != nil {
+			panic(fmt.Sprintf("sim: staking genesis: %v", err))
+		}
+		for _, c := range changes {
+			s.records = append(s.records, ledger.Record{Key: c.Key, Value: c.Value})
+		}
+		gen.TotalSupply = supply
+	} else {
+		gen.Staking = staking.DefaultParams()
+	}
+	s.genesis = gen.WithValidators(vs)
 
 	// Nodes: one per key, two for the twin key. Names are the key's
 	// index in creation order (v0, v1, ...), twins v<i>a and v<i>b.
@@ -205,8 +250,23 @@ func newSimulation(o Options) *simulation {
 			}
 		}
 	}
-	for _, p := range powers {
-		s.totalPower += p
+	for i := n; i < s.keys; i++ {
+		s.addNode(fmt.Sprintf("v%d", i), simKey("validator", i), true)
+	}
+	for _, nd := range s.nodes {
+		nd.store.early = s.planted(plantEarlySet) && nd.plantNode()
+	}
+	s.ref = newReference(s)
+	for _, nd := range s.nodes {
+		if !nd.honest || nd.disk != nil {
+			s.ref.faulty[nd.addr] = true
+		}
+	}
+	if s.opts.storeUnbudgeted && !s.disk.amnesia() && victim >= 0 {
+		delete(s.ref.faulty, simKey("validator", victim).PubKey().Address())
+	}
+	if o.Faults&FaultChurn != 0 {
+		s.churn = newChurn(s)
 	}
 	s.net = newNetwork(s, twin, halves)
 	if s.scenario != nil {
@@ -214,6 +274,32 @@ func newSimulation(o Options) *simulation {
 	}
 	s.deadline = o.FaultPhase + LivenessBound
 	return s
+}
+
+// Accounts besides the transfer accounts: every validator key i has an
+// operator account (simKey("operator", i)), and numDelegators accounts
+// delegate to validators, in runs with staking.
+const (
+	numDelegators = 2
+	maxSpares     = 3 // churn runs have 1 to maxSpares spare validator keys
+)
+
+func operatorAddr(i int) crypto.Address { return simKey("operator", i).PubKey().Address() }
+
+// stakingParams are the staking parameters of a run. Churn runs scale the
+// heights down to a run's few dozen, so that unbonding matures, silent
+// validators are jailed for downtime and jailed ones unjail within it;
+// other runs keep the defaults, under which nothing but a double sign
+// (slashed, jailed and tombstoned at once) changes their set.
+func stakingParams(churn bool) staking.Params {
+	p := staking.DefaultParams()
+	if churn {
+		p.UnbondingHeights = 8
+		p.SignedBlocksWindow = 8
+		p.DowntimeJailHeights = 4
+		p.SlashFractionDowntime = 10_000 // 0.01: a downtime slash takes a share of every unbonding entry at stake
+	}
+	return p
 }
 
 // sharePower gives the faulty validators their power: the twin key, the
@@ -227,7 +313,9 @@ func newSimulation(o Options) *simulation {
 // and docs/testing.md, "Store loss beyond the WAL"). It keeps its own
 // power when that leaves room; with the twins and the byzantine validator,
 // the rest is shared at random. ExactThird gives the byzantine validator
-// exactly a third.
+// exactly a third. In churn runs they hold less than a seventh: validators
+// jailed for downtime leave the set without notice (churn.go says why a
+// seventh is enough).
 func (s *simulation) sharePower(powers []uint64, twin, byz, victim int) {
 	if s.opts.storeUnbudgeted && !s.disk.amnesia() {
 		victim = -1
@@ -262,15 +350,20 @@ func (s *simulation) sharePower(powers []uint64, twin, byz, victim int) {
 	if need == 0 {
 		return
 	}
-	// 3F < F + H, so F <= (H-1)/2.
-	for (honest()-1)/2 < uint64(need) {
+	// 3F < F + H, so F <= (H-1)/2; in churn runs 7F < F + H (churnMargin),
+	// so F <= (H-1)/6.
+	div := uint64(2)
+	if s.opts.Faults&FaultChurn != 0 {
+		div = churnMargin - 1
+	}
+	for (honest()-1)/div < uint64(need) {
 		for i := range powers {
 			if !faulty(i) {
 				powers[i] *= 2
 			}
 		}
 	}
-	budget := (honest() - 1) / 2
+	budget := (honest() - 1) / div
 	if victim >= 0 {
 		keys := uint64(need - 1) // the twin and byzantine keys need 1 each
 		powers[victim] = max(1, min(powers[victim], budget-keys))
@@ -314,6 +407,8 @@ type chainStore struct {
 	// next height, so that storing the decided one does not verify its
 	// signatures again. It is not part of the disk.
 	executed map[crypto.Hash]*ledger.Result
+	// early plants plantEarlySet in this store.
+	early bool
 }
 
 type committedBlock struct {
@@ -323,7 +418,7 @@ type committedBlock struct {
 }
 
 func newChainStore(s *simulation) *chainStore {
-	return &chainStore{s: s, state: *s.genesis, State: memstate.New(s.genesis.Validators, s.balance, nil)}
+	return &chainStore{s: s, state: *s.genesis, State: memstate.New(s.genesis.Validators, s.balance, s.records)}
 }
 
 func (c *chainStore) height() uint64 { return c.state.Height }
@@ -351,24 +446,35 @@ func (c *chainStore) validate(b *ledger.Block) error {
 
 // apply executes and stores a decided block, atomically.
 func (c *chainStore) apply(d consensus.EffectDecide) error {
+	_, err := c.applyResult(d)
+	return err
+}
+
+// applyResult is apply, returning the block's result.
+func (c *chainStore) applyResult(d consensus.EffectDecide) (*ledger.Result, error) {
 	res := c.executed[d.Block.Hash()]
 	if res == nil || d.Block.Height() != c.state.Height+1 {
 		var err error
 		if res, err = ledger.Execute(&c.state, c, d.Block); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	c.executed = nil
 	if err := c.State.Apply(d.Block.Height(), res); err != nil {
-		return err
+		return nil, err
 	}
 	c.state = *c.state.Next(d.Block, res, appHash(c.state.AppHash, res))
+	if c.early && res.NextValidators != nil {
+		c.state.Validators = res.NextValidators // plantEarlySet: one height early
+	}
 	c.blocks = append(c.blocks, committedBlock{d.Block, d.Commit, d.Proposal})
-	return nil
+	return res, nil
 }
 
-// appHash chains a digest of every block's effect: a deterministic
-// stand-in for the state tree's root, which is all Validate compares.
+// appHash chains a digest of every block's effect (accounts, evidence,
+// staking records, the set of height+2 when it changed): a deterministic
+// stand-in for the state tree's root, which is all Validate compares. A
+// node whose state went another way proposes blocks no one else accepts.
 func appHash(prev crypto.Hash, res *ledger.Result) crypto.Hash {
 	buf := append([]byte("sim/app/"), prev[:]...)
 	for _, u := range res.Accounts {
@@ -378,12 +484,28 @@ func appHash(prev crypto.Hash, res *ledger.Result) crypto.Hash {
 	for _, k := range res.Evidence {
 		buf = append(buf, k[:]...)
 	}
+	for _, r := range res.Records {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(r.Key)))
+		buf = append(buf, r.Key...)
+		if r.Value == nil {
+			buf = append(buf, 0)
+		} else {
+			buf = append(buf, 1)
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(r.Value)))
+			buf = append(buf, r.Value...)
+		}
+	}
+	if res.NextValidators != nil {
+		h := res.NextValidators.Hash()
+		buf = append(buf, h[:]...)
+	}
 	return crypto.Sum(buf)
 }
 
 // BuildBlock is the proposer's getValue(): up to three transfers valid on
 // its state, chosen with its own randomness (so twins build different
-// blocks), the evidence it holds, and the last commit.
+// blocks), the churn's pending change if its state is ready for it, the
+// evidence it holds, and the last commit.
 func (n *node) BuildBlock(h uint64, _ uint32) (*ledger.Block, error) {
 	c := n.store
 	st := &c.state
@@ -402,10 +524,13 @@ func (n *node) BuildBlock(h uint64, _ uint32) (*ledger.Block, error) {
 			b.Txs = append(b.Txs, tx)
 		}
 	}
-	b.Evidence = n.pool.Pending(int(st.Params.MaxEvidence), h, c)
-	if prev := c.get(h - 1); prev != nil {
-		b.LastCommit = prev.commit
+	if n.s.churn != nil {
+		if tx := n.s.churn.pending(c.Accounts); tx != nil {
+			b.Txs = append(b.Txs, tx)
+		}
 	}
+	b.Evidence = n.pool.Pending(int(st.Params.MaxEvidence), h, c)
+	b.LastCommit = n.lastCommit(h - 1)
 	b.FillHeader()
 	return b, nil
 }

@@ -48,11 +48,26 @@ const (
 	// after the input that caused it, before any later input, in the
 	// order it signed them.
 	InvOwnOrder
+	// InvSets: every node's machine and ledger state hold, for every
+	// height, the set of that height on the reference chain; block H
+	// changes the set of H+2 and no other, to the staking module's active
+	// set (reference.go).
+	InvSets
+	// InvStake: on every node's state, balances plus the stake held
+	// (bonded, unbonding, burned) equal the supply; on the reference, the
+	// pool's sums are the validators' tokens and the entries' balances,
+	// and every slash takes its share of each unbonding entry at stake and
+	// the rest from the validator's tokens.
+	InvStake
+	// InvBudget: the faulty validators (twins, byzantine, disk-fault node)
+	// hold less than a third of the power of every height's set: the
+	// simulator's own assumption, which the churn's plans must keep.
+	InvBudget
 	numInvariants
 )
 
 // Invariants lists every invariant in order.
-var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart, InvEquivocation, InvLocking, InvOwnOrder}
+var Invariants = []Invariant{InvAgreement, InvValidity, InvNoDoubleSign, InvCommit, InvLiveness, InvEvidence, InvRestart, InvEquivocation, InvLocking, InvOwnOrder, InvSets, InvStake, InvBudget}
 
 // String renders the Invariant in one line, for logs and traces.
 func (i Invariant) String() string {
@@ -77,6 +92,12 @@ func (i Invariant) String() string {
 		return "locking"
 	case InvOwnOrder:
 		return "own-order"
+	case InvSets:
+		return "sets"
+	case InvStake:
+		return "stake"
+	case InvBudget:
+		return "budget"
 	}
 	return fmt.Sprintf("Invariant(%d)", uint8(i))
 }
@@ -133,6 +154,23 @@ type Stats struct {
 	DiskFaults   uint64 // disk faults injected
 	Refusals     uint64 // signatures the signer of a node whose disk lost writes refused, as it must
 	BlockSynced  uint64 // blocks a node stored from peers (block sync) after its store lost them
+	// The reference chain's staking: heights whose set differs from the
+	// height before; churn transactions committed (and of them failed),
+	// by kind; validators tombstoned for a double sign and jailed for
+	// downtime; slashes recomputed, and the unbonding entries at stake in
+	// them; unbonding entries paid out.
+	SetChanges  uint64
+	ChurnTxs    uint64
+	ChurnFailed uint64
+	ChurnKinds  [numChurnKinds]uint64
+	Tombstoned  uint64
+	Jailed      uint64
+	// HonestJailed counts the validators jailed for downtime that are
+	// not faulty (slow links, a node crashed or cut off for a window).
+	HonestJailed   uint64
+	Slashes        uint64
+	SlashedEntries uint64
+	Matured        uint64
 	// Rounds counts the heights decided (first honest decision of each)
 	// by the round they were decided in; the last bucket takes the rest.
 	// RoundSum is the sum of those rounds.
@@ -161,6 +199,8 @@ func (s *Stats) Exercised(k Fault) bool {
 		return s.ByzMessages > 0
 	case FaultDisk:
 		return s.DiskFaults > 0
+	case FaultChurn:
+		return s.ChurnTxs > 0
 	}
 	return false
 }
@@ -233,7 +273,10 @@ func (c *checker) decide(n *node, d consensus.EffectDecide) {
 		return
 	}
 	if !c.verified[ch] {
-		if err := d.Commit.Verify(c.s.chainID, c.s.vals, d.Height, id); err != nil {
+		// Against the set of the commit's own height, on the reference
+		// chain.
+		vals := n.setOf(d.Height)
+		if err := d.Commit.Verify(c.s.chainID, vals, d.Height, id); err != nil {
 			c.fail(InvCommit, n, "commit of h=%d: %v", d.Height, err)
 			return
 		}
@@ -244,11 +287,11 @@ func (c *checker) decide(n *node, d consensus.EffectDecide) {
 		for _, sig := range d.Commit.Sigs {
 			if !seen[sig.ValidatorIndex] {
 				seen[sig.ValidatorIndex] = true
-				power += c.s.vals.Get(int(sig.ValidatorIndex)).Power
+				power += vals.Get(int(sig.ValidatorIndex)).Power
 			}
 		}
-		if !c.s.overTwoThirds(power) {
-			c.fail(InvCommit, n, "commit of h=%d holds %d of %d voting power: not more than two thirds", d.Height, power, c.s.totalPower)
+		if total := totalOf(vals); !overTwoThirds(power, total) {
+			c.fail(InvCommit, n, "commit of h=%d holds %d of %d voting power: not more than two thirds", d.Height, power, total)
 			return
 		}
 		c.verified[ch] = true
@@ -264,6 +307,7 @@ func (c *checker) decide(n *node, d consensus.EffectDecide) {
 		c.decided[d.Height] = decision{id, n.name}
 		c.s.stats.Rounds[min(int(d.Round), RoundBuckets-1)]++
 		c.s.stats.RoundSum += uint64(d.Round)
+		c.s.ref.advance(n, d)
 	}
 }
 

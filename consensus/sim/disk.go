@@ -159,7 +159,11 @@ func (n *node) checkStore() {
 func (n *node) blockSync(m *message) {
 	s := n.s
 	c := m.commit
-	if err := c.Verify(s.chainID, s.vals, c.Height, m.block.Hash()); err != nil {
+	vals, err := nodeSets{n}.ValidatorsAt(c.Height)
+	if err == nil {
+		err = c.Verify(s.chainID, vals, c.Height, m.block.Hash())
+	}
+	if err != nil {
 		s.check.fail(InvCommit, n, "block sync: commit of h=%d: %v", c.Height, err)
 		return
 	}
@@ -175,13 +179,14 @@ func (n *node) blockSync(m *message) {
 
 // clone returns a copy of the store that shares nothing mutable with it.
 func (c *chainStore) clone() *chainStore {
-	return &chainStore{s: c.s, state: c.state, State: c.State.Clone(), blocks: append([]committedBlock(nil), c.blocks...)}
+	return &chainStore{s: c.s, state: c.state, State: c.State.Clone(), blocks: append([]committedBlock(nil), c.blocks...), early: c.early}
 }
 
 // without returns the store as it was before its last k blocks: built
 // again from the genesis state.
 func (c *chainStore) without(k int) *chainStore {
 	d := newChainStore(c.s)
+	d.early = c.early
 	for _, b := range c.blocks[:len(c.blocks)-k] {
 		if err := d.apply(consensus.EffectDecide{Height: b.block.Height(), Block: b.block, Commit: b.commit, Proposal: b.proposal}); err != nil {
 			panic("sim: a stored block does not apply again: " + err.Error()) // the store was valid

@@ -67,10 +67,41 @@
 //     refuse what the node forgot it signed (counted, not a violation),
 //     the replay must decide a lost block the WAL holds again, and blocks
 //     beyond the WAL come from peers by block sync.
+//   - Churn (FaultChurn, one run in four, drawn from a stream of its own;
+//     churn.go): the validator set changes every few heights for the whole
+//     run, through staking transactions the proposers put in their blocks.
+//     One to three spare validator keys, whose nodes follow the chain from
+//     the start, join (create_validator); validators leave (their operator
+//     undelegates the whole self-bond); powers go up or down by up to a
+//     third of the total (delegate, undelegate, by the operator or one of
+//     two delegator accounts); validators jailed for downtime unjail. The
+//     staking parameters of churn runs are scaled to a run (unbonding in 8
+//     heights, a signing window of 8, 4 heights in jail), and a churn run
+//     decides 20 heights at least, so that changes land after the heal,
+//     unbonding matures and silent validators are jailed.
 //
 // The twins' key, the byzantine validator and a disk-fault node that can
 // forget what it signed (and so its locks) hold less than a third of the
-// power together.
+// power together (less than a seventh in churn runs, where validators
+// jailed for downtime leave the set without notice); the churn plans only
+// changes that keep them there, on every height's set.
+//
+// # Staking
+//
+// The genesis has staking records (ledger/staking): every validator key
+// has an operator account, which holds the self-bond, and two delegator
+// accounts delegate; their stake is part of the supply. Evidence slashes,
+// jails and tombstones its validator, which leaves the set two heights
+// later, in every run (outside churn runs the staking parameters are the
+// defaults, under which nothing else changes the set). Only the scenarios
+// and the runs at or above a third (ByzantineThird, ExactThird) have a
+// fixed set and no staking records. In churn runs, proposers add the
+// precommits they received after deciding to the last commit of their
+// block, as CometBFT's do, so that the signing record says who is up.
+//
+// A reference chain (reference.go) executes the first honest decision of
+// every height once more, on a store of the simulator's own: the checks
+// take the set of every height from it.
 //
 // Options.ByzantineThird instead gives the twins at least a third of the
 // power and joins each twin to one half of the honest validators, cut off
@@ -99,7 +130,21 @@
 // own tally, that a second conflicting vote of a validator came with its
 // evidence, that a precommit for a value had its polka, and that a
 // prevote against the lock had a newer one; the checker sums a commit's
-// power itself too, not trusting ledger.ValidatorSet.Quorum.
+// power itself too, not trusting ledger.ValidatorSet.Quorum. Every check
+// takes the set of the height it is about from the reference chain.
+// Across set changes (reference.go): every node's machine and ledger
+// state hold the reference's set of each height, and block H changes the
+// set of H+2 and no other, to the staking module's active set (sets);
+// balances plus the stake held equal the supply on every node's state,
+// and on the reference the pool's sums hold and every slash takes its
+// share of each unbonding entry at stake and the rest from the
+// validator's tokens, recomputed from the state before the block
+// (stake); the faulty validators hold less than a third of every height's
+// set (budget).
+//
+// Bugs of validator churn can be planted on purpose (plant.go; in the
+// ledger code with -tags simplant), and TestPlantedBugsAreCaught shows
+// which check catches each.
 //
 // # Baseline
 //

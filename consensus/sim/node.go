@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +53,10 @@ type node struct {
 	strike int            // the effect the armed crash strikes in the current step
 	cut    bool           // the armed crash strikes in the middle of the next send
 	unfed  []*ledger.Vote // own votes sent and not yet held by the machine (the own-order oracle)
+	// late are precommits for the last stored block, in its commit's
+	// round, that came after the decision; lateAt is that block's height.
+	late   []ledger.CommitSig
+	lateAt uint64
 	// snapshot is the machine's state at a crash that lost no WAL record,
 	// which the replay must reproduce.
 	snapshot *consensus.RoundState
@@ -174,6 +180,10 @@ func (c simChain) Store(d consensus.EffectDecide) error {
 		s.check.fail(InvValidity, n, "decided block %s at h=%d is invalid: %v", consensus.ShortID(d.Block.Hash()), d.Height, err)
 		return err
 	}
+	n.checkStoreSets()
+	if s.staked {
+		s.checkSupply(n, n.store)
+	}
 	n.pool.Committed(d.Block.Evidence)
 	s.check.committedEvidence(n, d.Block)
 	if n.honest && d.Height > s.stats.Heights {
@@ -293,6 +303,8 @@ func (o simObserver) Stepped(ev consensus.Event, effects []consensus.Effect, rep
 	case consensus.EventVote:
 		n.rounds.AddVote(e.Vote)
 		n.checkOwnOrder(e.Vote)
+	case consensus.EventNewHeight:
+		n.checkNodeSets(e.Height)
 	}
 	if n.honest {
 		n.oracle.stepped(ev, effects)
@@ -328,7 +340,9 @@ func (o simObserver) SignerRefused(h uint64, r uint32, err error) {
 }
 
 func (o simObserver) Decided(d consensus.EffectDecide, _ bool) {
-	o.n.rounds.Decided(d.Block.Hash(), d.Commit, o.n.s.vals)
+	if vals, err := (nodeSets{o.n}).ValidatorsAt(d.Height); err == nil {
+		o.n.rounds.Decided(d.Block.Hash(), d.Commit, vals)
+	}
 	o.n.oracle.decided(d.Height)
 }
 
@@ -399,12 +413,14 @@ func (n *node) receive(m *message) {
 	case msgProposal:
 		n.input(consensus.EventProposal{Proposal: m.proposal, Block: m.block})
 	case msgVote:
+		n.noteLate(m.vote)
 		n.input(consensus.EventVote{Vote: m.vote})
 	case msgEvidence:
 		if n.store.Evidence[m.evidence.Key()] || n.pool.Has(m.evidence.Key()) {
 			return
 		}
-		if err := m.evidence.Verify(s.chainID, s.vals); err != nil {
+		// At the set of the evidence's height.
+		if err := m.evidence.Verify(s.chainID, n.setOf(m.evidence.VoteA.Height)); err != nil {
 			s.check.fail(InvEvidence, n, "received invalid evidence: %v", err)
 			return
 		}
@@ -421,7 +437,14 @@ func (n *node) receive(m *message) {
 		if n.store.height() >= h || h > n.core.Height()+1 {
 			return
 		}
-		for _, v := range m.commit.Votes(s.vals) {
+		vals, err := nodeSets{n}.ValidatorsAt(h)
+		if s.planted(plantCatchupSet) {
+			vals = n.store.state.Validators // the node's current set, whatever h is
+		}
+		if err != nil {
+			return
+		}
+		for _, v := range m.commit.Votes(vals) {
 			n.input(consensus.EventVote{Vote: &v})
 		}
 		n.input(consensus.EventProposal{Proposal: m.proposal, Block: m.block})
@@ -509,6 +532,7 @@ func (n *node) crash(down time.Duration, between bool) {
 		n.core.Halt()
 	}
 	n.armed, n.cut, n.rounds = nil, false, nil
+	n.late, n.lateAt = nil, 0
 	n.oracle.reset()
 	n.store.executed = nil
 	if !s.healed {
@@ -540,9 +564,78 @@ func (n *node) restart() {
 // crash or a lost disk replaces.
 type nodeSets struct{ n *node }
 
+// ValidatorsAt is the set of height h as the node's store knows it.
+func (s nodeSets) ValidatorsAt(h uint64) (*ledger.ValidatorSet, error) {
+	if vs, ok := s.n.store.state.ValidatorsAt(h); ok {
+		return vs, nil
+	}
+	return s.n.store.ValidatorsAt(h)
+}
+
 func (s nodeSets) PrioritiesAt(h uint64) (*ledger.ProposerPriorities, error) {
 	if p, ok := s.n.store.state.PrioritiesAt(h); ok {
 		return p, nil
 	}
 	return nil, fmt.Errorf("proposer priorities of height %d: the store at height %d has those of the next two heights", h, s.n.store.state.Height)
+}
+
+// noteLate keeps a precommit for the last stored block, in its commit's
+// round, that the commit lacks: BuildBlock adds it to the last commit of
+// the node's next block, as a CometBFT proposer adds the precommits it
+// gathered during the commit timeout. The signing record the staking
+// module keeps from last commits then says who is up, not who was among
+// the fastest two thirds (docs/decisions.md, "The simulator's last
+// commits"). Only churn runs judge downtime within a run; the others keep
+// the commit the machine decided with, as the node does.
+func (n *node) noteLate(v *ledger.Vote) {
+	if v.Type != ledger.Precommit || n.s.churn == nil {
+		return
+	}
+	h := n.store.height()
+	cb := n.store.get(h)
+	if cb == nil || v.Height != h || v.Round != cb.commit.Round || v.BlockID != cb.commit.BlockID {
+		return
+	}
+	if n.lateAt != h {
+		n.late, n.lateAt = nil, h
+	}
+	i, ok := n.store.state.LastValidators.ByAddress(v.Validator)
+	if !ok {
+		return
+	}
+	// Each vote's signature is verified once per run, whichever node
+	// gets it first.
+	if k := *v; !n.s.sigChecked[k] {
+		if _, err := v.Verify(n.s.chainID, n.store.state.LastValidators); err != nil {
+			return
+		}
+		n.s.sigChecked[k] = true
+	}
+	for _, sig := range cb.commit.Sigs {
+		if sig.ValidatorIndex == uint32(i) {
+			return
+		}
+	}
+	for _, sig := range n.late {
+		if sig.ValidatorIndex == uint32(i) {
+			return
+		}
+	}
+	n.late = append(n.late, ledger.CommitSig{ValidatorIndex: uint32(i), Sig: v.Sig})
+}
+
+// lastCommit returns the commit of height h for a block the node builds:
+// the stored one with the late precommits it gathered.
+func (n *node) lastCommit(h uint64) *ledger.Commit {
+	cb := n.store.get(h)
+	if cb == nil {
+		return nil
+	}
+	if n.lateAt != h || len(n.late) == 0 {
+		return cb.commit
+	}
+	c := *cb.commit
+	c.Sigs = append(slices.Clone(c.Sigs), n.late...)
+	slices.SortFunc(c.Sigs, func(a, b ledger.CommitSig) int { return cmp.Compare(a.ValidatorIndex, b.ValidatorIndex) })
+	return &c
 }

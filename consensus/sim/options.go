@@ -19,11 +19,21 @@ const (
 	FaultTwins                       // one validator key runs on two nodes
 	FaultByzantine                   // one validator misbehaves as Options.Byzantine says
 	FaultDisk                        // one node's disk loses writes, as Options.Disk says
-	AllFaults      = FaultDelay | FaultDrop | FaultPartition | FaultCrash | FaultTwins | FaultByzantine | FaultDisk
+	// FaultChurn changes the validator set every few heights, for the
+	// whole run (churn.go): spare validators join, validators leave,
+	// powers change, jailed validators unjail. It is not a fault of the
+	// network, and it does not end at the heal.
+	FaultChurn
+	AllFaults = FaultDelay | FaultDrop | FaultPartition | FaultCrash | FaultTwins | FaultByzantine | FaultDisk | FaultChurn
 )
 
 // FaultKinds lists the kinds one by one, in a fixed order.
-var FaultKinds = []Fault{FaultDelay, FaultDrop, FaultPartition, FaultCrash, FaultTwins, FaultByzantine, FaultDisk}
+var FaultKinds = []Fault{FaultDelay, FaultDrop, FaultPartition, FaultCrash, FaultTwins, FaultByzantine, FaultDisk, FaultChurn}
+
+// drawnKinds are the kinds RandomOptions draws with probability one half
+// each, from the options' first stream; churn has a stream of its own, so
+// that adding it left the other draws of every seed as they were.
+var drawnKinds = []Fault{FaultDelay, FaultDrop, FaultPartition, FaultCrash, FaultTwins, FaultByzantine, FaultDisk}
 
 // String renders the Fault in one line, for logs and traces.
 func (f Fault) String() string {
@@ -47,6 +57,8 @@ func (f Fault) String() string {
 			parts = append(parts, "byzantine")
 		case FaultDisk:
 			parts = append(parts, "disk")
+		case FaultChurn:
+			parts = append(parts, "churn")
 		}
 	}
 	if len(parts) == 0 {
@@ -197,6 +209,8 @@ type Options struct {
 	// allow; TestStoreLossBeyondTheWAL shows why the campaign does not
 	// (blocks only that node stored, lost beyond its WAL, stop the chain).
 	storeUnbudgeted bool
+	// plant is a bug planted on purpose (plant.go; tests only).
+	plant plant
 	// ZeroLatency delivers every message at the instant it is sent (for
 	// benchmarks; faults still apply).
 	ZeroLatency bool
@@ -204,17 +218,23 @@ type Options struct {
 	Trace func(line string)
 }
 
+// churnShare: one run in churnShare draws FaultChurn.
+const churnShare = 4
+
 // RandomOptions returns the options of the campaign run for seed: each
-// fault kind is present with probability one half, and so is each
-// byzantine behaviour and disk fault of a run that has them (at least
-// one).
+// fault kind is present with probability one half (churn: one in
+// churnShare), and so is each byzantine behaviour and disk fault of a run
+// that has them (at least one).
 func RandomOptions(seed uint64) Options {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	o := Options{Seed: seed, Validators: 4 + r.IntN(4), FaultPhase: time.Duration(4000+r.IntN(4000)) * time.Millisecond}
-	for _, k := range FaultKinds {
+	for _, k := range drawnKinds {
 		if r.IntN(2) == 0 {
 			o.Faults |= k
 		}
+	}
+	if rand.New(rand.NewPCG(seed, 0xc4a2)).IntN(churnShare) == 0 {
+		o.Faults |= FaultChurn
 	}
 	if o.Faults&FaultByzantine != 0 {
 		o.Byzantine = Behaviour(1 + r.IntN(int(AllBehaviours)))
@@ -257,6 +277,9 @@ func (o Options) String() string {
 	}
 	if o.ExactThird {
 		s += " byzantine=1/3"
+	}
+	if o.plant != "" {
+		s += " plant=" + string(o.plant)
 	}
 	return s
 }

@@ -28,9 +28,10 @@ import (
 //     round's proposal of it with a proof-of-lock round at or above the
 //     lock's, and the polka of that round (L28-L29).
 //
-// A polka is prevotes of more than two thirds of the total power, summed
-// here from each validator's power; every accepted vote of a validator
-// counts for its own value, as in the paper.
+// A polka is prevotes of more than two thirds of the total power of the
+// height's set (the reference chain's), summed here from each validator's
+// power; every accepted vote of a validator counts for its own value, as
+// in the paper.
 //
 // The oracle follows one machine: a restart makes a new one (NewMachine),
 // and the replay feeds it again.
@@ -97,14 +98,14 @@ func (o *oracle) polka(h uint64, r uint32, id crypto.Hash) bool {
 	if oh == nil {
 		return false
 	}
-	s := o.n.s
+	vals := o.n.setOf(h)
 	var power uint64
-	for i := 0; i < s.vals.Size(); i++ {
+	for i := 0; i < vals.Size(); i++ {
 		if a := oh.votes[voteSlot{r, ledger.Prevote, i}]; a != nil && a.has(id) {
-			power += s.vals.Get(i).Power
+			power += vals.Get(i).Power
 		}
 	}
-	return s.overTwoThirds(power)
+	return overTwoThirds(power, totalOf(vals))
 }
 
 // holdsCommit reports whether the machine accepted precommits of more
@@ -114,14 +115,14 @@ func (o *oracle) holdsCommit(c *ledger.Commit) bool {
 	if oh == nil {
 		return false
 	}
-	s := o.n.s
+	vals := o.n.setOf(c.Height)
 	var power uint64
-	for i := 0; i < s.vals.Size(); i++ {
+	for i := 0; i < vals.Size(); i++ {
 		if a := oh.votes[voteSlot{c.Round, ledger.Precommit, i}]; a != nil && a.has(c.BlockID) {
-			power += s.vals.Get(i).Power
+			power += vals.Get(i).Power
 		}
 	}
-	return s.overTwoThirds(power)
+	return overTwoThirds(power, totalOf(vals))
 }
 
 // evidenceReported is Observer.Evidence: the driver handed ev to the pool.
@@ -168,7 +169,7 @@ func (o *oracle) stepped(ev consensus.Event, effects []consensus.Effect) {
 // came with its evidence.
 func (o *oracle) vote(v *ledger.Vote, effects []consensus.Effect) {
 	n, s := o.n, o.n.s
-	i, ok := s.vals.ByAddress(v.Validator)
+	i, ok := n.setOf(v.Height).ByAddress(v.Validator)
 	if !ok {
 		return
 	}

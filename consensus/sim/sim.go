@@ -39,10 +39,22 @@ type simulation struct {
 	stopped bool
 
 	chainID string
-	vals    *ledger.ValidatorSet
-	// totalPower is the validators' total power, summed by the simulator
-	// itself: the checks' quorum arithmetic does not rely on the ledger's.
-	totalPower uint64
+	// staked: the genesis has staking records (every run but the
+	// scenarios and the runs at or above a third of faulty power), so
+	// that evidence slashes and tombstones, and churn can change the set.
+	staked bool
+	// keys is the number of validator keys: the genesis validators' and,
+	// in churn runs, spares beyond them.
+	keys   int
+	spares int
+	// ref is the reference chain: the honest decisions executed once more
+	// on a state of the simulator's own, the set of every height.
+	ref   *reference
+	churn *churn // plans the set changes of a churn run (nil otherwise)
+	// sigChecked are the late precommits whose signature was verified
+	// (noteLate), by value.
+	sigChecked map[ledger.Vote]bool
+	crng       *rand.Rand // draws the churn's spares and plans
 	frng       *rand.Rand // draws the byzantine and disk-fault roles and plans
 	disk       DiskFault
 	scenario   *scenario      // the targeted scenario, if any
@@ -50,6 +62,7 @@ type simulation struct {
 	params     ledger.ConsensusParams
 	genesis    *ledger.State
 	balance    []ledger.AccountUpdate
+	records    []ledger.Record // the genesis staking records
 	accts      []crypto.PrivKey
 
 	nodes []*node
@@ -114,9 +127,20 @@ func (s *simulation) schedule(at time.Duration, e *simEvent) {
 	heap.Push(&s.queue, e)
 }
 
-// overTwoThirds reports whether power is more than two thirds of the
-// total: the quorum, computed independently of ledger.ValidatorSet.
-func (s *simulation) overTwoThirds(power uint64) bool { return 3*power > 2*s.totalPower }
+// overTwoThirds reports whether power is more than two thirds of total:
+// the quorum, computed independently of ledger.ValidatorSet (total is
+// summed by the caller from the members' powers, see totalOf).
+func overTwoThirds(power, total uint64) bool { return 3*power > 2*total }
+
+// totalOf sums the members' powers: the checks' quorum arithmetic does not
+// rely on the ledger's (ValidatorSet.TotalPower, Quorum).
+func totalOf(vs *ledger.ValidatorSet) uint64 {
+	var t uint64
+	for i := 0; i < vs.Size(); i++ {
+		t += vs.Get(i).Power
+	}
+	return t
+}
 
 func (s *simulation) after(d time.Duration, f func()) {
 	s.schedule(s.now+d, &simEvent{kind: evAction, action: f})
@@ -151,6 +175,9 @@ func Run(o Options) *Result {
 }
 
 func (s *simulation) run() {
+	if s.churn != nil {
+		s.churn.start()
+	}
 	for _, n := range s.nodes {
 		n.boot()
 	}
@@ -260,7 +287,7 @@ func (s *simulation) progress() {
 		s.stats.Checks[InvLiveness]++
 		s.tracef(nil, "liveness: every honest node reached height %d, %s after the heal", s.baseline+LivenessHeights, fmtTime(s.stats.Recovery))
 	}
-	if s.recoveredAt != 0 {
+	if s.recoveredAt != 0 && (s.churn == nil || s.ref.height() >= churnHeights) {
 		if n, _ := s.check.evidencePending(s.recoveredAt); n == 0 {
 			s.stats.Checks[InvEvidence] += uint64(len(s.check.detected))
 			s.stopped = true
@@ -276,6 +303,11 @@ func (s *simulation) finish() {
 	if s.recoveredAt == 0 {
 		s.check.fail(InvLiveness, nil, "honest heights %s: not all reached %d within %s of the heal at %s",
 			s.heightSummary(), s.baseline+LivenessHeights, LivenessBound, fmtTime(s.healAt))
+		return
+	}
+	if s.churn != nil && s.ref.height() < churnHeights {
+		s.check.fail(InvLiveness, nil, "churn run: honest heights %s, the chain did not reach %d within %s of the heal at %s",
+			s.heightSummary(), churnHeights, LivenessBound, fmtTime(s.healAt))
 		return
 	}
 	if n, d := s.check.evidencePending(s.recoveredAt); n > 0 {
@@ -310,9 +342,8 @@ func (s *simulation) tracef(n *node, format string, args ...any) {
 	if s.names == nil {
 		// Name validators (v0, v1, ...) instead of by address prefix.
 		var pairs []string
-		for i := 0; i < s.vals.Size(); i++ {
-			v := s.vals.Get(i)
-			pairs = append(pairs, consensus.ShortAddr(v.Address()), v.Name)
+		for i := 0; i < max(s.keys, s.genesis.Validators.Size()); i++ {
+			pairs = append(pairs, consensus.ShortAddr(simKey("validator", i).PubKey().Address()), fmt.Sprintf("v%d", i))
 		}
 		s.names = strings.NewReplacer(pairs...)
 	}

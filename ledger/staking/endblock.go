@@ -126,6 +126,9 @@ func (s *Staking) slash(v *Validator, infractionHeight, power uint64, fraction F
 	if err != nil {
 		return err
 	}
+	if plantSlashSkipsUnbonding {
+		dels = nil // a bug planted on purpose (plant_simplant.go)
+	}
 	for _, k := range dels {
 		op, del, err := parsePair(k, prefixUbdV)
 		if err != nil {

@@ -1,0 +1,8 @@
+//go:build !simplant
+
+package ledger
+
+// plantLastCommitCurrentSet is a bug planted on purpose, for the
+// simulator's tests only (plant_simplant.go): false in every other build,
+// where the compiler drops the branch it guards.
+const plantLastCommitCurrentSet = false
