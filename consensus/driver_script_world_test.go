@@ -15,6 +15,7 @@ import (
 	"github.com/ledgerd/ledgerd/consensus/wal"
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/privval"
 )
 
@@ -689,7 +690,10 @@ type storedBlock struct {
 }
 
 func newMemChain(s *script) *memChain {
-	g := (&ledger.State{ChainID: s.chainID, GenesisTime: scriptGenesis, Params: ledger.DefaultConsensusParams()}).WithValidators(s.vals)
+	// Staking parameters without records: Execute runs the staking
+	// module's end of block, which refuses invalid (zero) parameters; with
+	// no records it changes nothing.
+	g := (&ledger.State{ChainID: s.chainID, GenesisTime: scriptGenesis, Params: ledger.DefaultConsensusParams(), Staking: staking.DefaultParams()}).WithValidators(s.vals)
 	return &memChain{s: s, states: []ledger.State{*g}, evidence: map[crypto.Hash]uint64{}}
 }
 
