@@ -18,6 +18,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
+	"github.com/ledgerd/ledgerd/internal/durable"
 	"github.com/ledgerd/ledgerd/rpc/client"
 	"github.com/ledgerd/ledgerd/wallet"
 )
@@ -318,41 +319,6 @@ func readBounded(path string, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// writeReplace replaces path with data, mode 0600: a temporary file is
-// written and synced, then renamed over it, so a crash leaves the old
-// file or the new one, never a part.
-func writeReplace(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-header-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if err = tmp.Chmod(0o600); err == nil {
-		if _, err = tmp.Write(data); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
@@ -367,4 +333,13 @@ func (e *env) print(v any, text func(w io.Writer)) error {
 	}
 	text(e.stdout)
 	return nil
+}
+
+// writeReplace replaces path with data, mode 0600, so that a crash leaves
+// the old file or the new one, never a part.
+func writeReplace(path string, data []byte) error {
+	if err := durable.EnsureDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	return durable.WriteFile(path, data, 0o600)
 }
