@@ -28,16 +28,7 @@ func TestValidatorSetChangesTakeEffectTwoHeightsLater(t *testing.T) {
 	s, st := newStore(t, db, c)
 	genesisSet := st.Validators
 	// Block 2 drops validator 3; block 3 brings it back with more power.
-	smaller, err := ledger.NewValidatorSet(genesisSet.Validators()[:3])
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals := genesisSet.Validators()
-	vals[3].Power = 25
-	larger, err := ledger.NewValidatorSet(vals)
-	if err != nil {
-		t.Fatal(err)
-	}
+	smaller, larger := changedSets(t, genesisSet)
 	changes := map[uint64]*ledger.ValidatorSet{2: smaller, 3: larger}
 	record := []byte("stk/test")
 	var last *ledger.Commit
@@ -131,16 +122,7 @@ func TestProposerPrioritiesPersist(t *testing.T) {
 	}
 	s, st := newStore(t, db, c)
 	genesisSet := st.Validators
-	smaller, err := ledger.NewValidatorSet(genesisSet.Validators()[:3])
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals := genesisSet.Validators()
-	vals[3].Power = 25
-	larger, err := ledger.NewValidatorSet(vals)
-	if err != nil {
-		t.Fatal(err)
-	}
+	smaller, larger := changedSets(t, genesisSet)
 	changes := map[uint64]*ledger.ValidatorSet{2: smaller, 3: larger}
 	setOf := map[uint64]*ledger.ValidatorSet{1: genesisSet, 2: genesisSet, 3: genesisSet, 4: smaller}
 	for h := uint64(5); h <= 8; h++ {
@@ -247,4 +229,20 @@ func TestProposerPrioritiesPersist(t *testing.T) {
 			}
 		})
 	}
+}
+
+// changedSets returns genesis without its last validator, and genesis with
+// that validator's power raised to 25: the sets the tests change to.
+func changedSets(t *testing.T, genesis *ledger.ValidatorSet) (smaller, larger *ledger.ValidatorSet) {
+	t.Helper()
+	smaller, err := ledger.NewValidatorSet(genesis.Validators()[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := genesis.Validators()
+	vals[3].Power = 25
+	if larger, err = ledger.NewValidatorSet(vals); err != nil {
+		t.Fatal(err)
+	}
+	return smaller, larger
 }
