@@ -140,6 +140,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 
 	res := &Result{Receipts: make([]Receipt, len(b.Txs))}
 	seenEv := make(map[crypto.Hash]bool, len(b.Evidence))
+	var doubleSigns []staking.Infraction // the offences the evidence proves, at their power then
 	for i, ev := range b.Evidence {
 		if !ev.IncludableAt(h) {
 			return nil, fmt.Errorf("block %d: evidence %d is for height %d, not an earlier one", h, i, ev.VoteA.Height)
@@ -161,6 +162,9 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 		}
 		seenEv[k] = true
 		res.Evidence = append(res.Evidence, k)
+		vi, _ := vals.ByAddress(ev.VoteA.Validator) // Verify found it
+		doubleSigns = append(doubleSigns, staking.Infraction{
+			ConsAddr: ev.VoteA.Validator, Height: ev.VoteA.Height, Power: vals.Get(vi).Power})
 	}
 
 	touched := make(map[crypto.Address]*Account, 2*len(b.Txs)+1)
@@ -233,7 +237,7 @@ func Execute(s *State, r StateReader, b *Block) (*Result, error) {
 			return nil, fmt.Errorf("block %d: tx %d: %w", h, i, err)
 		}
 	}
-	if err := endBlock(s, r, b, stk, res, credit); err != nil {
+	if err := endBlock(s, b, doubleSigns, stk, res, credit); err != nil {
 		return nil, fmt.Errorf("block %d: %w", h, err)
 	}
 	res.Accounts = make([]AccountUpdate, 0, len(touched))

@@ -1,10 +1,8 @@
 package ledger
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger/staking"
@@ -55,9 +53,9 @@ func stake(stk *staking.Staking, h uint64, tx *Tx, from *Account) error {
 // commit, downtime jailing, matured unbondings paid through credit) and
 // records in res the state records the block changed and the validator set
 // of height h+2 if it changed.
-func endBlock(s *State, r StateReader, b *Block, stk *staking.Staking, res *Result, credit func(string, crypto.Address, uint64) error) error {
+func endBlock(s *State, b *Block, doubleSigns []staking.Infraction, stk *staking.Staking, res *Result, credit func(string, crypto.Address, uint64) error) error {
 	h := b.Height()
-	info := staking.BlockInfo{Height: h}
+	info := staking.BlockInfo{Height: h, DoubleSigns: doubleSigns}
 	if b.LastCommit != nil {
 		vals := s.LastValidators
 		info.LastSet = make([]staking.SetMember, vals.Size())
@@ -69,18 +67,6 @@ func endBlock(s *State, r StateReader, b *Block, stk *staking.Staking, res *Resu
 		for _, sig := range b.LastCommit.Sigs {
 			info.Signed[sig.ValidatorIndex] = true // Verify checked the index
 		}
-	}
-	for _, ev := range b.Evidence {
-		vals, err := r.ValidatorsAt(ev.VoteA.Height)
-		if err != nil {
-			return fmt.Errorf("validators of height %d: %w", ev.VoteA.Height, err)
-		}
-		i, ok := vals.ByAddress(ev.VoteA.Validator)
-		if !ok {
-			return fmt.Errorf("evidence of height %d names %s, not a validator then", ev.VoteA.Height, ev.VoteA.Validator)
-		}
-		info.DoubleSigns = append(info.DoubleSigns, staking.Infraction{
-			ConsAddr: ev.VoteA.Validator, Height: ev.VoteA.Height, Power: vals.Get(i).Power})
 	}
 	payouts, err := stk.EndBlock(info)
 	if err != nil {
@@ -110,10 +96,9 @@ func endBlock(s *State, r StateReader, b *Block, stk *staking.Staking, res *Resu
 			res.NextValidators = next
 		}
 	}
-	for _, c := range stk.Changes() {
+	for _, c := range stk.Changes() { // sorted by key
 		res.Records = append(res.Records, Record{Key: c.Key, Value: c.Value})
 	}
-	sort.Slice(res.Records, func(i, j int) bool { return bytes.Compare(res.Records[i].Key, res.Records[j].Key) < 0 })
 	return nil
 }
 
