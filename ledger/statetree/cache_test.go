@@ -44,33 +44,70 @@ func TestNodeCacheSlots(t *testing.T) {
 	}
 }
 
-// TestNodeCacheHitsOnlyTheAskedHash: a slot answers only for the node it
-// holds, a newer node at the same position replaces it, and nodes too big
-// for a slot go to the hash cache.
-func TestNodeCacheHitsOnlyTheAskedHash(t *testing.T) {
+// TestNodeCacheHitsOnlyTheAskedNode: a slot answers only for the node it
+// holds (its version and hash), a newer node at the same position replaces
+// it, and nodes too big for a slot go to the version-and-hash cache.
+func TestNodeCacheHitsOnlyTheAskedNode(t *testing.T) {
 	c := newNodeCache(1 << 20)
 	path := [32]byte{0x80}
-	a, b := newInner([32]byte{1}, [32]byte{2}), newInner([32]byte{3}, [32]byte{4})
+	leafRef := func(b byte) ref { return ref{hash: [32]byte{b}, version: 1, kind: kindLeaf, leaves: 1} }
+	a, b := newInner(leafRef(1), leafRef(2)).at(3), newInner(leafRef(3), leafRef(4)).at(3)
 	c.add(a, 1, path)
-	if got := c.get(a.hash, 1, path); got != a {
+	if got := c.get(3, a.hash, 1, path); got != a {
 		t.Fatal("the slot's own node misses")
 	}
-	if got := c.get(b.hash, 1, path); got != nil {
+	if got := c.get(3, b.hash, 1, path); got != nil {
 		t.Fatal("a different hash hits the slot")
 	}
+	if got := c.get(4, a.hash, 1, path); got != nil {
+		t.Fatal("the same hash at another version hits the slot")
+	}
 	c.add(b, 1, path)
-	if c.get(b.hash, 1, path) != b || c.get(a.hash, 1, path) != nil {
+	if c.get(3, b.hash, 1, path) != b || c.get(3, a.hash, 1, path) != nil {
 		t.Fatal("a newer node at the same position does not replace the old one")
 	}
-	big := newLeaf([32]byte{9}, make([]byte, 4096))
+	big := newLeaf([32]byte{9}, make([]byte, 4096), nil).at(3)
 	c.add(big, 1, path)
-	if c.get(b.hash, 1, path) != b {
+	if c.get(3, b.hash, 1, path) != b {
 		t.Fatal("a leaf too big for a slot evicted the slot's node")
 	}
-	if c.get(big.hash, -1, path) != big {
-		t.Fatal("a leaf too big for a slot is not in the hash cache")
+	if c.get(3, big.hash, -1, path) != big {
+		t.Fatal("a leaf too big for a slot is not in the version-and-hash cache")
+	}
+	if c.get(2, big.hash, -1, path) != nil {
+		t.Fatal("a leaf is found under another version")
 	}
 	if got := c.bytes(); got > 1<<20 {
 		t.Fatalf("cache holds %d bytes, budget %d", got, 1<<20)
+	}
+}
+
+// TestNodeCacheDropAbove: dropAbove forgets exactly the nodes stored above
+// the version, in slots and in the generations, and their bytes.
+func TestNodeCacheDropAbove(t *testing.T) {
+	c := newNodeCache(1 << 20)
+	leafRef := func(b byte) ref { return ref{hash: [32]byte{b}, version: 1, kind: kindLeaf, leaves: 1} }
+	low := newInner(leafRef(1), leafRef(2)).at(5)
+	high := newInner(leafRef(3), leafRef(4)).at(6)
+	lowBig := newLeaf([32]byte{7}, make([]byte, 4096), nil).at(5)
+	highBig := newLeaf([32]byte{8}, make([]byte, 4096), nil).at(6)
+	c.add(low, 1, [32]byte{})
+	c.add(high, 1, [32]byte{0x80})
+	c.add(lowBig, -1, [32]byte{})
+	c.add(highBig, -1, [32]byte{})
+	want := low.size() + lowBig.size()
+	c.dropAbove(5)
+	if c.get(5, low.hash, 1, [32]byte{}) != low || c.get(5, lowBig.hash, -1, [32]byte{}) != lowBig {
+		t.Fatal("dropAbove(5) dropped a node of version 5")
+	}
+	if c.get(6, high.hash, 1, [32]byte{0x80}) != nil || c.get(6, highBig.hash, -1, [32]byte{}) != nil {
+		t.Fatal("dropAbove(5) kept a node of version 6")
+	}
+	if got := c.bytes(); got != want {
+		t.Fatalf("cache counts %d bytes after dropAbove, holds %d", got, want)
+	}
+	c.reset()
+	if c.bytes() != 0 || c.get(5, low.hash, 1, [32]byte{}) != nil {
+		t.Fatal("reset kept something")
 	}
 }

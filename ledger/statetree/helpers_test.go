@@ -3,6 +3,7 @@ package statetree
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -211,11 +212,32 @@ func checkVersion(t testing.TB, tr *Tree, v uint64, m model, absent [][32]byte, 
 	}
 }
 
-// countingBatch is a kv.Batch that records its operations, for tests that
-// inspect what a commit writes without a store.
-type countingBatch struct{ puts, dels int }
+// countingBatch is a kv.Batch that counts its operations, and the puts by
+// record tag (the byte after the prefix "s/"), for tests that inspect what
+// a commit writes without a store.
+type countingBatch struct {
+	puts, dels int
+	byTag      map[byte]int
+}
 
-func (b *countingBatch) Put(key, value []byte) { b.puts++ }
-func (b *countingBatch) Delete(key []byte)     { b.dels++ }
-func (b *countingBatch) Len() int              { return b.puts + b.dels }
-func (b *countingBatch) Reset()                { b.puts, b.dels = 0, 0 }
+func (b *countingBatch) Put(key, value []byte) {
+	b.puts++
+	if len(key) > 2 {
+		if b.byTag == nil {
+			b.byTag = map[byte]int{}
+		}
+		b.byTag[key[2]]++
+	}
+}
+func (b *countingBatch) Delete(key []byte) { b.dels++ }
+func (b *countingBatch) Len() int          { return b.puts + b.dels }
+func (b *countingBatch) Reset()            { *b = countingBatch{} }
+
+// mustGet reads key from db, which must hold it.
+func mustGet(db kv.Reader, key []byte) []byte {
+	b, err := db.Get(key)
+	if err != nil {
+		panic(fmt.Sprintf("get %q: %v", key, err))
+	}
+	return b
+}

@@ -1,0 +1,292 @@
+package statetree
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ledgerd/ledgerd/ledger/kv"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/filter"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// This file measures the storage layout as a whole, with nothing but New,
+// Commit and Change{Key, Value}, so that it compiles against every layout
+// of the tree and a figure taken before a layout change is comparable with
+// one taken after it. What only a later layout offers (pruning) is plugged
+// in through benchPrune, which a layout-specific file sets.
+
+var (
+	workloadKeys    = flag.Int("statetree.workload.keys", 1_000_000, "keys in the tree BenchmarkWorkload builds")
+	workloadCommits = flag.Int("statetree.workload.commits", 200, "commits BenchmarkWorkload measures")
+	workloadPer     = flag.Int("statetree.workload.per", 2000, "changed keys per commit in BenchmarkWorkload")
+	workloadKeep    = flag.Int("statetree.workload.keep", 100, "versions BenchmarkWorkload's pruning variant keeps")
+)
+
+// benchNodePrefix starts the key of every tree node of a tree under "s/";
+// a layout-specific file defines it.
+
+// benchPrune, when set, prunes every version below keepFrom from tr, whose
+// store is db. A layout without pruning leaves it nil and the pruning
+// variant of BenchmarkWorkload is skipped.
+var benchPrune func(tr *Tree, db kv.DB, keepFrom uint64) error
+
+// statsDB is a kv.DB over a goleveldb database opened with the options
+// kv.OpenLevel uses, which also exposes goleveldb's I/O counters. (kv.Level
+// keeps its *leveldb.DB to itself.)
+type statsDB struct{ db *leveldb.DB }
+
+func openStatsDB(tb testing.TB, dir string) *statsDB {
+	tb.Helper()
+	db, err := leveldb.OpenFile(dir, &opt.Options{
+		BlockCacheCapacity: 32 * opt.MiB,
+		WriteBuffer:        16 * opt.MiB,
+		Filter:             filter.NewBloomFilter(10),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &statsDB{db: db}
+}
+
+func (s *statsDB) Get(key []byte) ([]byte, error) {
+	v, err := s.db.Get(key, nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, kv.ErrNotFound
+	}
+	return v, err
+}
+
+func (s *statsDB) Has(key []byte) (bool, error) { return s.db.Has(key, nil) }
+
+func (s *statsDB) Iterate(prefix []byte, fn func(key, value []byte) bool) error {
+	return s.IterateFrom(prefix, nil, fn)
+}
+
+func (s *statsDB) IterateFrom(prefix, start []byte, fn func(key, value []byte) bool) error {
+	r := util.BytesPrefix(prefix)
+	if bytes.Compare(start, r.Start) > 0 {
+		r.Start = start
+	}
+	it := s.db.NewIterator(r, nil)
+	defer it.Release()
+	for it.Next() {
+		if !fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// statsBatch is a goleveldb batch that also counts what goes into it.
+type statsBatch struct {
+	b                 leveldb.Batch
+	puts, dels, bytes int
+	nodePuts          int // puts of keys under benchNodePrefix
+}
+
+func (b *statsBatch) Put(key, value []byte) {
+	b.b.Put(key, value)
+	b.puts++
+	b.bytes += len(key) + len(value)
+	if bytes.HasPrefix(key, benchNodePrefix) {
+		b.nodePuts++
+	}
+}
+
+func (b *statsBatch) Delete(key []byte) {
+	b.b.Delete(key)
+	b.dels++
+	b.bytes += len(key)
+}
+
+func (b *statsBatch) Len() int { return b.puts + b.dels }
+
+func (b *statsBatch) Reset() { *b = statsBatch{} }
+
+func (s *statsDB) NewBatch() kv.Batch { return &statsBatch{} }
+
+func (s *statsDB) Write(b kv.Batch, sync bool) error {
+	sb, ok := b.(*statsBatch)
+	if !ok {
+		return errors.New("statsDB: batch from another store")
+	}
+	return s.db.Write(&sb.b, &opt.WriteOptions{Sync: sync})
+}
+
+func (s *statsDB) Close() error { return s.db.Close() }
+
+// ioWrite is the number of bytes goleveldb has written to its files
+// (journal, tables, manifest) since it was opened.
+func (s *statsDB) ioWrite(tb testing.TB) uint64 {
+	var st leveldb.DBStats
+	if err := s.db.Stats(&st); err != nil {
+		tb.Fatal(err)
+	}
+	return st.IOWrite
+}
+
+// dirBytes is the size of every file under dir.
+func dirBytes(tb testing.TB, dir string) int64 {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return total
+}
+
+// workloadTree builds a tree of size keys (benchKey(0..size-1)) in dir as a
+// bulk load of sorted keys, 50,000 per commit, then compacts the database
+// fully, so that measurements start from a settled store. It returns the
+// last version.
+func workloadTree(tb testing.TB, dir string, size int) uint64 {
+	tb.Helper()
+	start := time.Now()
+	db := openStatsDB(tb, dir)
+	tr := New(db, []byte("s/"))
+	all := make([]Change, size)
+	for i := range size {
+		all[i] = Change{Key: benchKey(uint64(i)), Value: benchValue(uint64(i), 0)}
+	}
+	slices.SortFunc(all, func(x, y Change) int { return bytes.Compare(x.Key[:], y.Key[:]) })
+	const perCommit = 50_000
+	v := uint64(0)
+	for lo := 0; lo < size; lo += perCommit {
+		b := db.NewBatch()
+		if _, err := tr.Commit(b, v, v+1, all[lo:min(lo+perCommit, size)]); err != nil {
+			tb.Fatal(err)
+		}
+		if err := db.Write(b, false); err != nil {
+			tb.Fatal(err)
+		}
+		v++
+	}
+	if err := db.db.CompactRange(util.Range{}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("built a tree of %d keys in %v", size, time.Since(start).Round(time.Millisecond))
+	return v
+}
+
+// BenchmarkWorkload runs a fixed workload on a settled tree of
+// -statetree.workload.keys keys (1,000,000): -statetree.workload.commits
+// commits (200) of -statetree.workload.per changed keys each (2,000: 90%
+// updates of random existing keys, 10% new keys), each written to goleveldb
+// as a block's batch is. Run it with -benchtime=1x: one iteration is the
+// whole workload. It reports
+//
+//	ns/key        wall time per changed key
+//	nodes/key     tree nodes written per changed key
+//	wamp          bytes goleveldb wrote to disk (journal, tables, manifest:
+//	              DBStats.IOWrite) per byte of new state (32-byte key plus
+//	              value of every change)
+//	batch-B/key   bytes the tree put in the batches per changed key
+//	disk-MB       size of the database directory after the workload
+//	compact-MB    the same after a full compaction (what the data needs)
+//
+// The "prune" variant (when the layout prunes) keeps the last
+// -statetree.workload.keep versions (100), pruning after every commit.
+func BenchmarkWorkload(b *testing.B) {
+	dir := b.TempDir()
+	base := filepath.Join(dir, "base")
+	built := workloadTree(b, base, *workloadKeys)
+	for _, prune := range []bool{false, true} {
+		name := "prune=off"
+		if prune {
+			name = fmt.Sprintf("prune=keep%d", *workloadKeep)
+		}
+		b.Run(name, func(b *testing.B) {
+			if prune && benchPrune == nil {
+				b.Skip("this layout does not prune")
+			}
+			for b.Loop() {
+				b.StopTimer()
+				work := filepath.Join(dir, "work")
+				if err := os.RemoveAll(work); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.CopyFS(work, os.DirFS(base)); err != nil {
+					b.Fatal(err)
+				}
+				db := openStatsDB(b, work)
+				tr := New(db, []byte("s/"))
+				r := rand.New(rand.NewPCG(uint64(*workloadKeys), 7))
+				size := uint64(*workloadKeys)
+				v := built
+				io0 := db.ioWrite(b)
+				var state, batchBytes, nodes int
+				var elapsed time.Duration
+				for range *workloadCommits {
+					cs := make([]Change, 0, *workloadPer)
+					for j := range *workloadPer {
+						i := r.Uint64N(size)
+						if j%10 == 9 {
+							i = size
+							size++
+						}
+						cs = append(cs, Change{Key: benchKey(i), Value: benchValue(i, v)})
+						state += 32 + len(cs[len(cs)-1].Value)
+					}
+					start := time.Now()
+					batch := db.NewBatch().(*statsBatch)
+					if _, err := tr.Commit(batch, v, v+1, cs); err != nil {
+						b.Fatal(err)
+					}
+					if err := db.Write(batch, false); err != nil {
+						b.Fatal(err)
+					}
+					v++
+					if prune && v > built+uint64(*workloadKeep) {
+						if err := benchPrune(tr, db, v-uint64(*workloadKeep)+1); err != nil {
+							b.Fatal(err)
+						}
+					}
+					elapsed += time.Since(start)
+					batchBytes += batch.bytes
+					nodes += batch.nodePuts
+				}
+				written := db.ioWrite(b) - io0
+				disk := dirBytes(b, work)
+				if err := db.db.CompactRange(util.Range{}); err != nil {
+					b.Fatal(err)
+				}
+				compacted := dirBytes(b, work)
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				keys := float64(*workloadCommits * *workloadPer)
+				b.ReportMetric(float64(elapsed.Nanoseconds())/keys, "ns/key")
+				b.ReportMetric(float64(nodes)/keys, "nodes/key")
+				b.ReportMetric(float64(written)/float64(state), "wamp")
+				b.ReportMetric(float64(batchBytes)/keys, "batch-B/key")
+				b.ReportMetric(float64(disk)/1e6, "disk-MB")
+				b.ReportMetric(float64(compacted)/1e6, "compact-MB")
+				b.StartTimer()
+			}
+		})
+	}
+}
