@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
 
 // Source is the part of the state tree (*statetree.Tree) a snapshot is
@@ -17,7 +19,8 @@ type Source interface {
 	// leaves each, in key order, covering the key space; deterministic.
 	Partition(version uint64, maxLeaves uint64) ([]Subtree, error)
 	// Leaves calls fn for every leaf of version's subtree at depth under
-	// prefix, in key order, until fn returns an error.
+	// prefix, in key order, until fn returns an error. The leaf's slices
+	// are fn's to keep.
 	Leaves(version uint64, depth int, prefix [32]byte, fn func(Leaf) error) error
 }
 
@@ -90,7 +93,7 @@ func (b *builder) emit(depth int, prefix [32]byte, siblings [][32]byte, want *Su
 	if !fits {
 		return b.split(depth, prefix, siblings)
 	}
-	h, err := subtreeHash(depth, leaves)
+	h, err := statetree.SubtreeHash(depth, leaves)
 	if err != nil {
 		return fmt.Errorf("snapshot: subtree at depth %d, prefix %x: %w", depth, prefix, err)
 	}
@@ -98,7 +101,7 @@ func (b *builder) emit(depth int, prefix [32]byte, siblings [][32]byte, want *Su
 		return fmt.Errorf("snapshot: subtree at depth %d, prefix %x: the partition says %d leaves hashing to %x, its leaves are %d hashing to %x",
 			depth, prefix, want.Leaves, want.Hash, len(leaves), h)
 	}
-	if root := foldSiblings(depth, prefix, h, siblings); root != b.m.AppHash {
+	if root := statetree.FoldSiblings(depth, prefix, h, siblings); root != b.m.AppHash {
 		return fmt.Errorf("snapshot: subtree at depth %d, prefix %x folds up to %x, not the app hash %x", depth, prefix, root, b.m.AppHash)
 	}
 	if len(b.m.Chunks) == MaxChunks {
@@ -145,7 +148,7 @@ func (b *builder) hash(depth int, prefix [32]byte) ([32]byte, error) {
 		return [32]byte{}, err
 	}
 	if fits {
-		return subtreeHash(depth, leaves)
+		return statetree.SubtreeHash(depth, leaves)
 	}
 	if depth >= MaxDepth {
 		return [32]byte{}, fmt.Errorf("snapshot: subtree at depth %d, prefix %x does not fit a chunk", depth, prefix)
@@ -160,7 +163,7 @@ func (b *builder) hash(depth int, prefix [32]byte) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
-	return foldSiblings(1, [32]byte{}, lh, [][32]byte{rh}), nil
+	return statetree.FoldSiblings(1, [32]byte{}, lh, [][32]byte{rh}), nil
 }
 
 // errTooBig stops a collect that went over a chunk's bounds.
@@ -183,7 +186,7 @@ func (b *builder) collect(depth int, prefix [32]byte) (leaves []Leaf, fits bool,
 		if prev != nil && bytes.Compare(prev, l.Key[:]) >= 0 {
 			return fmt.Errorf("key %x after %x", l.Key, prev)
 		}
-		leaves = append(leaves, Leaf{Key: l.Key, Value: bytes.Clone(l.Value), Meta: bytes.Clone(l.Meta)})
+		leaves = append(leaves, l) // Leaves hands fn slices of its own
 		prev = leaves[len(leaves)-1].Key[:]
 		return nil
 	})

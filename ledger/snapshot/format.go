@@ -9,6 +9,24 @@ import (
 	"github.com/ledgerd/ledgerd/wire"
 )
 
+// Leaf is a key of the state with its value and meta (the key's
+// preimage), as chunks carry it.
+type Leaf = statetree.Leaf
+
+// Subtree is a part of a partition of the state tree (Source.Partition).
+type Subtree = statetree.Subtree
+
+// SubtreeRef is what an Importer returns for an imported chunk, and
+// joins into the root in FinishImport.
+type SubtreeRef = statetree.SubtreeRef
+
+// MaxValueSize and MaxMetaSize bound a leaf's value and meta, as the
+// state tree does.
+const (
+	MaxValueSize = statetree.MaxValueSize
+	MaxMetaSize  = statetree.MaxMetaSize
+)
+
 // Format is the snapshot format this package writes and reads. Everything
 // that decides which bytes a snapshot has (the partition rule, the bounds
 // below, the encodings) is fixed per format, so that every node taking a
@@ -384,6 +402,10 @@ func DecodeChunk(b []byte) (*Chunk, error) {
 	}
 	return c, nil
 }
+
+// bitOf returns bit i of key, counting from the most significant bit of
+// key[0]: the branch taken at depth i.
+func bitOf(key [32]byte, i int) byte { return key[i/8] >> (7 - uint(i%8)) & 1 }
 
 // uvarintLen is the length of v's minimal uvarint encoding.
 func uvarintLen(v uint64) int {

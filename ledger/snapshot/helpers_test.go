@@ -11,7 +11,14 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
+
+// innerHash is the hash of an inner node over l and r: one level of
+// FoldSiblings.
+func innerHash(l, r [32]byte) [32]byte {
+	return statetree.FoldSiblings(1, [32]byte{}, l, [][32]byte{r})
+}
 
 // memTree is an in-memory Source over one set of leaves (any version),
 // built on the same hashing as the state tree, for the tests that do not
@@ -31,7 +38,7 @@ func newMemTree(leaves []Leaf) *memTree {
 }
 
 func (t *memTree) root() [32]byte {
-	h, err := subtreeHash(0, t.leaves)
+	h, err := statetree.SubtreeHash(0, t.leaves)
 	if err != nil {
 		panic(err)
 	}
@@ -57,7 +64,7 @@ func (t *memTree) Partition(version uint64, maxLeaves uint64) ([]Subtree, error)
 	walk = func(depth int, prefix [32]byte, siblings [][32]byte) error {
 		ls := t.under(depth, prefix)
 		if uint64(len(ls)) <= maxLeaves || depth == MaxDepth {
-			h, err := subtreeHash(depth, ls)
+			h, err := statetree.SubtreeHash(depth, ls)
 			if err != nil {
 				return err
 			}
@@ -65,11 +72,11 @@ func (t *memTree) Partition(version uint64, maxLeaves uint64) ([]Subtree, error)
 			return nil
 		}
 		l, r := halves(depth, prefix)
-		lh, err := subtreeHash(depth+1, t.under(depth+1, l))
+		lh, err := statetree.SubtreeHash(depth+1, t.under(depth+1, l))
 		if err != nil {
 			return err
 		}
-		rh, err := subtreeHash(depth+1, t.under(depth+1, r))
+		rh, err := statetree.SubtreeHash(depth+1, t.under(depth+1, r))
 		if err != nil {
 			return err
 		}
@@ -132,7 +139,7 @@ func (m *memImporter) ImportChunk(depth int, prefix [32]byte, leaves []Leaf) (Su
 	if m.fail != nil {
 		return SubtreeRef{}, m.fail
 	}
-	h, err := subtreeHash(depth, leaves)
+	h, err := statetree.SubtreeHash(depth, leaves)
 	if err != nil {
 		return SubtreeRef{}, err
 	}
@@ -163,7 +170,7 @@ func (m *memImporter) FinishImport(parts []SubtreeRef) ([32]byte, error) {
 		if err != nil {
 			return r, err
 		}
-		return hashInner(l, r), nil
+		return innerHash(l, r), nil
 	}
 	return top(0, parts)
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+
+	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
 
 // Why a manifest is refused. Whoever offered it is to blame.
@@ -120,11 +122,11 @@ func checkChunk(m *Manifest, appHash [32]byte, c *Chunk) error {
 	if err := checkLeaves(c); err != nil {
 		return fmt.Errorf("%w: chunk %d: %w", ErrChunkLeaves, c.Index, err)
 	}
-	h, err := subtreeHash(c.Depth, c.Leaves)
+	h, err := statetree.SubtreeHash(c.Depth, c.Leaves)
 	if err != nil { // checkLeaves makes this unreachable; kept as a check
 		return fmt.Errorf("%w: chunk %d: %w", ErrChunkLeaves, c.Index, err)
 	}
-	if root := foldSiblings(c.Depth, c.Prefix, h, c.Siblings); root != appHash {
+	if root := statetree.FoldSiblings(c.Depth, c.Prefix, h, c.Siblings); root != appHash {
 		return fmt.Errorf("%w: chunk %d folds up to %x, want %x", ErrChunkProof, c.Index, root, appHash)
 	}
 	return nil
