@@ -115,11 +115,17 @@ func Open(db kv.DB) *Store {
 }
 
 // Init loads the latest committed state, or on an empty store commits the
-// genesis state and accounts as height 0. genesisHash identifies the
+// genesis state and accounts as height 0. A store that state sync began
+// to restore and did not finish is refused with ErrRestoreIncomplete. genesisHash identifies the
 // genesis document; reopening a store made from a different genesis fails.
 // genesis.Validators is the set of the first heights; records are the
 // genesis state records (the staking state).
 func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, records []ledger.Record, genesisHash crypto.Hash) (*ledger.State, error) {
+	if m, underway, err := s.readRestoreMarker(); err != nil {
+		return nil, err
+	} else if underway {
+		return nil, fmt.Errorf("%w (height %d)", ErrRestoreIncomplete, m.height)
+	}
 	stored, err := s.db.Get(keyGenesisHash)
 	switch {
 	case err == nil:
@@ -145,7 +151,7 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 			return nil, errors.New("genesis supply overflows")
 		}
 		supply += a.Account.Balance
-		changes = append(changes, statetree.Change{Key: ledger.AccountKey(a.Address), Value: a.Account.Encode()})
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(a.Address), Value: a.Account.Encode(), Meta: accountMeta(a.Address)})
 	}
 	if genesis.TotalSupply != 0 && genesis.TotalSupply < supply {
 		return nil, fmt.Errorf("genesis supply %d is below the sum of the balances %d", genesis.TotalSupply, supply)
@@ -161,7 +167,7 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 		if r.Value == nil {
 			continue
 		}
-		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value})
+		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value, Meta: recordMeta(r.Key)})
 		b.Put(recordKey(r.Key), r.Value)
 	}
 	b.Put(valsKey(1), st.Validators.Encode())
@@ -280,7 +286,7 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	changes := make([]statetree.Change, 0, len(res.Accounts)+len(res.Evidence)+len(res.Records))
 	batch := s.db.NewBatch()
 	for _, r := range res.Records {
-		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value})
+		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value, Meta: recordMeta(r.Key)})
 		if r.Value == nil {
 			batch.Delete(recordKey(r.Key))
 		} else {
@@ -292,12 +298,12 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	}
 	for _, u := range res.Accounts {
 		enc := u.Account.Encode()
-		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: enc})
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: enc, Meta: accountMeta(u.Address)})
 		batch.Put(accountKey(u.Address), enc)
 	}
 	for _, k := range res.Evidence {
 		rec := ledger.EvidenceRecord(h)
-		changes = append(changes, statetree.Change{Key: k, Value: rec})
+		changes = append(changes, statetree.Change{Key: k, Value: rec, Meta: evidenceMeta(k)})
 		batch.Put(append(append([]byte(nil), prefixEvidence...), k[:]...), rec)
 	}
 	root, err := s.tree.Commit(batch, version(cur.Height), version(h), changes)
