@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -28,17 +29,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild runs the child named by spec ("kind dir").
+// runChild runs the child named by spec: its kind, then its arguments,
+// separated by spaces.
 func runChild(spec string) error {
-	var kind, dir string
-	if _, err := fmt.Sscan(spec, &kind, &dir); err != nil {
-		return fmt.Errorf("spec %q: %w", spec, err)
+	f := strings.Fields(spec)
+	if len(f) == 0 {
+		return fmt.Errorf("empty child spec")
 	}
-	switch kind {
+	switch f[0] {
 	case "create":
-		return createChild(dir)
+		if len(f) != 2 {
+			return fmt.Errorf("spec %q", spec)
+		}
+		return createChild(f[1])
+	case "restore":
+		return restoreChild(f[1:])
 	}
-	return fmt.Errorf("unknown child %q", kind)
+	return fmt.Errorf("unknown child %q", f[0])
 }
 
 // childTree is the state the create child snapshots: fixed, so the parent
