@@ -11,6 +11,7 @@ import (
 	"github.com/ledgerd/ledgerd/ledger/kv"
 	"github.com/ledgerd/ledgerd/ledger/ledgertest"
 	"github.com/ledgerd/ledgerd/ledger/snapshot"
+	"github.com/ledgerd/ledgerd/ledger/staking"
 	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
 
@@ -250,52 +251,64 @@ func second[T any](_ T, err error) error { return err }
 
 // A restore cut short leaves a store that Init refuses and that a new
 // restore, of another height even, starts over: nothing of the first
-// attempt stays behind.
+// attempt stays behind, not even a record the later state deleted.
 func TestHalfRestoredStoreStartsOver(t *testing.T) {
 	c := ledgertest.NewChain(4, 300, 1<<40)
 	src, _ := newStore(t, kv.NewMem(), c)
-	early := grow(t, src, c, 2)
+	early := grow(t, src, c, 2) // block 2 delegates 1,000,000 from account 0
 	mEarly, chunksEarly := snapshotOf(t, src, early.Height)
-	// A later state, with an account that the early one does not have.
-	newcomer := ledgertest.Key("restore-newcomer", 0).PubKey().Address()
+	// Account 0 undelegates all of it: the later state has no delegation
+	// record of it.
+	del := c.Accounts[0]
+	op := c.ValKeys[0].PubKey().Address()
+	delKey := staking.DelegationKey(del.PubKey().Address(), op)
+	if v, _ := src.Reader().Record(delKey); v == nil {
+		t.Fatal("no delegation to undelegate: the test proves nothing")
+	}
 	st := src.State()
 	last, _ := src.Commit(st.Height)
-	b := c.NextBlock(st, []*ledger.Tx{ledgertest.Transfer(c.Accounts[50], newcomer, 77, 1, 0)}, last, 0)
-	late, _, err := src.Apply(b, c.Commit(b))
-	if err != nil {
-		t.Fatal(err)
+	a, _ := src.Reader().Account(del.PubKey().Address())
+	b := c.NextBlock(st, []*ledger.Tx{ledgertest.Undelegate(del, op, 1_000_000, 1, a.Nonce)}, last, 0)
+	late, res, err := src.Apply(b, c.Commit(b))
+	if err != nil || res.Receipts[0].Error != "" {
+		t.Fatalf("undelegate: %v %+v", err, res.Receipts)
+	}
+	if v, _ := src.Reader().Record(delKey); v != nil {
+		t.Fatal("the delegation record outlived a full undelegation: the test proves nothing")
 	}
 	mLate, chunksLate := snapshotOf(t, src, late.Height)
 
 	db := kv.NewMem()
 	dst := Open(db)
-	importAll(t, dst, mLate, chunksLate) // then "crash" before FinishRestore
+	importAll(t, dst, mEarly, chunksEarly) // then "crash" before FinishRestore
 	dst = Open(db)
 	if _, err := dst.Init(c.Genesis, c.Balances, c.Records, genesisHash); !errors.Is(err, ErrRestoreIncomplete) {
 		t.Fatalf("Init of a half-restored store: %v", err)
 	}
-	if h, ok, err := dst.RestoreUnderway(); err != nil || !ok || h != late.Height {
+	if h, ok, err := dst.RestoreUnderway(); err != nil || !ok || h != early.Height {
 		t.Fatalf("RestoreUnderway = %d, %v, %v", h, ok, err)
 	}
-	if a, _ := dst.Reader().Account(newcomer); a.Balance != 77 {
-		t.Fatal("the first attempt's import is not in the store: the test proves nothing")
+	if v, _ := dst.Reader().Record(delKey); v == nil {
+		t.Fatal("the first attempt's delegation record is not in the store: the test proves nothing")
 	}
 
-	importAll(t, dst, mEarly, chunksEarly)
-	eb, _ := src.Block(early.Height)
-	ec, _ := src.Commit(early.Height)
-	es := early.Copy()
-	if err := dst.FinishRestore(es, eb, ec); err != nil {
+	importAll(t, dst, mLate, chunksLate)
+	lb, _ := src.Block(late.Height)
+	lc, _ := src.Commit(late.Height)
+	if err := dst.FinishRestore(late, lb, lc); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := dst.Reader().Account(newcomer); a != (ledger.Account{}) {
-		t.Fatalf("the abandoned restore left the newcomer's account %+v", a)
+	if v, _ := dst.Reader().Record(delKey); v != nil {
+		t.Fatalf("the abandoned restore left the delegation record %x", v)
+	}
+	if !equalRecords(t, src, dst) {
+		t.Fatal("the records differ from the source's")
 	}
 	if _, ok, _ := dst.RestoreUnderway(); ok {
 		t.Fatal("the marker outlived FinishRestore")
 	}
 	dst = Open(db)
-	if got, err := dst.Init(c.Genesis, c.Balances, c.Records, genesisHash); err != nil || got.AppHash != early.AppHash {
+	if got, err := dst.Init(c.Genesis, c.Balances, c.Records, genesisHash); err != nil || got.AppHash != late.AppHash {
 		t.Fatalf("Init after the second restore: %v, %v", got, err)
 	}
 }
@@ -352,6 +365,11 @@ func TestFinishRestoreChecks(t *testing.T) {
 		{"commit of too few signers", st, b, c.Commit(b, 0, 1)},
 		{"other last validators", edit(func(s *ledger.State) { s.LastValidators = other.Genesis.Validators }), b, cm},
 		{"other validators", edit(func(s *ledger.State) { s.Validators = other.Genesis.Validators }), b, cm},
+		{"other validators with their own priorities", edit(func(s *ledger.State) {
+			s.Validators = other.Genesis.Validators
+			s.Priorities = ledger.GenesisPriorities(s.Validators)
+			s.NextPriorities = s.Priorities.Next(s.NextValidators)
+		}), b, cm},
 		{"no priorities", edit(func(s *ledger.State) { s.Priorities = nil }), b, cm},
 		{"priorities not carried on", edit(func(s *ledger.State) { s.NextPriorities = s.Priorities }), b, cm},
 	}
