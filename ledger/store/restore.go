@@ -303,6 +303,7 @@ func (s *Store) FinishRestore(st *ledger.State, b *ledger.Block, c *ledger.Commi
 	if err := s.db.Write(batch, true); err != nil {
 		return fmt.Errorf("finish restore at height %d: write: %w", h, err)
 	}
+	s.base.Store(h)
 	s.setState(st.Copy())
 	return nil
 }
@@ -346,16 +347,37 @@ func checkRestoredState(st *ledger.State, m restoreMarker, b *ledger.Block, c *l
 
 // Base is the lowest height whose block the store holds: 1 on a store
 // started from genesis (the blocks below are never absent), the snapshot
-// height on a store that state sync restored. Blocks, commits, the
-// transaction index and account histories below it are absent, and
-// reads of them return ErrNotFound; the state below it is not kept.
-func (s *Store) Base() uint64 {
+// height on a store that state sync restored, 0 before Init. Blocks,
+// commits, the transaction index and account histories below it are
+// absent, and reads of them return ErrNotFound; the state below it is
+// not kept.
+func (s *Store) Base() uint64 { return s.base.Load() }
+
+// loadBase reads the base height a restore recorded, 1 when there is
+// none (the store started from genesis).
+func (s *Store) loadBase() (uint64, error) {
 	b, err := s.db.Get(keyBase)
-	if err != nil || len(b) != 8 {
-		return 1
+	switch {
+	case errors.Is(err, kv.ErrNotFound):
+		return 1, nil
+	case err != nil:
+		return 0, fmt.Errorf("read base height: %w", err)
 	}
+	return decodeBase(b)
+}
+
+// decodeBase reads the base height record: 8 bytes, big-endian, at
+// least 1.
+func decodeBase(b []byte) (uint64, error) {
 	r := wire.NewReader(b)
-	return r.U64()
+	h := r.U64()
+	if err := r.Finish("base height"); err != nil {
+		return 0, err
+	}
+	if h == 0 {
+		return 0, errors.New("decode base height: 0")
+	}
+	return h, nil
 }
 
 // StateTree returns the store's state tree, for reading retained versions

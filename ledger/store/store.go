@@ -53,6 +53,10 @@ type Store struct {
 	mu    sync.RWMutex
 	state *ledger.State // latest committed state, nil before genesis
 
+	// base is the lowest height whose block the store holds (see Base),
+	// 0 until Init or FinishRestore.
+	base atomic.Uint64
+
 	// writing is held while a height is written; seq counts the writes
 	// begun and ended (odd while one is under way). ReadLatest uses them
 	// to see the flat indexes of one height.
@@ -136,6 +140,11 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 		if err != nil {
 			return nil, err
 		}
+		base, err := s.loadBase()
+		if err != nil {
+			return nil, err
+		}
+		s.base.Store(base)
 		s.setState(st)
 		return st.Copy(), nil
 	case !errors.Is(err, kv.ErrNotFound):
@@ -183,6 +192,7 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 	if err := s.db.Write(b, true); err != nil {
 		return nil, fmt.Errorf("write genesis: %w", err)
 	}
+	s.base.Store(1)
 	s.setState(st)
 	return st.Copy(), nil
 }
