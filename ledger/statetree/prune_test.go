@@ -517,3 +517,53 @@ func TestMetaIsKept(t *testing.T) {
 		t.Fatal("version 1's root changed")
 	}
 }
+
+// racingReader runs prune once, just before the first read of a key for
+// which at says so: a prune that lands between two reads of a reader.
+type racingReader struct {
+	kv.Reader
+	at    func(key []byte) bool
+	prune func()
+	done  bool
+}
+
+func (r *racingReader) Get(key []byte) ([]byte, error) {
+	if !r.done && r.at(key) {
+		r.done = true
+		r.prune()
+	}
+	return r.Reader.Get(key)
+}
+
+// TestReadRacingPrune: a read that checked Oldest and then finds its root
+// record or one of its nodes deleted by a prune reports ErrVersionPruned,
+// never ErrVersionNotFound or ErrCorrupt.
+func TestReadRacingPrune(t *testing.T) {
+	for _, tag := range []byte{tagRoot, tagNode} {
+		t.Run(string(tag), func(t *testing.T) {
+			db := kv.NewMem()
+			tr := New(db, []byte("s/"))
+			for v := uint64(1); v <= 3; v++ {
+				var cs []Change
+				for i := range 30 {
+					cs = append(cs, Change{Key: [32]byte{byte(i * 8), byte(v)}, Value: []byte{byte(v)}})
+				}
+				commit(t, db, tr, v-1, v, cs)
+			}
+			rr := &racingReader{Reader: db}
+			rr.at = func(key []byte) bool { return len(key) > 2 && key[2] == tag }
+			rr.prune = func() {
+				if _, err := tr.Prune(context.Background(), db, 3, 100); err != nil {
+					t.Fatal(err)
+				}
+			}
+			racing := New(rr, []byte("s/"), WithCacheBytes(0))
+			if _, err := racing.Get(1, [32]byte{8, 1}); !errors.Is(err, ErrVersionPruned) {
+				t.Fatalf("a read racing with a prune: %v, want ErrVersionPruned", err)
+			}
+			if !rr.done {
+				t.Fatal("the prune did not run")
+			}
+		})
+	}
+}
