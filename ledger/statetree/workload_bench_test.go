@@ -136,7 +136,8 @@ func (s *statsDB) ioWrite(tb testing.TB) uint64 {
 	return st.IOWrite
 }
 
-// dirBytes is the size of every file under dir.
+// dirBytes is the size of every file under dir, which no one may be
+// writing.
 func dirBytes(tb testing.TB, dir string) int64 {
 	var total int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -154,6 +155,17 @@ func dirBytes(tb testing.TB, dir string) int64 {
 		tb.Fatal(err)
 	}
 	return total
+}
+
+// settledBytes is the size of the closed database in dir once goleveldb
+// has removed the files its compactions made obsolete, which it does when
+// it opens a database.
+func settledBytes(tb testing.TB, dir string) int64 {
+	tb.Helper()
+	if err := openStatsDB(tb, dir).Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return dirBytes(tb, dir)
 }
 
 // workloadTree builds a tree of size keys (benchKey(0..size-1)) in dir as a
@@ -199,13 +211,16 @@ func workloadTree(tb testing.TB, dir string, size int) uint64 {
 // as a block's batch is. Run it with -benchtime=1x: one iteration is the
 // whole workload. It reports
 //
-//	ns/key        wall time per changed key
+//	ns/key        wall time per changed key (commit, write, and prune)
+//	cpu-ns/key    process CPU time per changed key, goleveldb's compaction
+//	              and the untimed change generation included
 //	nodes/key     tree nodes written per changed key
 //	wamp          bytes goleveldb wrote to disk (journal, tables, manifest:
 //	              DBStats.IOWrite) per byte of new state (32-byte key plus
 //	              value of every change)
 //	batch-B/key   bytes the tree put in the batches per changed key
-//	disk-MB       size of the database directory after the workload
+//	disk-MB       size of the database directory after the workload (the
+//	              files goleveldb's compactions made obsolete removed)
 //	compact-MB    the same after a full compaction (what the data needs)
 //
 // The "prune" variant (when the layout prunes) keeps the last
@@ -237,7 +252,7 @@ func BenchmarkWorkload(b *testing.B) {
 				r := rand.New(rand.NewPCG(uint64(*workloadKeys), 7))
 				size := uint64(*workloadKeys)
 				v := built
-				io0 := db.ioWrite(b)
+				io0, cpu := db.ioWrite(b), cpuTime()
 				var state, batchBytes, nodes int
 				var elapsed time.Duration
 				for range *workloadCommits {
@@ -270,16 +285,22 @@ func BenchmarkWorkload(b *testing.B) {
 					nodes += batch.nodePuts
 				}
 				written := db.ioWrite(b) - io0
-				disk := dirBytes(b, work)
-				if err := db.db.CompactRange(util.Range{}); err != nil {
-					b.Fatal(err)
-				}
-				compacted := dirBytes(b, work)
+				cpu = cpuTime() - cpu
 				if err := db.Close(); err != nil {
 					b.Fatal(err)
 				}
+				disk := settledBytes(b, work)
+				db = openStatsDB(b, work)
+				if err := db.db.CompactRange(util.Range{}); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				compacted := settledBytes(b, work)
 				keys := float64(*workloadCommits * *workloadPer)
 				b.ReportMetric(float64(elapsed.Nanoseconds())/keys, "ns/key")
+				b.ReportMetric(float64(cpu.Nanoseconds())/keys, "cpu-ns/key")
 				b.ReportMetric(float64(nodes)/keys, "nodes/key")
 				b.ReportMetric(float64(written)/float64(state), "wamp")
 				b.ReportMetric(float64(batchBytes)/keys, "batch-B/key")
