@@ -311,3 +311,124 @@ func BenchmarkWorkload(b *testing.B) {
 		})
 	}
 }
+
+var (
+	bigRun  = flag.Bool("statetree.big", false, "run BenchmarkCommitBig")
+	bigKeys = flag.Int("statetree.big.keys", 10_000_000, "keys in BenchmarkCommitBig's tree")
+	bigDir  = flag.String("statetree.big.dir", "", "directory BenchmarkCommitBig keeps its tree in and reuses on later runs (default: a temporary one)")
+)
+
+// BenchmarkCommitBig is BenchmarkCommit on a tree of -statetree.big.keys
+// keys (10,000,000), built once (a bulk load of sorted keys, then a full
+// compaction) and reused across the iterations; with -statetree.big.dir it
+// is kept there and reused by later runs too. It is skipped unless
+// -statetree.big is given: the build takes many minutes and about 2 GB of
+// memory. Each iteration commits a block of 1,000 changed keys (900
+// updates of random existing keys, 100 new keys) and writes it to
+// goleveldb. It reports ns/key, cpu-ns/key, nodes/key and reads/key as
+// BenchmarkCommit does.
+func BenchmarkCommitBig(b *testing.B) {
+	if !*bigRun {
+		b.Skip("builds a tree of 10,000,000 keys; run with -statetree.big")
+	}
+	dir := *bigDir
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	marker := filepath.Join(dir, "bench-state")
+	var version, size uint64
+	if m, err := os.ReadFile(marker); err == nil {
+		if _, err := fmt.Sscan(string(m), &version, &size); err != nil {
+			b.Fatalf("%s: %v", marker, err)
+		}
+		b.Logf("reusing the tree in %s: version %d, %d keys", dir, version, size)
+	} else {
+		size = uint64(*bigKeys)
+		version = bigTree(b, filepath.Join(dir, "db"), *bigKeys)
+	}
+	db := openStatsDB(b, filepath.Join(dir, "db"))
+	reads := &countingReader{Reader: db}
+	tr := New(reads, []byte("s/"))
+	const perBlock, fresh = 1000, 100
+	r := rand.New(rand.NewPCG(size, version))
+	nodes, blocks := 0, 0
+	reads0, cpu := reads.gets.Load(), cpuTime()
+	for b.Loop() {
+		b.StopTimer()
+		cs := make([]Change, 0, perBlock)
+		for range perBlock - fresh {
+			i := r.Uint64N(size)
+			cs = append(cs, Change{Key: benchKey(i), Value: benchValue(i, version)})
+		}
+		for range fresh {
+			cs = append(cs, Change{Key: benchKey(size), Value: benchValue(size, 0)})
+			size++
+		}
+		b.StartTimer()
+		batch := db.NewBatch().(*statsBatch)
+		if _, err := tr.Commit(batch, version, version+1, cs); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Write(batch, false); err != nil {
+			b.Fatal(err)
+		}
+		version++
+		nodes += batch.nodePuts
+		blocks++
+	}
+	cpu = cpuTime() - cpu
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(marker, fmt.Appendf(nil, "%d %d\n", version, size), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	keys := float64(blocks * perBlock)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/keys, "ns/key")
+	b.ReportMetric(float64(cpu.Nanoseconds())/keys, "cpu-ns/key")
+	b.ReportMetric(float64(nodes)/keys, "nodes/key")
+	b.ReportMetric(float64(reads.gets.Load()-reads0)/keys, "reads/key")
+}
+
+// bigTree bulk-loads keys 0..size-1 into a tree in dir like workloadTree,
+// without holding every change in memory at once: only the keys, sorted,
+// with their indexes. It returns the last version.
+func bigTree(b *testing.B, dir string, size int) uint64 {
+	b.Helper()
+	start := time.Now()
+	type entry struct {
+		key [32]byte
+		i   uint32
+	}
+	all := make([]entry, size)
+	for i := range all {
+		all[i] = entry{benchKey(uint64(i)), uint32(i)}
+	}
+	slices.SortFunc(all, func(x, y entry) int { return bytes.Compare(x.key[:], y.key[:]) })
+	db := openStatsDB(b, dir)
+	tr := New(db, []byte("s/"))
+	const perCommit = 50_000
+	v := uint64(0)
+	for lo := 0; lo < size; lo += perCommit {
+		cs := make([]Change, 0, perCommit)
+		for _, e := range all[lo:min(lo+perCommit, size)] {
+			cs = append(cs, Change{Key: e.key, Value: benchValue(uint64(e.i), 0)})
+		}
+		batch := db.NewBatch()
+		if _, err := tr.Commit(batch, v, v+1, cs); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Write(batch, false); err != nil {
+			b.Fatal(err)
+		}
+		v++
+	}
+	if err := db.db.CompactRange(util.Range{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built a tree of %d keys in %v", size, time.Since(start).Round(time.Second))
+	return v
+}
