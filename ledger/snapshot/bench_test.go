@@ -62,7 +62,7 @@ func benchTreeOf(b *testing.B, n int) *benchState {
 				addr[i] = byte(r.Uint32())
 			}
 			acc := ledger.Account{Balance: r.Uint64N(1e15), Nonce: r.Uint64N(1000)}
-			cs = append(cs, statetree.Change{Key: ledger.AccountKey(addr), Value: acc.Encode(), Meta: append([]byte{'a'}, addr[:]...)})
+			cs = append(cs, statetree.Change{Key: ledger.AccountKey(addr), Value: acc.Encode(), Meta: ledger.AccountMeta(addr)})
 		}
 		if root, err = tree.Commit(batch, v, v+1, cs); err != nil {
 			b.Fatal(err)

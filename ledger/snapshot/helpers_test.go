@@ -100,12 +100,12 @@ func (t *memTree) Leaves(version uint64, depth int, prefix [32]byte, fn func(Lea
 
 // accountLeaf is the leaf of an account at addr.
 func accountLeaf(addr crypto.Address, a ledger.Account) Leaf {
-	return Leaf{Key: ledger.AccountKey(addr), Value: a.Encode(), Meta: append([]byte{'a'}, addr[:]...)}
+	return Leaf{Key: ledger.AccountKey(addr), Value: a.Encode(), Meta: ledger.AccountMeta(addr)}
 }
 
 // recordLeaf is the leaf of a state record under a natural key.
 func recordLeaf(k, v []byte) Leaf {
-	return Leaf{Key: ledger.RecordKey(k), Value: v, Meta: append([]byte{'k'}, k...)}
+	return Leaf{Key: ledger.RecordKey(k), Value: v, Meta: ledger.RecordMeta(k)}
 }
 
 // randomLeaves returns n account leaves with random addresses and

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/statetree"
 )
 
@@ -147,7 +148,7 @@ func checkLeaves(c *Chunk) error {
 		case i > 0 && bytes.Compare(c.Leaves[i-1].Key[:], l.Key[:]) >= 0:
 			return fmt.Errorf("leaf %d: key %x does not follow %x", i, l.Key, c.Leaves[i-1].Key)
 		}
-		k, err := leafKeyOf(l.Meta)
+		k, err := ledger.LeafKeyOf(l.Meta)
 		if err != nil {
 			return fmt.Errorf("leaf %d (key %x): meta: %w", i, l.Key, err)
 		}

@@ -3,6 +3,8 @@ package statetree
 import (
 	"fmt"
 	"testing"
+
+	"github.com/ledgerd/ledgerd/ledger/kv"
 )
 
 // TestNodeCacheSlots: every position at depth <= topDepth has its own slot,
@@ -109,5 +111,44 @@ func TestNodeCacheDropAbove(t *testing.T) {
 	c.reset()
 	if c.bytes() != 0 || c.get(5, low.hash, 1, [32]byte{}) != nil {
 		t.Fatal("reset kept something")
+	}
+}
+
+// TestDiscardedCommitLeavesNoTrace: a commit whose batch is discarded built
+// nodes at a version that the next commit builds again, with the same
+// hashes but other children and metas; the cache must not serve the lost
+// ones. (A and B share their first 24 bits, so the node joining them sits
+// below the levels cached by position.)
+func TestDiscardedCommitLeavesNoTrace(t *testing.T) {
+	db := kv.NewMem()
+	tr := New(db, []byte("s/"))
+	a, b, c := [32]byte{1, 2, 3, 0x00}, [32]byte{1, 2, 3, 0x80}, [32]byte{0x80}
+	commit(t, db, tr, 0, 1, []Change{
+		{Key: a, Value: []byte("a"), Meta: []byte("meta a")},
+		{Key: b, Value: []byte("b"), Meta: []byte("meta b")},
+		{Key: c, Value: []byte("c")},
+	})
+	// Lost: A's meta changes (A and every node above it are rebuilt at 2
+	// with their old hashes).
+	if _, err := tr.Commit(db.NewBatch(), 1, 2, []Change{{Key: a, Value: []byte("a"), Meta: []byte("lost")}}); err != nil {
+		t.Fatal(err)
+	}
+	// Written: B's meta changes instead.
+	commit(t, db, tr, 1, 2, []Change{{Key: b, Value: []byte("b"), Meta: []byte("new b")}})
+	want := map[[32]byte]string{a: "meta a", b: "new b", c: ""}
+	for _, tree := range []*Tree{tr, New(db, []byte("s/"))} {
+		n := 0
+		if err := tree.Leaves(2, 0, [32]byte{}, func(l Leaf) error {
+			if string(l.Meta) != want[l.Key] {
+				return fmt.Errorf("leaf %x has meta %q, want %q", l.Key, l.Meta, want[l.Key])
+			}
+			n++
+			return nil
+		}); err != nil || n != 3 {
+			t.Fatalf("Leaves(2): %d leaves, %v", n, err)
+		}
+		if got, err := tree.Get(2, a); err != nil || string(got) != "a" {
+			t.Fatalf("Get(2, a) = %q, %v", got, err)
+		}
 	}
 }

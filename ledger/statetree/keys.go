@@ -14,6 +14,7 @@ const (
 	tagOldest = 'O' // p || 'O' -> oldest retained version
 	tagLatest = 'L' // p || 'L' -> newest committed version
 	tagFloor  = 'F' // p || 'F' -> version below which every node is garbage (set by an import)
+	tagPruned = 'P' // p || 'P' -> version up to which pruning is complete
 
 	// The hash-keyed layout this one replaced.
 	tagOldNode = 'n'

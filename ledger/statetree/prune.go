@@ -48,16 +48,27 @@ func (t *Tree) Prune(ctx context.Context, db kv.DB, keepFrom uint64, maxOps int)
 		}
 		oldest = keepFrom
 	}
+	// Pruning up to done was finished by an earlier call: the stale
+	// entries up to it and the roots below it are gone, so the scans
+	// start there instead of wading through their tombstones.
+	done, err := t.readVersion(tagPruned)
+	if err != nil {
+		return 0, err
+	}
 	p := pruner{t: t, db: db, ctx: ctx, max: maxOps, b: db.NewBatch()}
 	if err := p.belowFloor(); err != nil {
 		return p.nodes, err
 	}
-	if err := p.staleUpTo(oldest); err != nil {
+	if oldest <= done {
+		return p.nodes, nil
+	}
+	if err := p.staleUpTo(done, oldest); err != nil {
 		return p.nodes, err
 	}
-	if err := p.rootsBelow(oldest); err != nil {
+	if err := p.rootsBelow(done, oldest); err != nil {
 		return p.nodes, err
 	}
+	p.b.Put(t.recordKey(tagPruned), encodeU64(oldest))
 	return p.nodes, p.flush()
 }
 
@@ -151,13 +162,13 @@ func (p *pruner) belowFloor() error {
 	return p.flush()
 }
 
-// staleUpTo deletes every node stale since oldest or earlier, with its
-// stale-index entry: such a node serves only versions below oldest. A node
-// is deleted before (or with) its entry, so a crash leaves no node that the
-// index has forgotten.
-func (p *pruner) staleUpTo(oldest uint64) error {
+// staleUpTo deletes every node stale since a version after done and up to
+// oldest, with its stale-index entry: such a node serves only versions
+// below oldest. A node is deleted before (or with) its entry, so a crash
+// leaves no node that the index has forgotten.
+func (p *pruner) staleUpTo(done, oldest uint64) error {
 	prefix := p.t.recordKey(tagStale)
-	return p.scan(prefix, nil, func(k, _ []byte) (bool, error) {
+	return p.scan(prefix, p.t.versionKey(tagStale, done+1), func(k, _ []byte) (bool, error) {
 		since, position, err := parseStaleEntry(k[len(prefix):])
 		if err != nil {
 			return false, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -173,10 +184,10 @@ func (p *pruner) staleUpTo(oldest uint64) error {
 	})
 }
 
-// rootsBelow deletes the root records of versions below oldest.
-func (p *pruner) rootsBelow(oldest uint64) error {
+// rootsBelow deletes the root records of versions from done up to oldest.
+func (p *pruner) rootsBelow(done, oldest uint64) error {
 	prefix := p.t.recordKey(tagRoot)
-	return p.scan(prefix, nil, func(k, _ []byte) (bool, error) {
+	return p.scan(prefix, p.t.versionKey(tagRoot, done), func(k, _ []byte) (bool, error) {
 		if len(k) != len(prefix)+8 {
 			return false, fmt.Errorf("%w: root key of %d bytes", ErrCorrupt, len(k))
 		}

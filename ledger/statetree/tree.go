@@ -19,7 +19,7 @@ const MaxMetaSize = 256
 // DefaultCacheBytes is the node cache budget New uses unless told otherwise.
 // It holds the top 18 levels of the tree (up to 262,143 nodes, everything
 // down to depth 17; a tree of 1,000,000 random keys has its leaves around
-// depth 20) plus up to about 200,000 other recently used nodes.
+// depth 20) plus up to about 130,000 other recently used nodes.
 const DefaultCacheBytes = 128 << 20
 
 var (

@@ -136,7 +136,8 @@ func (s *statsDB) ioWrite(tb testing.TB) uint64 {
 	return st.IOWrite
 }
 
-// dirBytes is the size of every file under dir.
+// dirBytes is the size of every file under dir, which no one may be
+// writing.
 func dirBytes(tb testing.TB, dir string) int64 {
 	var total int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -154,6 +155,17 @@ func dirBytes(tb testing.TB, dir string) int64 {
 		tb.Fatal(err)
 	}
 	return total
+}
+
+// settledBytes is the size of the closed database in dir once goleveldb
+// has removed the files its compactions made obsolete, which it does when
+// it opens a database.
+func settledBytes(tb testing.TB, dir string) int64 {
+	tb.Helper()
+	if err := openStatsDB(tb, dir).Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return dirBytes(tb, dir)
 }
 
 // workloadTree builds a tree of size keys (benchKey(0..size-1)) in dir as a
@@ -199,13 +211,16 @@ func workloadTree(tb testing.TB, dir string, size int) uint64 {
 // as a block's batch is. Run it with -benchtime=1x: one iteration is the
 // whole workload. It reports
 //
-//	ns/key        wall time per changed key
+//	ns/key        wall time per changed key (commit, write, and prune)
+//	cpu-ns/key    process CPU time per changed key, goleveldb's compaction
+//	              and the untimed change generation included
 //	nodes/key     tree nodes written per changed key
 //	wamp          bytes goleveldb wrote to disk (journal, tables, manifest:
 //	              DBStats.IOWrite) per byte of new state (32-byte key plus
 //	              value of every change)
 //	batch-B/key   bytes the tree put in the batches per changed key
-//	disk-MB       size of the database directory after the workload
+//	disk-MB       size of the database directory after the workload (the
+//	              files goleveldb's compactions made obsolete removed)
 //	compact-MB    the same after a full compaction (what the data needs)
 //
 // The "prune" variant (when the layout prunes) keeps the last
@@ -237,7 +252,7 @@ func BenchmarkWorkload(b *testing.B) {
 				r := rand.New(rand.NewPCG(uint64(*workloadKeys), 7))
 				size := uint64(*workloadKeys)
 				v := built
-				io0 := db.ioWrite(b)
+				io0, cpu := db.ioWrite(b), cpuTime()
 				var state, batchBytes, nodes int
 				var elapsed time.Duration
 				for range *workloadCommits {
@@ -270,16 +285,22 @@ func BenchmarkWorkload(b *testing.B) {
 					nodes += batch.nodePuts
 				}
 				written := db.ioWrite(b) - io0
-				disk := dirBytes(b, work)
-				if err := db.db.CompactRange(util.Range{}); err != nil {
-					b.Fatal(err)
-				}
-				compacted := dirBytes(b, work)
+				cpu = cpuTime() - cpu
 				if err := db.Close(); err != nil {
 					b.Fatal(err)
 				}
+				disk := settledBytes(b, work)
+				db = openStatsDB(b, work)
+				if err := db.db.CompactRange(util.Range{}); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+				compacted := settledBytes(b, work)
 				keys := float64(*workloadCommits * *workloadPer)
 				b.ReportMetric(float64(elapsed.Nanoseconds())/keys, "ns/key")
+				b.ReportMetric(float64(cpu.Nanoseconds())/keys, "cpu-ns/key")
 				b.ReportMetric(float64(nodes)/keys, "nodes/key")
 				b.ReportMetric(float64(written)/float64(state), "wamp")
 				b.ReportMetric(float64(batchBytes)/keys, "batch-B/key")
@@ -289,4 +310,125 @@ func BenchmarkWorkload(b *testing.B) {
 			}
 		})
 	}
+}
+
+var (
+	bigRun  = flag.Bool("statetree.big", false, "run BenchmarkCommitBig")
+	bigKeys = flag.Int("statetree.big.keys", 10_000_000, "keys in BenchmarkCommitBig's tree")
+	bigDir  = flag.String("statetree.big.dir", "", "directory BenchmarkCommitBig keeps its tree in and reuses on later runs (default: a temporary one)")
+)
+
+// BenchmarkCommitBig is BenchmarkCommit on a tree of -statetree.big.keys
+// keys (10,000,000), built once (a bulk load of sorted keys, then a full
+// compaction) and reused across the iterations; with -statetree.big.dir it
+// is kept there and reused by later runs too. It is skipped unless
+// -statetree.big is given: the build takes many minutes and about 2 GB of
+// memory. Each iteration commits a block of 1,000 changed keys (900
+// updates of random existing keys, 100 new keys) and writes it to
+// goleveldb. It reports ns/key, cpu-ns/key, nodes/key and reads/key as
+// BenchmarkCommit does.
+func BenchmarkCommitBig(b *testing.B) {
+	if !*bigRun {
+		b.Skip("builds a tree of 10,000,000 keys; run with -statetree.big")
+	}
+	dir := *bigDir
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	marker := filepath.Join(dir, "bench-state")
+	var version, size uint64
+	if m, err := os.ReadFile(marker); err == nil {
+		if _, err := fmt.Sscan(string(m), &version, &size); err != nil {
+			b.Fatalf("%s: %v", marker, err)
+		}
+		b.Logf("reusing the tree in %s: version %d, %d keys", dir, version, size)
+	} else {
+		size = uint64(*bigKeys)
+		version = bigTree(b, filepath.Join(dir, "db"), *bigKeys)
+	}
+	db := openStatsDB(b, filepath.Join(dir, "db"))
+	reads := &countingReader{Reader: db}
+	tr := New(reads, []byte("s/"))
+	const perBlock, fresh = 1000, 100
+	r := rand.New(rand.NewPCG(size, version))
+	nodes, blocks := 0, 0
+	reads0, cpu := reads.gets.Load(), cpuTime()
+	for b.Loop() {
+		b.StopTimer()
+		cs := make([]Change, 0, perBlock)
+		for range perBlock - fresh {
+			i := r.Uint64N(size)
+			cs = append(cs, Change{Key: benchKey(i), Value: benchValue(i, version)})
+		}
+		for range fresh {
+			cs = append(cs, Change{Key: benchKey(size), Value: benchValue(size, 0)})
+			size++
+		}
+		b.StartTimer()
+		batch := db.NewBatch().(*statsBatch)
+		if _, err := tr.Commit(batch, version, version+1, cs); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Write(batch, false); err != nil {
+			b.Fatal(err)
+		}
+		version++
+		nodes += batch.nodePuts
+		blocks++
+	}
+	cpu = cpuTime() - cpu
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(marker, fmt.Appendf(nil, "%d %d\n", version, size), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	keys := float64(blocks * perBlock)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/keys, "ns/key")
+	b.ReportMetric(float64(cpu.Nanoseconds())/keys, "cpu-ns/key")
+	b.ReportMetric(float64(nodes)/keys, "nodes/key")
+	b.ReportMetric(float64(reads.gets.Load()-reads0)/keys, "reads/key")
+}
+
+// bigTree bulk-loads keys 0..size-1 into a tree in dir like workloadTree,
+// without holding every change in memory at once: only the keys, sorted,
+// with their indexes. It returns the last version.
+func bigTree(b *testing.B, dir string, size int) uint64 {
+	b.Helper()
+	start := time.Now()
+	type entry struct {
+		key [32]byte
+		i   uint32
+	}
+	all := make([]entry, size)
+	for i := range all {
+		all[i] = entry{benchKey(uint64(i)), uint32(i)}
+	}
+	slices.SortFunc(all, func(x, y entry) int { return bytes.Compare(x.key[:], y.key[:]) })
+	db := openStatsDB(b, dir)
+	tr := New(db, []byte("s/"))
+	const perCommit = 50_000
+	v := uint64(0)
+	for lo := 0; lo < size; lo += perCommit {
+		cs := make([]Change, 0, perCommit)
+		for _, e := range all[lo:min(lo+perCommit, size)] {
+			cs = append(cs, Change{Key: e.key, Value: benchValue(uint64(e.i), 0)})
+		}
+		batch := db.NewBatch()
+		if _, err := tr.Commit(batch, v, v+1, cs); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Write(batch, false); err != nil {
+			b.Fatal(err)
+		}
+		v++
+	}
+	if err := db.db.CompactRange(util.Range{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built a tree of %d keys in %v", size, time.Since(start).Round(time.Second))
+	return v
 }

@@ -217,38 +217,29 @@ func (r *Restore) FinishImport(parts []statetree.SubtreeRef) ([32]byte, error) {
 }
 
 // flatKey returns the flat index key of a snapshot leaf, from its meta
-// (its key's preimage): 'a' || address is an account (a/address),
-// 'k' || natural key a state record (k/natural key), 'e' || key a
-// committed evidence record (e/key). It checks that the meta is the
-// preimage of the leaf's key, so that a leaf is never indexed under a
-// key other than the one the state tree proves.
+// (its key's preimage, see ledger.LeafKeyOf): an account's address
+// (a/address), a state record's natural key (k/natural key), or a
+// committed evidence key (e/key). It checks that the meta is the preimage
+// of the leaf's key, so that a leaf is never indexed under a key other
+// than the one the state tree proves.
 func flatKey(l statetree.Leaf) ([]byte, error) {
-	if len(l.Meta) == 0 {
-		return nil, fmt.Errorf("leaf %x has no meta", l.Key)
-	}
-	var flat []byte
-	var key [32]byte
-	switch body := l.Meta[1:]; l.Meta[0] {
-	case 'a':
-		if len(body) != crypto.AddressSize {
-			return nil, fmt.Errorf("leaf %x: account meta of %d bytes", l.Key, len(body))
-		}
-		addr := crypto.Address(body)
-		key, flat = ledger.AccountKey(addr), accountKey(addr)
-	case 'k':
-		key, flat = ledger.RecordKey(body), recordKey(body)
-	case 'e':
-		if len(body) != crypto.HashSize {
-			return nil, fmt.Errorf("leaf %x: evidence meta of %d bytes", l.Key, len(body))
-		}
-		key, flat = [32]byte(body), append(bytes.Clone(prefixEvidence), body...)
-	default:
-		return nil, fmt.Errorf("leaf %x: unknown meta kind %q", l.Key, l.Meta[0])
+	key, err := ledger.LeafKeyOf(l.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("leaf %x: %w", l.Key, err)
 	}
 	if key != l.Key {
 		return nil, fmt.Errorf("leaf %x: its meta is the preimage of %x", l.Key, key)
 	}
-	return flat, nil
+	switch body := l.Meta[1:]; l.Meta[0] {
+	case ledger.MetaAccount:
+		return accountKey(crypto.Address(body)), nil
+	case ledger.MetaRecord:
+		return recordKey(body), nil
+	case ledger.MetaEvidence:
+		return append(bytes.Clone(prefixEvidence), body...), nil
+	}
+	// LeafKeyOf knows a kind this store does not index.
+	return nil, fmt.Errorf("leaf %x: meta kind %#x has no flat index", l.Key, l.Meta[0])
 }
 
 // FinishRestore completes a restore whose tree FinishImport built: st is
@@ -388,12 +379,3 @@ func (s *Store) StateTree() *statetree.Tree { return s.tree }
 // StateVersion is the state tree version that holds the state after
 // height: the version a snapshot of that height reads.
 func StateVersion(height uint64) uint64 { return version(height) }
-
-// The metas the store gives the state tree's leaves: each leaf's key
-// preimage, tagged with its kind, from which a restore rebuilds the flat
-// indexes (flatKey reads them).
-func accountMeta(a crypto.Address) []byte { return append([]byte{'a'}, a[:]...) }
-
-func recordMeta(k []byte) []byte { return append([]byte{'k'}, k...) }
-
-func evidenceMeta(k crypto.Hash) []byte { return append([]byte{'e'}, k[:]...) }

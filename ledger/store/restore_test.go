@@ -436,9 +436,9 @@ func TestFlatKeyChecksTheMeta(t *testing.T) {
 	addr := crypto.Address{1, 2, 3}
 	ev := crypto.Sum([]byte("evidence"))
 	good := []statetree.Leaf{
-		{Key: ledger.AccountKey(addr), Meta: accountMeta(addr)},
-		{Key: ledger.RecordKey([]byte("stk/x")), Meta: recordMeta([]byte("stk/x"))},
-		{Key: ev, Meta: evidenceMeta(ev)},
+		{Key: ledger.AccountKey(addr), Meta: ledger.AccountMeta(addr)},
+		{Key: ledger.RecordKey([]byte("stk/x")), Meta: ledger.RecordMeta([]byte("stk/x"))},
+		{Key: ev, Meta: ledger.EvidenceMeta(ev)},
 	}
 	for _, l := range good {
 		if _, err := flatKey(l); err != nil {
@@ -447,11 +447,11 @@ func TestFlatKeyChecksTheMeta(t *testing.T) {
 	}
 	bad := []statetree.Leaf{
 		{Key: ledger.AccountKey(addr)},
-		{Key: ledger.AccountKey(addr), Meta: accountMeta(crypto.Address{9})},
-		{Key: ledger.AccountKey(addr), Meta: append(accountMeta(addr), 0)},
+		{Key: ledger.AccountKey(addr), Meta: ledger.AccountMeta(crypto.Address{9})},
+		{Key: ledger.AccountKey(addr), Meta: append(ledger.AccountMeta(addr), 0)},
 		{Key: ledger.AccountKey(addr), Meta: append([]byte{'x'}, addr[:]...)},
-		{Key: ledger.RecordKey([]byte("stk/x")), Meta: recordMeta([]byte("stk/y"))},
-		{Key: ev, Meta: evidenceMeta(crypto.Sum([]byte("other")))},
+		{Key: ledger.RecordKey([]byte("stk/x")), Meta: ledger.RecordMeta([]byte("stk/y"))},
+		{Key: ev, Meta: ledger.EvidenceMeta(crypto.Sum([]byte("other")))},
 		{Key: ev, Meta: append([]byte{'e'}, ev[:31]...)},
 	}
 	for i, l := range bad {
