@@ -109,6 +109,9 @@ func (b *builder) emit(depth int, prefix [32]byte, siblings [][32]byte, want *Su
 	}
 	c := &Chunk{Height: b.m.Height, Index: uint32(len(b.m.Chunks)), Depth: depth, Prefix: prefix, Leaves: leaves, Siblings: siblings}
 	raw := c.Encode()
+	if len(raw) > MaxChunkBytes { // collect's accounting makes this unreachable
+		return fmt.Errorf("snapshot: chunk %d has %d bytes, at most %d", c.Index, len(raw), MaxChunkBytes)
+	}
 	info := ChunkInfo{Depth: depth, Prefix: prefix, Leaves: uint32(len(leaves)), Size: uint32(len(raw)), Hash: sha256.Sum256(raw)}
 	if err := b.sink(int(c.Index), raw); err != nil {
 		return fmt.Errorf("snapshot: chunk %d: %w", c.Index, err)
@@ -174,13 +177,13 @@ var errTooBig = errors.New("subtree does not fit a chunk")
 // an encoding over MaxChunkBytes with depth siblings) and then reports
 // fits false, so it never holds more than a chunk's worth of leaves.
 func (b *builder) collect(depth int, prefix [32]byte) (leaves []Leaf, fits bool, err error) {
-	size := chunkHeader + 3 + 32*depth // 3: the count of up to MaxChunkLeaves leaves
+	size := chunkHeader + 32*depth // the chunk's encoding without the leaf count
 	var prev []byte
 	err = b.src.Leaves(b.version, depth, prefix, func(l Leaf) error {
 		if len(leaves) == MaxChunkLeaves {
 			return errTooBig
 		}
-		if size += leafSize(l); size > MaxChunkBytes {
+		if size += leafSize(l); size+uvarintLen(uint64(len(leaves)+1)) > MaxChunkBytes {
 			return errTooBig
 		}
 		if prev != nil && bytes.Compare(prev, l.Key[:]) >= 0 {

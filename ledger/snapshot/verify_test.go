@@ -252,3 +252,39 @@ func accountUnder(t *testing.T, c *Chunk) Leaf {
 	t.Fatal("no address found under the prefix")
 	return Leaf{}
 }
+
+// The byte bound is exact: a subtree whose chunk takes MaxChunkBytes is one
+// chunk, and one byte more splits it.
+func TestBuildByteBoundIsExact(t *testing.T) {
+	leavesOf := func(last int) []Leaf {
+		var ls []Leaf
+		for i := range 3 {
+			ls = append(ls, recordLeaf([]byte{'b', byte(i)}, bytes.Repeat([]byte{byte(i + 1)}, MaxValueSize)))
+		}
+		return append(ls, recordLeaf([]byte{'b', 9}, bytes.Repeat([]byte{9}, last)))
+	}
+	size := func(ls []Leaf) int { return (&Chunk{Leaves: ls}).Size() }
+	last := MaxValueSize
+	for size(leavesOf(last)) > MaxChunkBytes {
+		last -= size(leavesOf(last)) - MaxChunkBytes
+	}
+	if size(leavesOf(last)) != MaxChunkBytes {
+		t.Fatalf("no value length makes the chunk exactly %d bytes (%d)", MaxChunkBytes, size(leavesOf(last)))
+	}
+	for _, tc := range []struct {
+		last   int
+		chunks int
+	}{{last, 1}, {last + 1, 2}} {
+		tree := newMemTree(leavesOf(tc.last))
+		b, err := buildMem(tree, 1, tree.root())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.chunks) < tc.chunks || (tc.chunks == 1 && len(b.chunks) != 1) {
+			t.Fatalf("a last value of %d bytes: %d chunks", tc.last, len(b.chunks))
+		}
+		if tc.chunks == 1 && len(b.chunks[0]) != MaxChunkBytes {
+			t.Fatalf("the chunk has %d bytes", len(b.chunks[0]))
+		}
+	}
+}
