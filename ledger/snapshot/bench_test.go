@@ -31,6 +31,16 @@ const benchHeight = 100
 
 var benchStates = map[int]*benchState{}
 
+// benchDirs are the directories of the benchmark states, which TestMain
+// removes when the test binary is done.
+var benchDirs []string
+
+func removeBenchStates() {
+	for _, d := range benchDirs {
+		os.RemoveAll(d)
+	}
+}
+
 // benchTreeOf returns the state of n accounts, building it on first use:
 // the accounts are committed 100,000 per version into a tree in LevelDB
 // under the store's prefix, each leaf with its meta, as the ledger store
@@ -45,6 +55,7 @@ func benchTreeOf(b *testing.B, n int) *benchState {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchDirs = append(benchDirs, dir)
 	db, err := kv.OpenLevel(filepath.Join(dir, "src"))
 	if err != nil {
 		b.Fatal(err)

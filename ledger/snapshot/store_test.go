@@ -26,7 +26,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBenchStates()
+	os.Exit(code)
 }
 
 // runChild runs the child named by spec: its kind, then its arguments,
