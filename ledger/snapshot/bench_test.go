@@ -127,6 +127,12 @@ func (c *cpuMeter) report(b *testing.B, bytes uint64) {
 	b.ReportMetric(float64(bytes)/1e6/per, "MB/cpu-s")
 }
 
+// reportShape reports the snapshot's chunk count and mean chunk size.
+func reportShape(b *testing.B, m *Manifest) {
+	b.ReportMetric(float64(len(m.Chunks)), "chunks")
+	b.ReportMetric(float64(m.TotalBytes())/float64(len(m.Chunks))/1024, "KiB/chunk")
+}
+
 var benchSizes = []struct {
 	name string
 	n    int
@@ -140,7 +146,6 @@ func BenchmarkCreate(b *testing.B) {
 		b.Run(size.name, func(b *testing.B) {
 			s := benchTreeOf(b, size.n)
 			b.SetBytes(int64(s.m.TotalBytes()))
-			b.ReportMetric(float64(len(s.m.Chunks)), "chunks")
 			cpu := startCPU()
 			for i := 0; b.Loop(); i++ {
 				snaps, err := OpenStore(b.TempDir(), 1)
@@ -152,6 +157,7 @@ func BenchmarkCreate(b *testing.B) {
 				}
 			}
 			cpu.report(b, s.m.TotalBytes())
+			reportShape(b, s.m)
 		})
 	}
 }
@@ -172,6 +178,7 @@ func BenchmarkVerifyChunks(b *testing.B) {
 				}
 			}
 			cpu.report(b, s.m.TotalBytes())
+			reportShape(b, s.m)
 		})
 	}
 }
@@ -218,6 +225,7 @@ func BenchmarkRestore(b *testing.B) {
 				cpu.resume(b)
 			}
 			cpu.report(b, s.m.TotalBytes())
+			reportShape(b, s.m)
 		})
 	}
 }
