@@ -19,6 +19,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/internal/durable"
+	"github.com/ledgerd/ledgerd/light"
 	"github.com/ledgerd/ledgerd/rpc/client"
 	"github.com/ledgerd/ledgerd/wallet"
 )
@@ -31,7 +32,7 @@ const (
 	defaultRPC    = "http://127.0.0.1:26657"
 	trustedFile   = "trusted_genesis.json"
 	// lightFile holds the newest header the light client trusted, so
-	// that the next --verify starts from it (client.TrustedState).
+	// that the next --verify starts from it (light.TrustedState).
 	lightFile    = "trusted_header.json"
 	maxPassBytes = 4 << 10
 )
@@ -189,7 +190,7 @@ func (e *env) address(arg string) (crypto.Address, error) {
 // trust returns the genesis --verify trusts: --genesis FILE, else the
 // pinned copy in the home, else the node's genesis if it hashes to
 // --genesis-hash. What it trusted the first time is pinned.
-func (e *env) trust(c *client.Client) (*client.Trust, error) {
+func (e *env) trust(c *client.Client) (*light.Trust, error) {
 	pinned := filepath.Join(e.home, trustedFile)
 	var want *crypto.Hash
 	if e.genesisHx != "" {
@@ -235,7 +236,7 @@ func (e *env) trust(c *client.Client) (*client.Trust, error) {
 		}
 		fmt.Fprintf(e.stderr, "pinned genesis %s in %s\n", doc.Hash(), pinned)
 	}
-	t, err := client.NewTrust(doc)
+	t, err := light.NewTrust(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -248,15 +249,15 @@ func (e *env) trust(c *client.Client) (*client.Trust, error) {
 // followLight makes t start from the header saved in the home by an
 // earlier --verify, if there is one, and save the newest it trusts there
 // (mode 0600). With -v it reports every header it comes to trust.
-func (e *env) followLight(t *client.Trust) error {
+func (e *env) followLight(t *light.Trust) error {
 	path := filepath.Join(e.home, lightFile)
-	b, err := readBounded(path, client.MaxTrustedStateBytes)
+	b, err := readBounded(path, light.MaxTrustedStateBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return fmt.Errorf("trusted header: %w", err)
 	default:
-		s, err := client.DecodeTrustedState(b)
+		s, err := light.DecodeTrustedState(b)
 		if err == nil {
 			err = t.RestoreState(s)
 		}
@@ -267,7 +268,7 @@ func (e *env) followLight(t *client.Trust) error {
 			fmt.Fprintf(e.stderr, "light client: starting from trusted header %d (%s)\n", s.Header.Height, path)
 		}
 	}
-	t.Persist = func(s *client.TrustedState) error {
+	t.Persist = func(s *light.TrustedState) error {
 		err := writeReplace(path, s.Encode())
 		if err != nil {
 			fmt.Fprintf(e.stderr, "WARNING: could not save the trusted header %d in %s: %v\n", s.Header.Height, path, err)
@@ -275,13 +276,13 @@ func (e *env) followLight(t *client.Trust) error {
 		return err
 	}
 	if e.verbose {
-		t.OnStep = func(s client.Step) {
+		t.OnStep = func(s light.Step) {
 			from := fmt.Sprint(s.From)
 			if s.From == 0 {
 				from = "the genesis"
 			}
 			switch s.Method {
-			case client.StepSkipping:
+			case light.StepSkipping:
 				fmt.Fprintf(e.stderr, "light client: trusted header %d from %s (skipping: validators holding %d of %d power of the set trusted at %d signed)\n",
 					s.To, from, s.TrustedSigned, s.TrustedTotal, s.From+1)
 			default:
@@ -293,7 +294,7 @@ func (e *env) followLight(t *client.Trust) error {
 }
 
 // reportLight prints, with -v, what the light client fetched.
-func (e *env) reportLight(t *client.Trust) {
+func (e *env) reportLight(t *light.Trust) {
 	if !e.verbose {
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/light"
 	"github.com/ledgerd/ledgerd/rpc/api"
 	"github.com/ledgerd/ledgerd/rpc/client"
 	"github.com/ledgerd/ledgerd/rpc/client/clienttest"
@@ -98,7 +99,7 @@ func TestVerifyFollowsSetChanges(t *testing.T) {
 		t.Errorf("%s has mode %v, want 0600", saved, fi.Mode().Perm())
 	}
 	raw, _ := os.ReadFile(saved)
-	if s, err := client.DecodeTrustedState(raw); err != nil || s.Header.Height != 1500 || s.Header.Hash() != c.Blocks[1500].Hash() {
+	if s, err := light.DecodeTrustedState(raw); err != nil || s.Header.Height != 1500 || s.Header.Hash() != c.Blocks[1500].Hash() {
 		t.Fatalf("seed %d: saved trusted state: %v", seed, err)
 	}
 
@@ -238,7 +239,7 @@ func TestVerifyOnDevChainAcrossSetChanges(t *testing.T) {
 	}
 
 	// A sequential light client walks every header and agrees.
-	seq, err := client.NewTrust(doc)
+	seq, err := light.NewTrust(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestVerifyOnDevChainAcrossSetChanges(t *testing.T) {
 		t.Fatalf("sequential verification of the dev chain: %v", err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(home, lightFile))
-	saved, err := client.DecodeTrustedState(raw)
+	saved, err := light.DecodeTrustedState(raw)
 	if err != nil || saved.Header.Hash() != hdr.Hash() || n != int(v.HeaderHeight) {
 		t.Fatalf("sequential: header %d %s after %d headers; the wallet saved %+v (%v)", hdr.Height, hdr.Hash(), n, saved, err)
 	}

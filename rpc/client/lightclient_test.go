@@ -12,6 +12,7 @@ import (
 
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
+	"github.com/ledgerd/ledgerd/light"
 	"github.com/ledgerd/ledgerd/rpc/client/clienttest"
 )
 
@@ -44,9 +45,9 @@ func lightChain(t *testing.T, o clienttest.Options) (*clienttest.Chain, *clientt
 	return c, b, cl
 }
 
-func trustOf(t *testing.T, c *clienttest.Chain) *Trust {
+func trustOf(t *testing.T, c *clienttest.Chain) *light.Trust {
 	t.Helper()
-	tr, err := NewTrust(c.Doc)
+	tr, err := light.NewTrust(c.Doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,25 +57,25 @@ func trustOf(t *testing.T, c *clienttest.Chain) *Trust {
 // steps records the steps a trust reports.
 type steps struct {
 	mu   sync.Mutex
-	list []Step
+	list []light.Step
 }
 
-func (s *steps) record(st Step) {
+func (s *steps) record(st light.Step) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.list = append(s.list, st)
 }
 
-func (s *steps) all() []Step {
+func (s *steps) all() []light.Step {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Step(nil), s.list...)
+	return append([]light.Step(nil), s.list...)
 }
 
 // trustedSigned is the power of trusted's members that signed commit h of
 // c (what a skip from a header naming trusted as next would count).
 func trustedSigned(c *clienttest.Chain, trusted *ledger.ValidatorSet, h uint64) uint64 {
-	return trustedPowerSigned(trusted, c.Sets[h], c.Commits[h])
+	return light.TrustedPowerSigned(trusted, c.Sets[h], c.Commits[h])
 }
 
 // TestLightClientSkipsAheadAcrossSetChanges: a new client, trusting only
@@ -112,7 +113,7 @@ func TestLightClientSkipsAheadAcrossSetChanges(t *testing.T) {
 	if fetched*10 > int(n) {
 		t.Errorf("seed %d: fetched %d headers to verify header %d; skipping should need far fewer", seed, fetched, n)
 	}
-	checkSteps(t, seed, c, rec.all(), tr.trustingPeriod())
+	checkSteps(t, seed, c, rec.all(), tr.Period())
 	// Asking again costs nothing.
 	if _, again, err := cl.VerifiedHeaderCount(context.Background(), tr, n); err != nil || again != 0 {
 		t.Errorf("seed %d: verifying header %d again fetched %d headers (err %v), want 0", seed, n, again, err)
@@ -122,15 +123,15 @@ func TestLightClientSkipsAheadAcrossSetChanges(t *testing.T) {
 // checkSteps checks every step against the chain: a sequential step names
 // the next set of the trusted header; a skipping step stays within the
 // period and more than a third of the trusted set signed its target.
-func checkSteps(t *testing.T, seed uint64, c *clienttest.Chain, list []Step, period uint64) {
+func checkSteps(t *testing.T, seed uint64, c *clienttest.Chain, list []light.Step, period uint64) {
 	t.Helper()
 	for _, s := range list {
 		switch s.Method {
-		case StepSequential:
+		case light.StepSequential:
 			if s.To != s.From+1 {
 				t.Errorf("seed %d: sequential step %d -> %d", seed, s.From, s.To)
 			}
-		case StepSkipping:
+		case light.StepSkipping:
 			if s.To-s.From > period || s.To <= s.From+1 {
 				t.Errorf("seed %d: skipping step %d -> %d with trusting period %d", seed, s.From, s.To, period)
 			}
@@ -139,7 +140,7 @@ func checkSteps(t *testing.T, seed uint64, c *clienttest.Chain, list []Step, per
 				t.Errorf("seed %d: skipping step %d -> %d reports %d of %d trusted power; the chain says %d of %d",
 					seed, s.From, s.To, s.TrustedSigned, s.TrustedTotal, got, trusted.TotalPower())
 			}
-		case StepHashChain:
+		case light.StepHashChain:
 			if s.To >= s.From {
 				t.Errorf("seed %d: hash-chain step %d -> %d goes up", seed, s.From, s.To)
 			}
@@ -183,12 +184,12 @@ func TestSequentialAndSkippingAgree(t *testing.T) {
 		}
 	}
 	for _, s := range seqSteps.all() {
-		if s.Method == StepSkipping {
+		if s.Method == light.StepSkipping {
 			t.Errorf("seed %d: the sequential client skipped %d -> %d", seed, s.From, s.To)
 		}
 	}
-	checkSteps(t, seed, c, seqSteps.all(), seq.trustingPeriod())
-	checkSteps(t, seed, c, skipSteps.all(), skip.trustingPeriod())
+	checkSteps(t, seed, c, seqSteps.all(), seq.Period())
+	checkSteps(t, seed, c, skipSteps.all(), skip.Period())
 	sq, sk := seq.Stats().HeadersFetched, skip.Stats().HeadersFetched
 	t.Logf("seed %d: %d targets over %d heights and %d set changes: sequential fetched %d headers, skipping %d",
 		seed, len(targets), c.Height(), len(c.Changes), sq, sk)
@@ -228,7 +229,7 @@ func TestTrustingPeriodIsRespected(t *testing.T) {
 	}
 	checkSteps(t, seed, c, rec.all(), period)
 	for _, s := range rec.all() {
-		if s.Method == StepSkipping && s.From < 100 && s.To > 100 {
+		if s.Method == light.StepSkipping && s.From < 100 && s.To > 100 {
 			t.Errorf("seed %d: step %d -> %d: the restored client did not start from its saved header", seed, s.From, s.To)
 		}
 	}
@@ -318,7 +319,7 @@ func TestLyingNodesAreCaught(t *testing.T) {
 				}
 				t.Logf("%s: %v", mode, err)
 				for h := uint64(1); h <= honest.Height(); h++ {
-					if got := tr.storedHash(h); got != nil && *got != honest.Blocks[h].Hash() {
+					if got := storedHash(tr, h); got != nil && *got != honest.Blocks[h].Hash() {
 						t.Fatalf("seed %d, %s: trusted a forged header at height %d", seed, mode, h)
 					}
 				}
@@ -380,12 +381,12 @@ func fewerThanAThird(sets []*ledger.ValidatorSet) []crypto.Address {
 
 // storedHash returns the hash of the trusted header of height h, if the
 // store holds one.
-func (t *Trust) storedHash(h uint64) *crypto.Hash {
-	below, _ := t.around(h)
-	if below.height != h || below.header == nil {
+func storedHash(t *light.Trust, h uint64) *crypto.Hash {
+	hdr := t.TrustedHeader(h)
+	if hdr == nil {
 		return nil
 	}
-	hash := below.hash
+	hash := hdr.Hash()
 	return &hash
 }
 
@@ -469,7 +470,7 @@ func TestHashChainBackwards(t *testing.T) {
 	if _, err := cl.VerifiedHeader(ctx, first, 500); err != nil {
 		t.Fatal(err)
 	}
-	restored := func() *Trust {
+	restored := func() *light.Trust {
 		tr := trustOf(t, c)
 		if err := tr.RestoreState(first.State()); err != nil {
 			t.Fatal(err)
@@ -483,7 +484,7 @@ func TestHashChainBackwards(t *testing.T) {
 	if err != nil || hdr.Hash() != c.Blocks[495].Hash() {
 		t.Fatalf("seed %d: header 495 below trusted 500: %v", seed, err)
 	}
-	if n != 5 || len(rec.all()) != 1 || rec.all()[0].Method != StepHashChain {
+	if n != 5 || len(rec.all()) != 1 || rec.all()[0].Method != light.StepHashChain {
 		t.Errorf("seed %d: fetched %d headers in steps %+v; want 5 in one hash-chain step", seed, n, rec.all())
 	}
 	forged, err := c.Forge(480)
@@ -507,7 +508,7 @@ func TestSavedHeaderOfAnotherChainIsCaught(t *testing.T) {
 	for _, seq := range []bool{false, true} {
 		tr := trustOf(t, c)
 		tr.Sequential = seq
-		if err := tr.RestoreState(&TrustedState{ChainID: c.Doc.ChainID, GenesisHash: c.Doc.Hash(), Header: &other}); err != nil {
+		if err := tr.RestoreState(&light.TrustedState{ChainID: c.Doc.ChainID, GenesisHash: c.Doc.Hash(), Header: &other}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := cl.VerifiedHeader(context.Background(), tr, 61)
@@ -568,14 +569,14 @@ func TestPersistedStateRestores(t *testing.T) {
 	b.SetHeight(700)
 	tr := trustOf(t, c)
 	var saved []byte
-	tr.Persist = func(s *TrustedState) error {
+	tr.Persist = func(s *light.TrustedState) error {
 		saved = s.Encode()
 		return nil
 	}
 	if _, _, err := cl.LatestVerifiedHeader(ctx, tr); err != nil {
 		t.Fatal(err)
 	}
-	s, err := DecodeTrustedState(saved)
+	s, err := light.DecodeTrustedState(saved)
 	if err != nil {
 		t.Fatalf("decode what Persist got: %v\n%s", err, saved)
 	}
@@ -599,7 +600,7 @@ func TestPersistedStateRestores(t *testing.T) {
 	}
 	other := *c.Doc
 	other.ChainID = "another-chain"
-	ot, err := NewTrust(&other)
+	ot, err := light.NewTrust(&other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,123 +611,5 @@ func TestPersistedStateRestores(t *testing.T) {
 	defer func() { c.Doc.Balances[0].Amount-- }()
 	if err := trustOf(t, c).RestoreState(s); err == nil || !strings.Contains(err.Error(), "genesis") {
 		t.Errorf("a state verified from another genesis: %v", err)
-	}
-}
-
-// TestDecodeTrustedStateRejects: each malformed state fails with a reason,
-// never a panic.
-func TestDecodeTrustedStateRejects(t *testing.T) {
-	c, err := clienttest.NewChain(clienttest.Options{Seed: 3, Heights: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := (&TrustedState{ChainID: clienttest.ChainID, Header: &c.Blocks[10].Header, Validators: c.Sets[10], NextValidators: c.Sets[11]}).Encode()
-	if _, err := DecodeTrustedState(good); err != nil {
-		t.Fatalf("good state: %v", err)
-	}
-	other := c.Sets[1]
-	if other.Hash() == c.Sets[11].Hash() {
-		other = c.Sets[c.Height()]
-	}
-	mismatch := (&TrustedState{ChainID: clienttest.ChainID, Header: &c.Blocks[10].Header, NextValidators: other}).Encode()
-	for name, tc := range map[string]struct {
-		in   string
-		want string
-	}{
-		"empty":         {"", "EOF"},
-		"too large":     {strings.Repeat(" ", MaxTrustedStateBytes+1), "at most"},
-		"not json":      {"{", "unexpected EOF"},
-		"trailing data": {string(good) + "{}", "after the object"},
-		"unknown field": {strings.Replace(string(good), `"version"`, `"extra": 1, "version"`, 1), "unknown field"},
-		"version":       {strings.Replace(string(good), `"version": 1`, `"version": 2`, 1), "version 2"},
-		"no header":     {`{"version":1,"chain_id":"x"}`, "no header"},
-		"other chain":   {strings.Replace(string(good), `"chain_id": "`+clienttest.ChainID+`",`+"\n  \"genesis", `"chain_id": "other",`+"\n  \"genesis", 1), "header of chain"},
-		"set mismatch":  {string(mismatch), "next validators hash to"},
-		"bad set":       {strings.Replace(string(good), `"validators": "`, `"validators": "AAAA`, 1), "validators"},
-		"height 0":      {`{"version":1,"chain_id":"x","header":{"chain_id":"x","height":"0"}}`, "height 0"},
-		"bad chain id":  {`{"version":1,"chain_id":"","header":{"chain_id":"","height":"1"}}`, "chain id"},
-	} {
-		if _, err := DecodeTrustedState([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
-		}
-	}
-}
-
-// FuzzDecodeTrustedState: the decoder never panics, and what it accepts
-// encodes back to a state it decodes the same.
-func FuzzDecodeTrustedState(f *testing.F) {
-	c, err := clienttest.NewChain(clienttest.Options{Seed: 5, Heights: 12})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add((&TrustedState{ChainID: clienttest.ChainID, Header: &c.Blocks[10].Header, Validators: c.Sets[10], NextValidators: c.Sets[11]}).Encode())
-	f.Add((&TrustedState{ChainID: clienttest.ChainID, Header: &c.Blocks[3].Header}).Encode())
-	f.Add([]byte(`{"version":1,"chain_id":"x","header":{"chain_id":"x","height":"1"}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := DecodeTrustedState(b)
-		if err != nil {
-			return
-		}
-		again, err := DecodeTrustedState(s.Encode())
-		if err != nil {
-			t.Fatalf("re-encoded state does not decode: %v", err)
-		}
-		if again.Header.Hash() != s.Header.Hash() || again.ChainID != s.ChainID || again.GenesisHash != s.GenesisHash ||
-			!again.Validators.Equal(s.Validators) || !again.NextValidators.Equal(s.NextValidators) {
-			t.Fatal("re-encoded state decodes differently")
-		}
-	})
-}
-
-// TestTrustingPeriodOf: two thirds of the unbonding period, rounded down,
-// at least 1; the default without one.
-func TestTrustingPeriodOf(t *testing.T) {
-	c, err := clienttest.NewChain(clienttest.Options{Seed: 1, Heights: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := *c.Doc
-	for _, tc := range []struct{ unbonding, want uint64 }{
-		{0, DefaultTrustingPeriod}, {1, 1}, {2, 1}, {3, 2}, {1000, 666}, {1001, 667}, {1 << 63, 6148914691236517205},
-	} {
-		doc.Staking.UnbondingHeights = tc.unbonding
-		if got := TrustingPeriodOf(&doc); got != tc.want {
-			t.Errorf("unbonding %d: trusting period %d, want %d", tc.unbonding, got, tc.want)
-		}
-	}
-	if tr := trustOf(t, c); tr.TrustingPeriod != 666 {
-		t.Errorf("NewTrust of a genesis unbonding in 1000 heights: trusting period %d, want 666", tr.TrustingPeriod)
-	}
-}
-
-// TestStoreRefusesAConflictingHeader: two different headers of one height
-// cannot both be trusted; the same header again is no conflict, and the
-// store keeps the sets either copy brought.
-func TestStoreRefusesAConflictingHeader(t *testing.T) {
-	c, err := clienttest.NewChain(clienttest.Options{Seed: 2, Heights: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := trustOf(t, c)
-	h := c.Blocks[10].Header
-	entry := func(hdr ledger.Header) *trusted {
-		return &trusted{height: hdr.Height, header: &hdr, hash: hdr.Hash(), nextHash: hdr.NextValidatorsHash}
-	}
-	if _, err := tr.add(entry(h)); err != nil {
-		t.Fatal(err)
-	}
-	withSet := entry(h)
-	withSet.next = c.Sets[11]
-	if e, err := tr.add(withSet); err != nil || e.next != c.Sets[11] {
-		t.Fatalf("the same header again: %v (next set kept: %v)", err, e != nil && e.next != nil)
-	}
-	other := h
-	other.AppHash[0] ^= 1
-	_, err = tr.add(entry(other))
-	if !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "conflicting headers at height 10") {
-		t.Fatalf("a second header of height 10: %v", err)
-	}
-	if got := tr.storedHash(10); got == nil || *got != h.Hash() {
-		t.Fatal("the conflicting header replaced the trusted one")
 	}
 }

@@ -8,87 +8,21 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
-	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/statetree"
+	"github.com/ledgerd/ledgerd/light"
 	"github.com/ledgerd/ledgerd/rpc/api"
 )
 
-// ErrVerification is wrapped by every error that means an RPC node's
-// answer does not check out against what the client trusts: a lying or
-// broken node, never a network hiccup.
-var ErrVerification = errors.New("verification failed")
+// ErrVerification is light.ErrVerification: an answer that does not
+// check out against what the client trusts.
+var ErrVerification = light.ErrVerification
 
-// ErrStale is wrapped by the error of a verification whose newest
-// verified header is older than Trust.MaxAge: the state it proves may be
-// out of date, because the nodes asked hide newer blocks or because the
-// chain has made none.
-var ErrStale = errors.New("newest verified header too old")
+// ErrStale is light.ErrStale: the newest verified header is older than
+// Trust.MaxAge.
+var ErrStale = light.ErrStale
 
-// Trust is what a light client trusts: a genesis document it got from a
-// source it believes (a file, or a hash it pinned), and, as it verifies,
-// the headers it came to trust. The genesis validators sign heights 1 and
-// 2; from there the client follows the set from header to header (each
-// header names the set of its height and of the next), sequentially or
-// skipping ahead when more than a third of a trusted set signed a later
-// header (see VerifiedHeader and docs/decisions.md, "The light client
-// across validator-set changes").
-//
-// A Trust is safe for concurrent use and must not be copied after its
-// first use. Set its fields before that.
-type Trust struct {
-	ChainID     string
-	GenesisHash crypto.Hash
-	GenesisTime ledger.Timestamp
-	// Validators is the genesis validator set: the set of heights 1 and 2.
-	Validators *ledger.ValidatorSet
-	// TrustingPeriod is the farthest, in heights, the client skips from a
-	// trusted header in one step: a target farther away is reached
-	// through trusted headers at most this far apart. Zero means
-	// DefaultTrustingPeriod.
-	TrustingPeriod uint64
-	// Sequential makes the client verify every header between the
-	// trusted one and the target, never skipping.
-	Sequential bool
-	// OnStep, when set, is told of every header the client comes to trust
-	// (one call at a time).
-	OnStep func(Step)
-	// Persist, when set, is given the newest trusted header each time a
-	// verification advances it, so that a later run can start there
-	// (RestoreState). When it fails, it is given the state again after
-	// the next verification.
-	Persist func(*TrustedState) error
-	// MaxAge, when positive, is how old the newest verified header may be
-	// for VerifiedAccount: a signed header proves a state existed, not
-	// that it is the latest, so a node can serve an old one as its latest.
-	// Zero accepts any age.
-	MaxAge time.Duration
-	// Now is the clock header ages are measured by; nil means time.Now.
-	Now func() time.Time
-
-	light lightStore
-}
-
-// NewTrust trusts doc, with the trusting period TrustingPeriodOf(doc).
-func NewTrust(doc *genesis.Doc) (*Trust, error) {
-	vs, err := doc.ValidatorSet()
-	if err != nil {
-		return nil, err
-	}
-	return &Trust{ChainID: doc.ChainID, GenesisHash: doc.Hash(), GenesisTime: doc.GenesisTime, Validators: vs,
-		TrustingPeriod: TrustingPeriodOf(doc)}, nil
-}
-
-func (t *Trust) now() time.Time {
-	if t.Now != nil {
-		return t.Now()
-	}
-	return time.Now()
-}
-
-func verifyErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrVerification, fmt.Sprintf(format, args...))
-}
+func verifyErr(format string, args ...any) error { return light.Errorf(format, args...) }
 
 // VerifiedHeader returns the header of height once the light client
 // trusts it: verified from the pinned genesis, or from a header trusted
@@ -96,15 +30,15 @@ func verifyErr(format string, args ...any) error {
 // and linked to a trusted one (see Trust). Headers verified on the way are
 // kept, so later calls fetch little. Any answer that does not check out is
 // an error wrapping ErrVerification that says what failed.
-func (c *Client) VerifiedHeader(ctx context.Context, t *Trust, height uint64) (*ledger.Header, error) {
-	h, _, err := t.verifyHeader(ctx, c, height)
+func (c *Client) VerifiedHeader(ctx context.Context, t *light.Trust, height uint64) (*ledger.Header, error) {
+	h, _, err := t.VerifyHeader(ctx, provider{c}, height)
 	return h, err
 }
 
 // VerifiedHeaderCount is VerifiedHeader that also returns how many
 // headers it fetched (0 when the header was trusted already).
-func (c *Client) VerifiedHeaderCount(ctx context.Context, t *Trust, height uint64) (*ledger.Header, int, error) {
-	return t.verifyHeader(ctx, c, height)
+func (c *Client) VerifiedHeaderCount(ctx context.Context, t *light.Trust, height uint64) (*ledger.Header, int, error) {
+	return t.VerifyHeader(ctx, provider{c}, height)
 }
 
 // VerifiedAccount is an account value proven against a verified header.
@@ -159,7 +93,7 @@ func (c *Client) one(ep string) *Client { return &Client{endpoints: []string{ep}
 // hide the newer blocks. Endpoints whose answer was not used are returned
 // with the reason. It fails when no endpoint yields a verified header
 // (wrapping ErrVerification if one failed verification).
-func (c *Client) LatestVerifiedHeader(ctx context.Context, t *Trust) (*VerifiedHead, []EndpointError, error) {
+func (c *Client) LatestVerifiedHeader(ctx context.Context, t *light.Trust) (*VerifiedHead, []EndpointError, error) {
 	type result struct {
 		hdr     *ledger.Header
 		fetched int
@@ -198,7 +132,7 @@ func (c *Client) LatestVerifiedHeader(ctx context.Context, t *Trust) (*VerifiedH
 
 // latestHeader returns the verified header of the endpoint's latest block
 // and how many headers verifying it fetched.
-func (c *Client) latestHeader(ctx context.Context, t *Trust) (*ledger.Header, int, error) {
+func (c *Client) latestHeader(ctx context.Context, t *light.Trust) (*ledger.Header, int, error) {
 	st, err := c.Status(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -210,13 +144,13 @@ func (c *Client) latestHeader(ctx context.Context, t *Trust) (*ledger.Header, in
 		return nil, 0, errors.New("no block committed yet; nothing to verify against")
 	}
 	h := uint64(st.LatestHeight)
-	hdr, n, err := t.verifyHeader(ctx, c, h)
+	hdr, n, err := t.VerifyHeader(ctx, provider{c}, h)
 	if err != nil || n > 0 {
 		return hdr, n, err
 	}
 	// The height was trusted already (perhaps from another endpoint):
 	// check that this endpoint serves that header, not another one.
-	t.countFetched(1, 0)
+	t.NoteFetched(1, 0)
 	cm, err := c.Commit(ctx, api.At(h))
 	if err != nil {
 		return nil, 1, err
@@ -252,13 +186,13 @@ func endpointsFailed(msg string, errs []EndpointError) error {
 // endpoint proves the account against it: a node that alters the balance,
 // the nonce or the proof is caught. The proof may come from any endpoint
 // that has the state, the header's own first.
-func (c *Client) VerifiedAccount(ctx context.Context, t *Trust, addr crypto.Address) (*VerifiedAccount, error) {
+func (c *Client) VerifiedAccount(ctx context.Context, t *light.Trust, addr crypto.Address) (*VerifiedAccount, error) {
 	head, skipped, err := c.LatestVerifiedHeader(ctx, t)
 	if err != nil {
 		return nil, err
 	}
 	hdr := head.Header
-	if age := t.now().Sub(hdr.Time.Time()); t.MaxAge > 0 && age > t.MaxAge {
+	if age := t.Clock().Sub(hdr.Time.Time()); t.MaxAge > 0 && age > t.MaxAge {
 		return nil, fmt.Errorf("%w: the newest header any endpoint proves, %d (from %s), was made at %s, %s ago, "+
 			"older than %s: the nodes asked may be hiding newer blocks, or the chain has made none since",
 			ErrStale, hdr.Height, head.Endpoint, hdr.Time.Time().UTC().Format(time.RFC3339), age.Round(time.Millisecond), t.MaxAge)
@@ -285,7 +219,7 @@ func (c *Client) VerifiedAccount(ctx context.Context, t *Trust, addr crypto.Addr
 
 // VerifiedAccountAt returns addr's account after height, proven against
 // the app hash in the verified header of height+1.
-func (c *Client) VerifiedAccountAt(ctx context.Context, t *Trust, addr crypto.Address, height uint64) (*VerifiedAccount, error) {
+func (c *Client) VerifiedAccountAt(ctx context.Context, t *light.Trust, addr crypto.Address, height uint64) (*VerifiedAccount, error) {
 	hdr, err := c.VerifiedHeader(ctx, t, height+1)
 	if err != nil {
 		return nil, err
@@ -331,7 +265,7 @@ func (c *Client) verifiedAccountIn(ctx context.Context, addr crypto.Address, hdr
 
 // VerifiedTx returns a committed transaction after checking that it hashes
 // to h and that its inclusion proof leads to the TxRoot of a verified header.
-func (c *Client) VerifiedTx(ctx context.Context, t *Trust, h crypto.Hash) (*api.Transaction, error) {
+func (c *Client) VerifiedTx(ctx context.Context, t *light.Trust, h crypto.Hash) (*api.Transaction, error) {
 	tx, err := c.Tx(ctx, h, true)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,18 +222,27 @@ func (id *identity) droppedBy(target peer.ID) int {
 	return id.dropped[target]
 }
 
-// publish sends data on the topic of kind once at least one target is
-// known to be subscribed to it, waiting at most a second for that. (The
-// identity does not subscribe itself, so it has no mesh and pubsub's
-// readiness option would never be satisfied; the subscribers it learned
-// from the targets' hellos are what flood publishing sends to.)
-func (id *identity) publish(ctx context.Context, kind string, data []byte) error {
+// publish sends data on the topic of kind once every target the identity
+// is connected to is known to be subscribed to it, waiting at most a
+// second for that, and then to whichever subscribed targets it knows (at
+// least one). (The identity does not subscribe itself, so it has no mesh
+// and pubsub's readiness option would never be satisfied; the subscribers
+// it learned from the targets' hellos are what flood publishing sends to.)
+// Waiting for all of them matters to the judge: an identifiable attack
+// must reach every node, and a message flood-published before a node's
+// subscription arrived never reaches that node.
+func (id *identity) publish(ctx context.Context, targets []peer.AddrInfo, kind string, data []byte) error {
 	t := id.topics[kind]
 	if t == nil {
 		return fmt.Errorf("publish: no topic %q", kind)
 	}
 	deadline := time.Now().Add(time.Second)
-	for len(t.ListPeers()) == 0 {
+	for {
+		subscribed := t.ListPeers()
+		missing := slices.ContainsFunc(id.connected(targets), func(p peer.ID) bool { return !slices.Contains(subscribed, p) })
+		if !missing || (len(subscribed) > 0 && time.Now().After(deadline)) {
+			break
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("publish on %s: no subscribed peer", kind)
 		}

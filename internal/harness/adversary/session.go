@@ -283,7 +283,7 @@ func (s *Session) gossipLoop(ctx context.Context, rate float64, next func(r *ran
 			return nil
 		}
 		kind, data := next(r)
-		if err := id.publish(ctx, kind, data); err == nil {
+		if err := id.publish(ctx, s.env.Targets, kind, data); err == nil {
 			s.sent.Add(1)
 			s.bytes.Add(int64(len(data)))
 		}

@@ -1,4 +1,4 @@
-package client
+package light
 
 import (
 	"bytes"

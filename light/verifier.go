@@ -1,4 +1,4 @@
-package client
+package light
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
-	"github.com/ledgerd/ledgerd/rpc/api"
 )
 
 // DefaultTrustingPeriod is the trusting period, in heights, of a Trust
@@ -168,6 +167,16 @@ func (t *Trust) add(e *trusted) (*trusted, error) {
 	return e, nil
 }
 
+// TrustedHeader returns the header of height h if the light client
+// trusts it (holds it in its store), else nil.
+func (t *Trust) TrustedHeader(h uint64) *ledger.Header {
+	below, _ := t.around(h)
+	if below.height != h || below.header == nil {
+		return nil
+	}
+	return below.header
+}
+
 // newest returns the highest trusted entry.
 func (t *Trust) newest() *trusted {
 	t.light.mu.Lock()
@@ -186,15 +195,19 @@ func (t *Trust) Stats() LightStats {
 		Newest: es[len(es)-1].height, Trusted: len(es) - 1}
 }
 
-// countFetched adds to the counts of headers and sets fetched.
-func (t *Trust) countFetched(headers, sets uint64) {
+// NoteFetched adds to the counts of headers and sets fetched (Stats): a
+// caller that fetches a header itself to check it against a trusted one
+// counts it here.
+func (t *Trust) NoteFetched(headers, sets uint64) {
 	t.light.mu.Lock()
 	defer t.light.mu.Unlock()
 	t.light.fetchedH += headers
 	t.light.fetchedS += sets
 }
 
-func (t *Trust) trustingPeriod() uint64 {
+// Period is the trusting period in effect: TrustingPeriod, or
+// DefaultTrustingPeriod when that is zero.
+func (t *Trust) Period() uint64 {
 	if t.TrustingPeriod == 0 {
 		return DefaultTrustingPeriod
 	}
@@ -204,7 +217,7 @@ func (t *Trust) trustingPeriod() uint64 {
 // verifier is one verification: the client it asks, and what it fetched.
 type verifier struct {
 	t       *Trust
-	c       *Client
+	p       Provider
 	headers int
 	// nextSets holds the sets of height h+1 of trusted headers h, once
 	// fetched, so that bisecting from one header fetches its set once.
@@ -224,17 +237,21 @@ type lightBlock struct {
 	vals   *ledger.ValidatorSet
 }
 
-// verifyHeader returns the header of height, trusted from the pinned
-// genesis through the headers the client trusts already, and how many
-// headers it fetched to get there.
-func (t *Trust) verifyHeader(ctx context.Context, c *Client, height uint64) (*ledger.Header, int, error) {
+// VerifyHeader returns the header of height once the light client trusts
+// it: verified from the pinned genesis, or from a header trusted already,
+// through headers each signed by +2/3 of its own validator set and linked
+// to a trusted one, all fetched from p. It also returns how many headers
+// it fetched (0 when the header was trusted already). Headers verified on
+// the way are kept, so later calls fetch little. An answer of p that does
+// not check out is an error wrapping ErrVerification saying what failed.
+func (t *Trust) VerifyHeader(ctx context.Context, p Provider, height uint64) (*ledger.Header, int, error) {
 	if height == 0 {
 		return nil, 0, errors.New("verify: there is no header 0; the first block is height 1")
 	}
 	if t.Validators == nil {
 		return nil, 0, errors.New("verify: the trust has no genesis validator set")
 	}
-	v := &verifier{t: t, c: c, pending: map[uint64]*lightBlock{}, nextSets: map[uint64]*ledger.ValidatorSet{}}
+	v := &verifier{t: t, p: p, pending: map[uint64]*lightBlock{}, nextSets: map[uint64]*ledger.ValidatorSet{}}
 	below, above := t.around(height)
 	if below.height == height {
 		return below.header, 0, nil
@@ -266,7 +283,7 @@ func (v *verifier) forwardCost(from, to uint64) uint64 {
 	if v.t.Sequential {
 		return to - from
 	}
-	p := v.t.trustingPeriod()
+	p := v.t.Period()
 	return (to-from+p-1)/p + bisectAllowance
 }
 
@@ -274,7 +291,7 @@ func (v *verifier) forwardCost(from, to uint64) uint64 {
 // Sequential is set, else skipping in steps no longer than the trusting
 // period, bisecting a step whose target lacks a third of the trusted power.
 func (v *verifier) forward(ctx context.Context, tr *trusted, target uint64) (*trusted, error) {
-	period := v.t.trustingPeriod()
+	period := v.t.Period()
 	for tr.height < target {
 		goal := target
 		if v.t.Sequential {
@@ -383,8 +400,8 @@ func (v *verifier) checkFollows(tr *trusted, h *ledger.Header) error {
 // and the set's total, and errNotEnoughTrust when that is a third or less.
 func (v *verifier) verifyNonAdjacent(ctx context.Context, tr *trusted, lb *lightBlock) (signed, total uint64, err error) {
 	h := lb.header
-	if h.Height-tr.height > v.t.trustingPeriod() {
-		return 0, 0, fmt.Errorf("verify: internal error: skipping from %d to %d, beyond the trusting period %d", tr.height, h.Height, v.t.trustingPeriod())
+	if h.Height-tr.height > v.t.Period() {
+		return 0, 0, fmt.Errorf("verify: internal error: skipping from %d to %d, beyond the trusting period %d", tr.height, h.Height, v.t.Period())
 	}
 	if err := v.checkFollows(tr, h); err != nil {
 		return 0, 0, err
@@ -393,7 +410,7 @@ func (v *verifier) verifyNonAdjacent(ctx context.Context, tr *trusted, lb *light
 	if err != nil {
 		return 0, 0, err
 	}
-	signed = trustedPowerSigned(ts, lb.vals, lb.commit)
+	signed = TrustedPowerSigned(ts, lb.vals, lb.commit)
 	if signed < ts.OneThirdPlus() {
 		return signed, ts.TotalPower(), fmt.Errorf("%w: header %d: validators of trusted height %d holding %d of %d power signed, need %d",
 			errNotEnoughTrust, h.Height, tr.height+1, signed, ts.TotalPower(), ts.OneThirdPlus())
@@ -401,11 +418,11 @@ func (v *verifier) verifyNonAdjacent(ctx context.Context, tr *trusted, lb *light
 	return signed, ts.TotalPower(), nil
 }
 
-// trustedPowerSigned is the power in trustedSet of the validators that
+// TrustedPowerSigned is the power in trustedSet of the validators that
 // signed c, whose signers are indices in vals and whose signatures were
 // verified against vals' keys. A signer counts only when its public key,
 // not just its address, is the trusted member's.
-func trustedPowerSigned(trustedSet, vals *ledger.ValidatorSet, c *ledger.Commit) uint64 {
+func TrustedPowerSigned(trustedSet, vals *ledger.ValidatorSet, c *ledger.Commit) uint64 {
 	var power uint64
 	for _, s := range c.Sigs {
 		signer := vals.Get(int(s.ValidatorIndex))
@@ -449,11 +466,10 @@ func (v *verifier) backward(ctx context.Context, tr *trusted, target uint64) (*t
 	cur := tr.header
 	for cur.Height > target {
 		want := cur.Height - 1
-		cm, err := v.fetchCommit(ctx, want)
+		prev, _, err := v.fetchCommit(ctx, want)
 		if err != nil {
 			return nil, err
 		}
-		prev := cm.Header
 		if got := prev.Hash(); got != cur.LastBlockHash {
 			return nil, verifyErr("header %d hashes to %s, but trusted header %d names %s as its last block", want, got, cur.Height, cur.LastBlockHash)
 		}
@@ -474,71 +490,56 @@ func (v *verifier) lightBlock(ctx context.Context, h uint64) (*lightBlock, error
 	if lb, ok := v.pending[h]; ok {
 		return lb, nil
 	}
-	cm, err := v.fetchCommit(ctx, h)
+	hdr, commit, err := v.fetchCommit(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	hdr := cm.Header
 	id := hdr.Hash()
-	if cm.Commit.BlockID != id {
-		return nil, verifyErr("commit of height %d is for block %s, the header hashes to %s", h, cm.Commit.BlockID, id)
+	if commit.BlockID != id {
+		return nil, verifyErr("commit of height %d is for block %s, the header hashes to %s", h, commit.BlockID, id)
 	}
 	vs, err := v.fetchSet(ctx, h, hdr.ValidatorsHash, fmt.Sprintf("header %d names", h))
 	if err != nil {
 		return nil, err
 	}
-	if err := cm.Commit.Verify(v.t.ChainID, vs, h, id); err != nil {
+	if err := commit.Verify(v.t.ChainID, vs, h, id); err != nil {
 		return nil, verifyErr("commit of height %d under the set header %d names: %v", h, h, err)
 	}
-	lb := &lightBlock{header: hdr, hash: id, commit: cm.Commit, vals: vs}
+	lb := &lightBlock{header: hdr, hash: id, commit: commit, vals: vs}
 	v.pending[h] = lb
 	return lb, nil
 }
 
 // fetchCommit asks for the header and commit of height h and checks that
 // they are there, of that height and of the trusted chain.
-func (v *verifier) fetchCommit(ctx context.Context, h uint64) (*api.Commit, error) {
+func (v *verifier) fetchCommit(ctx context.Context, h uint64) (*ledger.Header, *ledger.Commit, error) {
 	v.headers++
-	v.t.countFetched(1, 0)
-	cm, err := v.c.Commit(ctx, api.At(h))
+	v.t.NoteFetched(1, 0)
+	hdr, commit, err := v.p.SignedHeader(ctx, h)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
-	case cm.Header == nil || cm.Commit == nil:
-		return nil, verifyErr("commit of height %d: header or commit missing", h)
-	case cm.Header.Height != h:
-		return nil, verifyErr("asked for header %d, got %d", h, cm.Header.Height)
-	case cm.Header.ChainID != v.t.ChainID:
-		return nil, verifyErr("header %d is for chain %q, trusted chain is %q", h, cm.Header.ChainID, v.t.ChainID)
+	case hdr == nil || commit == nil:
+		return nil, nil, verifyErr("commit of height %d: header or commit missing", h)
+	case hdr.Height != h:
+		return nil, nil, verifyErr("asked for header %d, got %d", h, hdr.Height)
+	case hdr.ChainID != v.t.ChainID:
+		return nil, nil, verifyErr("header %d is for chain %q, trusted chain is %q", h, hdr.ChainID, v.t.ChainID)
 	}
-	return cm, nil
+	return hdr, commit, nil
 }
 
 // fetchSet asks for the validator set of height h and checks that it
 // hashes to want (what names says names).
 func (v *verifier) fetchSet(ctx context.Context, h uint64, want crypto.Hash, names string) (*ledger.ValidatorSet, error) {
-	v.t.countFetched(0, 1)
-	out, err := v.c.Validators(ctx, api.At(h))
+	v.t.NoteFetched(0, 1)
+	vs, err := v.p.ValidatorSet(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	if uint64(out.Height) != h {
-		return nil, verifyErr("asked for the validator set of height %d, got height %d's", h, out.Height)
-	}
-	if len(out.Validators) > ledger.MaxValidators {
-		return nil, verifyErr("validator set of height %d has %d members, at most %d", h, len(out.Validators), ledger.MaxValidators)
-	}
-	vals := make([]ledger.Validator, len(out.Validators))
-	for i, m := range out.Validators {
-		if m.Address != m.PubKey.Address() {
-			return nil, verifyErr("validator set of height %d: member %s has public key %s, whose address is %s", h, m.Address, m.PubKey, m.PubKey.Address())
-		}
-		vals[i] = ledger.Validator{PubKey: m.PubKey, Power: uint64(m.Power), Name: m.Name}
-	}
-	vs, err := ledger.NewValidatorSet(vals)
-	if err != nil {
-		return nil, verifyErr("validator set of height %d: %v", h, err)
+	if vs == nil {
+		return nil, verifyErr("validator set of height %d missing", h)
 	}
 	if vs.Hash() != want {
 		return nil, verifyErr("the validator set served for height %d hashes to %s, but %s %s", h, vs.Hash(), names, want)
