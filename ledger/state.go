@@ -45,6 +45,61 @@ func AccountKey(addr crypto.Address) [32]byte {
 	return crypto.Sum(buf)
 }
 
+// Leaf metas: the state commitment keeps with every leaf the preimage of
+// its key (statetree.Change.Meta), so that a state restored from a snapshot
+// can rebuild the flat indexes the ledger executes on. A meta is a kind
+// byte and the preimage.
+const (
+	MetaAccount  = 'a' // 'a' || address (20 bytes): an account
+	MetaRecord   = 'k' // 'k' || natural key: a state record (staking)
+	MetaEvidence = 'e' // 'e' || evidence key (32 bytes): punished evidence
+	// MaxLeafMeta bounds a meta; it is statetree.MaxMetaSize, which the
+	// ledger cannot import (a test checks that they agree).
+	MaxLeafMeta = 256
+)
+
+// AccountMeta is the meta of addr's account leaf.
+func AccountMeta(addr crypto.Address) []byte { return append([]byte{MetaAccount}, addr[:]...) }
+
+// RecordMeta is the meta of the leaf of the state record with natural key k.
+func RecordMeta(k []byte) []byte { return append([]byte{MetaRecord}, k...) }
+
+// EvidenceMeta is the meta of the leaf recording evidence with key k.
+func EvidenceMeta(k crypto.Hash) []byte { return append([]byte{MetaEvidence}, k[:]...) }
+
+// LeafKeyOf maps a leaf's meta to the state-commitment key it belongs
+// under: AccountKey of an account's address, RecordKey of a record's natural
+// key, the evidence key itself. A snapshot restorer checks each leaf's key
+// against it before it trusts the meta. Anything else (empty, an unknown
+// kind, a wrong length, more than MaxLeafMeta bytes) is an error.
+func LeafKeyOf(meta []byte) ([32]byte, error) {
+	if len(meta) == 0 {
+		return [32]byte{}, fmt.Errorf("leaf meta: empty")
+	}
+	if len(meta) > MaxLeafMeta {
+		return [32]byte{}, fmt.Errorf("leaf meta: %d bytes, at most %d", len(meta), MaxLeafMeta)
+	}
+	body := meta[1:]
+	switch meta[0] {
+	case MetaAccount:
+		if len(body) != crypto.AddressSize {
+			return [32]byte{}, fmt.Errorf("leaf meta: account address of %d bytes, want %d", len(body), crypto.AddressSize)
+		}
+		return AccountKey(crypto.Address(body)), nil
+	case MetaRecord:
+		if len(body) == 0 {
+			return [32]byte{}, fmt.Errorf("leaf meta: record with an empty key")
+		}
+		return RecordKey(body), nil
+	case MetaEvidence:
+		if len(body) != len(crypto.Hash{}) {
+			return [32]byte{}, fmt.Errorf("leaf meta: evidence key of %d bytes, want %d", len(body), len(crypto.Hash{}))
+		}
+		return [32]byte(body), nil
+	}
+	return [32]byte{}, fmt.Errorf("leaf meta: unknown kind %#x", meta[0])
+}
+
 // EvidenceRecord is the value committed in the state, under Evidence.Key,
 // for a punished equivocation: the height of the block that carried it.
 func EvidenceRecord(height uint64) []byte {

@@ -3,6 +3,7 @@ package statetree
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -211,11 +212,194 @@ func checkVersion(t testing.TB, tr *Tree, v uint64, m model, absent [][32]byte, 
 	}
 }
 
-// countingBatch is a kv.Batch that records its operations, for tests that
-// inspect what a commit writes without a store.
-type countingBatch struct{ puts, dels int }
+// countingBatch is a kv.Batch that counts its operations, and the puts by
+// record tag (the byte after the prefix "s/"), for tests that inspect what
+// a commit writes without a store.
+type countingBatch struct {
+	puts, dels int
+	byTag      map[byte]int
+}
 
-func (b *countingBatch) Put(key, value []byte) { b.puts++ }
-func (b *countingBatch) Delete(key []byte)     { b.dels++ }
-func (b *countingBatch) Len() int              { return b.puts + b.dels }
-func (b *countingBatch) Reset()                { b.puts, b.dels = 0, 0 }
+func (b *countingBatch) Put(key, value []byte) {
+	b.puts++
+	if len(key) > 2 {
+		if b.byTag == nil {
+			b.byTag = map[byte]int{}
+		}
+		b.byTag[key[2]]++
+	}
+}
+func (b *countingBatch) Delete(key []byte) { b.dels++ }
+func (b *countingBatch) Len() int          { return b.puts + b.dels }
+func (b *countingBatch) Reset()            { *b = countingBatch{} }
+
+// mustGet reads key from db, which must hold it.
+func mustGet(db kv.Reader, key []byte) []byte {
+	b, err := db.Get(key)
+	if err != nil {
+		panic(fmt.Sprintf("get %q: %v", key, err))
+	}
+	return b
+}
+
+// metaModel is the reference for the Meta the tree keeps with each leaf.
+type metaModel map[[32]byte][]byte
+
+func (mm metaModel) clone() metaModel {
+	c := make(metaModel, len(mm))
+	for k, v := range mm {
+		c[k] = v
+	}
+	return c
+}
+
+// lastPerKey returns the last change of every key, as Commit applies them.
+func lastPerKey(cs []Change) []Change {
+	last := map[[32]byte]int{}
+	for i, c := range cs {
+		last[c.Key] = i
+	}
+	var out []Change
+	for i, c := range cs {
+		if last[c.Key] == i {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// applyAll applies one commit's changes to the value and meta models: the
+// last change of a key wins, Meta included; a nil Meta keeps the key's
+// Meta, a new key without Meta has none.
+func applyAll(m model, mm metaModel, cs []Change) {
+	for _, c := range lastPerKey(cs) {
+		_, had := m[c.Key]
+		switch {
+		case c.Value == nil:
+			delete(mm, c.Key)
+		case len(c.Meta) > 0:
+			mm[c.Key] = slices.Clone(c.Meta)
+		case c.Meta != nil || !had:
+			delete(mm, c.Key)
+		}
+	}
+	m.apply(lastPerKey(cs))
+}
+
+// withMeta gives about half of the changes a random Meta (some empty,
+// which clears it).
+func withMeta(r *rand.Rand, cs []Change) []Change {
+	for i := range cs {
+		switch r.IntN(6) {
+		case 0, 1:
+			cs[i].Meta = make([]byte, 1+r.IntN(MaxMetaSize))
+			for j := range cs[i].Meta {
+				cs[i].Meta[j] = byte(r.Uint32())
+			}
+		case 2:
+			cs[i].Meta = []byte{}
+		}
+	}
+	return cs
+}
+
+// storedNodes returns the keys of every node stored under prefix.
+func storedNodes(t testing.TB, db kv.Reader, prefix string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	if err := db.Iterate([]byte(prefix+"N"), func(k, _ []byte) bool {
+		out[string(k)] = true
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// reachable adds to into the key of every node reachable from version's
+// root, reading each from the store.
+func reachable(t testing.TB, tr *Tree, version uint64, into map[string]bool) {
+	t.Helper()
+	root, err := tr.rootRef(version)
+	if err != nil {
+		t.Fatalf("version %d: %v", version, err)
+	}
+	var walk func(r ref, depth int, path [32]byte)
+	walk = func(r ref, depth int, path [32]byte) {
+		if r.kind == kindEmpty {
+			return
+		}
+		n, err := tr.load(r, depth, path, false)
+		if err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		into[string(tr.nodeKey(r.version, depth, path))] = true
+		if !n.leaf {
+			walk(n.left, depth+1, withBit(path, depth, 0))
+			walk(n.right, depth+1, withBit(path, depth, 1))
+		}
+	}
+	walk(root, 0, [32]byte{})
+}
+
+// checkNoGarbage checks that the nodes stored are exactly those reachable
+// from the versions from..to (all committed): nothing missing, nothing left
+// over.
+func checkNoGarbage(t testing.TB, db kv.Reader, prefix string, from, to uint64, seed uint64) {
+	t.Helper()
+	tr := New(db, []byte(prefix), WithCacheBytes(0))
+	want := map[string]bool{}
+	for v := max(from, 1); v <= to; v++ {
+		reachable(t, tr, v, want)
+	}
+	got := storedNodes(t, db, prefix)
+	if len(got) != len(want) {
+		t.Fatalf("seed %d: %d nodes stored, %d reachable from versions %d..%d", seed, len(got), len(want), from, to)
+	}
+	for k := range want {
+		if !got[k] {
+			t.Fatalf("seed %d: reachable node %x not stored", seed, k)
+		}
+	}
+}
+
+// checkFull checks version v of tr against the models: Get of every key in
+// keys, a verified proof of every present key and of some absent ones, and
+// every leaf with its Meta through Leaves.
+func checkFull(t testing.TB, tr *Tree, v uint64, m model, mm metaModel, keys [][32]byte, seed uint64) {
+	t.Helper()
+	root, err := tr.Root(v)
+	if err != nil {
+		t.Fatalf("seed %d: Root(%d): %v", seed, v, err)
+	}
+	if want := referenceRoot(m); root != want {
+		t.Fatalf("seed %d: Root(%d) = %x, reference %x", seed, v, root, want)
+	}
+	checkVersion(t, tr, v, m, keys, seed)
+	for i, k := range keys {
+		if _, ok := m[k]; !ok && i%4 != 0 {
+			continue
+		}
+		val, p, err := tr.Prove(v, k)
+		if err != nil {
+			t.Fatalf("seed %d version %d: Prove(%x): %v", seed, v, k, err)
+		}
+		if err := Verify(root, k, m[k], p); err != nil || !bytes.Equal(val, m[k]) {
+			t.Fatalf("seed %d version %d: proof of %x: value %x, %v", seed, v, k, val, err)
+		}
+	}
+	var got []Leaf
+	if err := tr.Leaves(v, 0, [32]byte{}, func(l Leaf) error { got = append(got, l); return nil }); err != nil {
+		t.Fatalf("seed %d version %d: Leaves: %v", seed, v, err)
+	}
+	want := m.sortedKeys()
+	if len(got) != len(want) {
+		t.Fatalf("seed %d version %d: Leaves gave %d leaves, want %d", seed, v, len(got), len(want))
+	}
+	for i, l := range got {
+		if l.Key != want[i] || !bytes.Equal(l.Value, m[l.Key]) || !bytes.Equal(l.Meta, mm[l.Key]) {
+			t.Fatalf("seed %d version %d: leaf %d is %x=%x (meta %x), want %x=%x (meta %x)",
+				seed, v, i, l.Key, l.Value, l.Meta, want[i], m[want[i]], mm[want[i]])
+		}
+	}
+}

@@ -128,7 +128,7 @@ func TestProofsOfEmptyAndSingleLeafTrees(t *testing.T) {
 	db := kv.NewMem()
 	tr := New(db, nil)
 	k, other := [32]byte{1}, [32]byte{2}
-	root := commit(t, db, tr, 0, 1, []Change{{k, []byte("v")}})
+	root := commit(t, db, tr, 0, 1, []Change{{Key: k, Value: []byte("v")}})
 	tests := []struct {
 		name    string
 		version uint64

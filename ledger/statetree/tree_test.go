@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"math/bits"
 	"slices"
 	"sync"
@@ -199,9 +200,9 @@ func TestChangeOrderAndDuplicates(t *testing.T) {
 		changes []Change
 		want    []byte
 	}{
-		{"later value wins", []Change{{k, []byte("a")}, {k, []byte("b")}}, []byte("b")},
-		{"later delete wins", []Change{{k, []byte("a")}, {k, nil}}, nil},
-		{"later insert wins over delete", []Change{{k, nil}, {k, []byte("c")}}, []byte("c")},
+		{"later value wins", []Change{{Key: k, Value: []byte("a")}, {Key: k, Value: []byte("b")}}, []byte("b")},
+		{"later delete wins", []Change{{Key: k, Value: []byte("a")}, {Key: k, Value: nil}}, nil},
+		{"later insert wins over delete", []Change{{Key: k, Value: nil}, {Key: k, Value: []byte("c")}}, []byte("c")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -367,8 +368,9 @@ func TestCommitRejects(t *testing.T) {
 }
 
 // TestCommitWritesOnlyTouchedPaths: updating one key writes exactly its leaf,
-// the inner nodes on its path and the root record, so the cost of a commit
-// follows the depth (~log n), never the size of the state.
+// the inner nodes on its path, a stale-index entry for each node they
+// replace, the root record and the latest-version record, so the cost of a
+// commit follows the depth (~log n), never the size of the state.
 func TestCommitWritesOnlyTouchedPaths(t *testing.T) {
 	r, seed := testRand(t)
 	db := kv.NewMem()
@@ -402,9 +404,10 @@ func TestCommitWritesOnlyTouchedPaths(t *testing.T) {
 			}
 			depth := len(p.Siblings)
 			maxDepth = max(maxDepth, depth)
-			if want := depth + 2; b.puts != want || b.dels != 0 {
-				t.Fatalf("seed %d size %d: updating a key at depth %d wrote %d puts, %d deletes; want %d puts",
-					seed, size, depth, b.puts, b.dels, want)
+			want := map[byte]int{tagNode: depth + 1, tagStale: depth + 1, tagRoot: 1, tagLatest: 1}
+			if !maps.Equal(b.byTag, want) || b.dels != 0 {
+				t.Fatalf("seed %d size %d: updating a key at depth %d wrote %d deletes and puts by record tag %v; want %v",
+					seed, size, depth, b.dels, b.byTag, want)
 			}
 		}
 		// Random keys keep the tree balanced: depth stays near log2(n).
@@ -519,7 +522,7 @@ func TestCorruptStoreIsReported(t *testing.T) {
 	setup := func(t *testing.T) (*kv.Mem, *Tree, [32]byte) {
 		db := kv.NewMem()
 		tr := New(db, []byte("s/"), WithCacheBytes(0))
-		root := commit(t, db, tr, 0, 1, []Change{{keyA, []byte("a")}, {keyB, []byte("b")}})
+		root := commit(t, db, tr, 0, 1, []Change{{Key: keyA, Value: []byte("a")}, {Key: keyB, Value: []byte("b")}})
 		return db, tr, root
 	}
 	put := func(db *kv.Mem, k, v []byte) {
@@ -533,24 +536,42 @@ func TestCorruptStoreIsReported(t *testing.T) {
 			panic(err)
 		}
 	}
-	leafA := newLeaf(keyA, []byte("a")).hash
+	leafA := newLeaf(keyA, []byte("a"), nil).at(1).ref()
+	rootNode := func(tr *Tree) []byte { return tr.nodeKey(1, 0, [32]byte{}) }
+	leafNode := func(tr *Tree) []byte { return tr.nodeKey(1, 1, keyA) }
 	tests := []struct {
 		name   string
 		damage func(db *kv.Mem, tr *Tree, root [32]byte)
 	}{
-		{"root node missing", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, tr.nodeKey(root), nil) }},
-		{"leaf missing", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, tr.nodeKey(leafA), nil) }},
-		{"node truncated", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, tr.nodeKey(root), []byte{tagInner, 1, 2}) }},
+		{"root node missing", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, rootNode(tr), nil) }},
+		{"leaf missing", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, leafNode(tr), nil) }},
+		{"node truncated", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, rootNode(tr), []byte{tagInner, 1, 2}) }},
 		{"unknown node tag", func(db *kv.Mem, tr *Tree, root [32]byte) {
-			put(db, tr.nodeKey(root), append([]byte{7}, make([]byte, 64)...))
+			put(db, rootNode(tr), append([]byte{7}, make([]byte, innerSize-1)...))
 		}},
 		{"leaf value altered", func(db *kv.Mem, tr *Tree, root [32]byte) {
-			put(db, tr.nodeKey(leafA), append(append([]byte{tagLeaf}, keyA[:]...), 'x'))
+			put(db, leafNode(tr), append(append([]byte{tagLeaf}, keyA[:]...), 0, 0, 'x'))
 		}},
 		{"inner node swapped for another", func(db *kv.Mem, tr *Tree, root [32]byte) {
-			put(db, tr.nodeKey(root), newInner(leafA, leafA).encode())
+			put(db, rootNode(tr), newInner(leafA, leafA).encode())
+		}},
+		{"inner node claims a child from a later version", func(db *kv.Mem, tr *Tree, root [32]byte) {
+			n, err := decodeNode(mustGet(db, rootNode(tr)))
+			if err != nil {
+				panic(err)
+			}
+			n.left.version = 2
+			put(db, rootNode(tr), n.encode())
+		}},
+		{"inner node miscounts its leaves", func(db *kv.Mem, tr *Tree, root [32]byte) {
+			b := mustGet(db, rootNode(tr))
+			b[len(b)-1]++ // the right child's leaf count; hashes unchanged
+			put(db, rootNode(tr), b)
 		}},
 		{"root record truncated", func(db *kv.Mem, tr *Tree, root [32]byte) { put(db, tr.rootKey(1), root[:31]) }},
+		{"root record names a later version", func(db *kv.Mem, tr *Tree, root [32]byte) {
+			put(db, tr.rootKey(1), encodeRootRecord(ref{hash: root, version: 2, kind: kindInner, leaves: 2}))
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -562,7 +583,7 @@ func TestCorruptStoreIsReported(t *testing.T) {
 			if _, _, err := tr.Prove(1, keyA); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("Prove: %v, want ErrCorrupt", err)
 			}
-			if _, err := tr.Commit(db.NewBatch(), 1, 2, []Change{{keyA, nil}}); !errors.Is(err, ErrCorrupt) {
+			if _, err := tr.Commit(db.NewBatch(), 1, 2, []Change{{Key: keyA, Value: nil}}); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("Commit: %v, want ErrCorrupt", err)
 			}
 		})
@@ -575,11 +596,11 @@ func TestPrefixIsolation(t *testing.T) {
 	db := kv.NewMem()
 	a, b := New(db, []byte("a/")), New(db, []byte("b/"))
 	k := [32]byte{9}
-	commit(t, db, a, 0, 1, []Change{{k, []byte("in a")}})
+	commit(t, db, a, 0, 1, []Change{{Key: k, Value: []byte("in a")}})
 	if _, err := b.Root(1); !errors.Is(err, ErrVersionNotFound) {
 		t.Fatalf("tree b sees tree a's version: %v", err)
 	}
-	commit(t, db, b, 0, 1, []Change{{k, []byte("in b")}})
+	commit(t, db, b, 0, 1, []Change{{Key: k, Value: []byte("in b")}})
 	for _, tc := range []struct {
 		tr   *Tree
 		want string

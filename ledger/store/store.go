@@ -145,7 +145,7 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 			return nil, errors.New("genesis supply overflows")
 		}
 		supply += a.Account.Balance
-		changes = append(changes, statetree.Change{Key: ledger.AccountKey(a.Address), Value: a.Account.Encode()})
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(a.Address), Value: a.Account.Encode(), Meta: ledger.AccountMeta(a.Address)})
 	}
 	if genesis.TotalSupply != 0 && genesis.TotalSupply < supply {
 		return nil, fmt.Errorf("genesis supply %d is below the sum of the balances %d", genesis.TotalSupply, supply)
@@ -161,7 +161,7 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 		if r.Value == nil {
 			continue
 		}
-		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value})
+		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value, Meta: ledger.RecordMeta(r.Key)})
 		b.Put(recordKey(r.Key), r.Value)
 	}
 	b.Put(valsKey(1), st.Validators.Encode())
@@ -280,7 +280,7 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	changes := make([]statetree.Change, 0, len(res.Accounts)+len(res.Evidence)+len(res.Records))
 	batch := s.db.NewBatch()
 	for _, r := range res.Records {
-		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value})
+		changes = append(changes, statetree.Change{Key: ledger.RecordKey(r.Key), Value: r.Value, Meta: ledger.RecordMeta(r.Key)})
 		if r.Value == nil {
 			batch.Delete(recordKey(r.Key))
 		} else {
@@ -292,12 +292,12 @@ func (s *Store) write(cur *ledger.State, b *ledger.Block, c *ledger.Commit, id c
 	}
 	for _, u := range res.Accounts {
 		enc := u.Account.Encode()
-		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: enc})
+		changes = append(changes, statetree.Change{Key: ledger.AccountKey(u.Address), Value: enc, Meta: ledger.AccountMeta(u.Address)})
 		batch.Put(accountKey(u.Address), enc)
 	}
 	for _, k := range res.Evidence {
 		rec := ledger.EvidenceRecord(h)
-		changes = append(changes, statetree.Change{Key: k, Value: rec})
+		changes = append(changes, statetree.Change{Key: k, Value: rec, Meta: ledger.EvidenceMeta(k)})
 		batch.Put(append(append([]byte(nil), prefixEvidence...), k[:]...), rec)
 	}
 	root, err := s.tree.Commit(batch, version(cur.Height), version(h), changes)
