@@ -16,13 +16,16 @@ import (
 
 // Stream protocol names, as passed to ProtocolID.
 const (
-	StatusProtocol  = statusProtocol
-	SyncProtocol    = syncProtocol
-	CatchupProtocol = catchupProtocol
+	StatusProtocol     = statusProtocol
+	SyncProtocol       = syncProtocol
+	CatchupProtocol    = catchupProtocol
+	SnapshotsProtocol  = snapshotProtocol
+	LightBlockProtocol = lightBlockProtocol
 )
 
 // ProtocolID is the stream protocol ID of name (StatusProtocol,
-// SyncProtocol or CatchupProtocol) on chainID.
+// SyncProtocol, CatchupProtocol, SnapshotsProtocol or LightBlockProtocol)
+// on chainID.
 func ProtocolID(chainID, name string) protocol.ID {
 	return protocol.ID("/ledgerd/" + chainID + "/" + name + "/1")
 }
