@@ -103,8 +103,10 @@
 // another; a peer that cannot back its claim (no blocks for heights it
 // claims, or stalled answers) is penalised, its claim stops counting, and
 // claiming it again gets it banned. A peer is only ever asked for heights
-// from its base up; lacking heights below its base is no fault, and when
-// no peer serves the next height Sync fails with ErrBelowPeersBase.
+// from its base up, and lacking heights below its base is no fault; a peer
+// whose base is above the next height does not count as being ahead, so a
+// node whose every peer pruned past it is not sent to block sync (the
+// driver sees it in PeerBases and can go to state sync).
 //
 // # State sync
 //

@@ -184,23 +184,45 @@ func TestBlockSyncPeerPrunedMeanwhile(t *testing.T) {
 	}
 }
 
-// TestBlockSyncBelowEveryBase: when every peer that has the next height
-// serves only from above it, Sync says so at once instead of waiting.
-func TestBlockSyncBelowEveryBase(t *testing.T) {
+// TestBelowEveryBase: when the only peer ahead serves blocks only from
+// above the next height, WaitBehind does not send the node to block sync
+// (there is nothing to get), and a Sync started anyway returns at once,
+// without error and without blaming the peer. A peer cannot stop a node
+// by stating a high base: node/blocksync.go treats a Sync error as fatal.
+func TestBelowEveryBase(t *testing.T) {
 	const N = 60
 	tc := getChain(t, N, 1)
 	pruned := newTestHandler(1, 0).serving(tc, N)
 	pruned.base.Store(30)
-	sn := startSyncNet(t, []*testHandler{pruned})
+	sn := startSyncNet(t, []*testHandler{pruned}, func(c *Config) { c.SyncStall = 100 * time.Millisecond })
 	ctx := waitCtx(t, 30*time.Second)
 	waitBase(t, ctx, sn.fresh, sn.servers[0].ID(), 30)
+
+	wctx, cancel := context.WithTimeout(ctx, time.Second) // ten times SyncStall
+	defer cancel()
+	if target, err := sn.fresh.WaitBehind(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitBehind returned %d, %v: a peer that cannot serve height 1 sent the node to block sync", target, err)
+	}
 	reached, err := sn.fresh.NewSyncer().Sync(ctx, 1, func(*ledger.Block, *ledger.Commit) error { return nil })
-	if !errors.Is(err, ErrBelowPeersBase) || reached != 0 {
-		t.Fatalf("reached %d with %v, want 0 and ErrBelowPeersBase", reached, err)
+	if err != nil || reached != 0 {
+		t.Fatalf("Sync reached %d with %v, want 0 and no error", reached, err)
 	}
 	if pen := sn.fresh.Penalty(sn.servers[0].ID()); pen != 0 {
 		t.Fatalf("pruned peer penalised %.0f", pen)
 	}
+
+	// At 29 the node is at the peer's base minus one: the peer counts.
+	sn.handler.latest.Store(29)
+	target, err := sn.fresh.WaitBehind(ctx)
+	if err != nil || target != N {
+		t.Fatalf("WaitBehind at 29: %d, %v; want %d", target, err, N)
+	}
+	var got []crypto.Hash
+	reached, err = sn.fresh.NewSyncer().Sync(ctx, 30, inOrder(30, &got))
+	if err != nil || reached != N {
+		t.Fatalf("Sync from 30 reached %d with %v", reached, err)
+	}
+	checkApplied(t, tc, 30, got, N)
 }
 
 // TestStatusCarriesBase: decodeStatus reads both versions, and a full

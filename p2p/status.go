@@ -242,17 +242,24 @@ func (ph *peerHeights) ranges() map[peer.ID]peerRange {
 // max returns the highest credible height and a channel closed when any
 // credible height rises after this call.
 func (ph *peerHeights) max() (uint64, <-chan struct{}) {
-	top, _, ch := ph.top2()
+	top, _, ch := ph.top2(^uint64(0))
 	return top, ch
 }
 
-// top2 returns the highest credible height, the highest one that at least
-// two peers reach (the highest when only one peer is known), and a channel
-// closed when any credible height rises after this call.
-func (ph *peerHeights) top2() (first, second uint64, changed <-chan struct{}) {
+// top2 returns, among the peers that serve height next (their base is at
+// or below it), the highest credible height, the highest one that at
+// least two of them reach (the highest when only one counts), and a
+// channel closed when any credible height rises or base changes after
+// this call.
+func (ph *peerHeights) top2(next uint64) (first, second uint64, changed <-chan struct{}) {
 	ph.mu.Lock()
 	defer ph.mu.Unlock()
+	counted := 0
 	for _, c := range ph.h {
+		if c.servesFrom() > next {
+			continue
+		}
+		counted++
 		switch h := c.credible(); {
 		case h > first:
 			first, second = h, first
@@ -260,7 +267,7 @@ func (ph *peerHeights) top2() (first, second uint64, changed <-chan struct{}) {
 			second = h
 		}
 	}
-	if len(ph.h) == 1 {
+	if counted == 1 {
 		second = first
 	}
 	return first, second, ph.changed
@@ -313,7 +320,10 @@ func (n *Node) claimUnbacked(p peer.ID, from uint64, why string) {
 // moves, or ahead at all while the local height stays put (a node that
 // missed the votes of one height and cannot decide it). A lone claim thus
 // waits SyncStall before it is tested; a claim block sync found unbacked
-// does not count (see peerHeights).
+// does not count (see peerHeights), and neither does a peer whose base is
+// above the local height plus one: block sync could get nothing from it
+// (a node whose every peer is such is stuck for block sync, and PeerBases
+// tells the driver so: state sync is its way on).
 //
 // The driver runs a Syncer alongside consensus and pauses consensus only
 // once a verified block arrives, then calls WaitBehind again, so a node
@@ -324,8 +334,8 @@ func (n *Node) WaitBehind(ctx context.Context) (uint64, error) {
 	var since time.Time // when a peer was first seen ahead of sinceLocal
 	var sinceLocal uint64
 	for {
-		target, supported, changed := n.heights.top2()
 		local := n.handler.LatestHeight()
+		target, supported, changed := n.heights.top2(local + 1)
 		var left time.Duration
 		switch {
 		case supported > local+n.cfg.SyncLag:

@@ -48,10 +48,6 @@ type Syncer struct {
 
 const maxSyncFailures = 3
 
-// ErrBelowPeersBase is what Sync wraps when no peer serves the next height
-// because it is below every reporting peer's base.
-var ErrBelowPeersBase = errors.New("the next height is below the base of every peer that has it")
-
 // NewSyncer returns a Syncer that fetches through n with n's SyncConfig.
 func (n *Node) NewSyncer() *Syncer { return &Syncer{n: n, cfg: n.cfg.Sync} }
 
@@ -84,11 +80,11 @@ type fetchResult struct {
 // it. It returns the last height applied (from-1 if none) once no peer
 // reports a higher one, or with an error when apply fails or ctx ends. An
 // apply error is returned as is: the block it was given carried a valid
-// commit, so the fault is local (or the validator set's). When the next
-// height is below the base of every peer that reports it (the blocks
-// were pruned everywhere this node can reach), Sync returns an error
-// wrapping ErrBelowPeersBase: block sync cannot go on from there, state
-// sync can.
+// commit, so the fault is local (or the validator set's). It also returns
+// (without error) when the next height is below the base of every peer
+// that reports it: the blocks were pruned everywhere this node can reach,
+// block sync cannot go on from there (state sync can), and WaitBehind no
+// longer counts those peers. A peer's claim never makes Sync fail.
 func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block, *ledger.Commit) error) (uint64, error) {
 	n := s.n
 	from = max(from, 1)
@@ -158,7 +154,8 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 			}
 		}
 		if next <= target && !covered && len(inflight) == 0 {
-			return next - 1, fmt.Errorf("block sync from %d: %w (the lowest is %d)", next, ErrBelowPeersBase, lowestBase)
+			log.Info("block sync: no peer serves the next height; their blocks start above it", "height", next, "target", target, "lowest_base", lowestBase)
+			return next - 1, nil
 		}
 		if next > target && len(inflight) == 0 {
 			if next > from {
