@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -174,8 +175,12 @@ type snapshotResponse struct {
 	body   []byte          // manifest or chunk when found, aliasing the frame
 }
 
-func (a *snapshotResponse) encode() []byte {
-	w := wire.NewWriter(make([]byte, 0, 2+8+4+1+binary.MaxVarintLen32+len(a.body)+len(a.offers)*snapOfferBytes))
+func (a *snapshotResponse) encode() []byte { return append(a.head(), a.body...) }
+
+// head is the answer's encoding up to its body (a manifest's or chunk's
+// bytes, written after it as they are, not copied into one buffer).
+func (a *snapshotResponse) head() []byte {
+	w := wire.NewWriter(make([]byte, 0, 2+8+4+1+binary.MaxVarintLen32+len(a.offers)*snapOfferBytes))
 	w.U8(snapshotVersion)
 	w.U8(a.kind)
 	if a.kind != snapKindOffers {
@@ -198,7 +203,7 @@ func (a *snapshotResponse) encode() []byte {
 		}
 		return w.Bytes()
 	}
-	w.Prefixed(a.body)
+	w.Uvarint(uint64(len(a.body)))
 	return w.Bytes()
 }
 
@@ -348,12 +353,35 @@ func (n *Node) serveSnapshots(s network.Stream) {
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(snapshotServeTimeout))
 	bw := bufio.NewWriterSize(s, 64<<10)
-	if err := writeFrame(bw, a.encode()); err != nil || bw.Flush() != nil {
+	head := a.head()
+	err = writeFrameParts(bw, head, a.body)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		n.log.Debug("snapshot: serve", "peer", p, "err", err)
 		s.Reset()
 		return
 	}
 	_ = s.Close()
+}
+
+// writeFrameParts writes one frame whose body is the parts one after the
+// other, as writeFrame(w, concatenation) would, without concatenating.
+func writeFrameParts(w io.Writer, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if _, err := w.Write(binary.AppendUvarint(nil, uint64(n))); err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // answerSnapshot builds the answer to req. A peer whose serving budget is

@@ -255,7 +255,7 @@ func (n *Node) FetchManifest(ctx context.Context, offer SnapshotOffer, peers []p
 			err = fmt.Errorf("manifest of height %d does not hash to the offer's %x", offer.Height, offer.ManifestHash[:8])
 			n.Ban(p, "snapshot: "+err.Error())
 		default:
-			return bytes.Clone(a.body), nil
+			return a.body, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", p, err))
 	}
