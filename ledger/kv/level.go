@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -89,7 +90,14 @@ func (l *Level) Write(b Batch, sync bool) error {
 	if !ok {
 		return errors.New("kv: batch from another store")
 	}
-	var lb leveldb.Batch
+	// Size the batch once: goleveldb grows a batch by a fraction of its
+	// size once it holds more than a few thousand records, which copies a
+	// large batch over and over.
+	n := 0
+	for _, o := range ob.ops {
+		n += 1 + 2*binary.MaxVarintLen32 + len(o.key) + len(o.value)
+	}
+	lb := leveldb.MakeBatch(n)
 	for _, o := range ob.ops {
 		if o.del {
 			lb.Delete(o.key)
@@ -97,7 +105,7 @@ func (l *Level) Write(b Batch, sync bool) error {
 			lb.Put(o.key, o.value)
 		}
 	}
-	return mapErr(l.db.Write(&lb, &opt.WriteOptions{Sync: sync}))
+	return mapErr(l.db.Write(lb, &opt.WriteOptions{Sync: sync}))
 }
 
 func (l *Level) Close() error { return mapErr(l.db.Close()) }

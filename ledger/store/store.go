@@ -53,6 +53,10 @@ type Store struct {
 	mu    sync.RWMutex
 	state *ledger.State // latest committed state, nil before genesis
 
+	// base is the lowest height whose block the store holds (see Base),
+	// 0 until Init or FinishRestore.
+	base atomic.Uint64
+
 	// writing is held while a height is written; seq counts the writes
 	// begun and ended (odd while one is under way). ReadLatest uses them
 	// to see the flat indexes of one height.
@@ -115,11 +119,17 @@ func Open(db kv.DB) *Store {
 }
 
 // Init loads the latest committed state, or on an empty store commits the
-// genesis state and accounts as height 0. genesisHash identifies the
+// genesis state and accounts as height 0. A store that state sync began
+// to restore and did not finish is refused with ErrRestoreIncomplete. genesisHash identifies the
 // genesis document; reopening a store made from a different genesis fails.
 // genesis.Validators is the set of the first heights; records are the
 // genesis state records (the staking state).
 func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, records []ledger.Record, genesisHash crypto.Hash) (*ledger.State, error) {
+	if m, underway, err := s.readRestoreMarker(); err != nil {
+		return nil, err
+	} else if underway {
+		return nil, fmt.Errorf("%w (height %d)", ErrRestoreIncomplete, m.height)
+	}
 	stored, err := s.db.Get(keyGenesisHash)
 	switch {
 	case err == nil:
@@ -130,6 +140,11 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 		if err != nil {
 			return nil, err
 		}
+		base, err := s.loadBase()
+		if err != nil {
+			return nil, err
+		}
+		s.base.Store(base)
 		s.setState(st)
 		return st.Copy(), nil
 	case !errors.Is(err, kv.ErrNotFound):
@@ -177,6 +192,7 @@ func (s *Store) Init(genesis *ledger.State, accounts []ledger.AccountUpdate, rec
 	if err := s.db.Write(b, true); err != nil {
 		return nil, fmt.Errorf("write genesis: %w", err)
 	}
+	s.base.Store(1)
 	s.setState(st)
 	return st.Copy(), nil
 }
