@@ -54,6 +54,7 @@ func (a *applier) apply(b *ledger.Block, c *ledger.Commit) error {
 func (d *driver) applied(st *ledger.State) {
 	n := d.n
 	n.setStatus(st)
+	n.pruner.committed(st.Height)
 	n.refusal.Store(nil)
 	n.lastProgress.Store(n.clock.Now().UnixNano())
 	if p := n.lostBlocks.Load(); p != nil && st.Height >= d.lostUntil {

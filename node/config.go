@@ -48,6 +48,7 @@ type Config struct {
 	P2P       P2PConfig       `toml:"p2p"`
 	Mempool   MempoolConfig   `toml:"mempool"`
 	Consensus ConsensusConfig `toml:"consensus"`
+	Pruning   PruningConfig   `toml:"pruning"`
 }
 
 // RPCConfig configures the JSON-RPC server.
@@ -122,6 +123,47 @@ type ConsensusConfig struct {
 	DoubleSignCheckHeight uint64 `toml:"double_sign_check_height"`
 }
 
+// PruningConfig says which versions of the state the node keeps, like
+// Cosmos SDK's pruning options: Strategy "default" keeps the state of the
+// last DefaultKeepRecent heights, "nothing" keeps every height's state,
+// "everything" only the last two, and "custom" the last KeepRecent.
+// Pruning runs in the background every Interval heights. Blocks are
+// never pruned by it: only old versions of the state tree.
+type PruningConfig struct {
+	Strategy   string `toml:"strategy"`
+	KeepRecent uint64 `toml:"keep_recent"`
+	Interval   uint64 `toml:"interval"`
+}
+
+// Pruning strategies (PruningConfig.Strategy).
+const (
+	PruneDefault    = "default"
+	PruneNothing    = "nothing"
+	PruneEverything = "everything"
+	PruneCustom     = "custom"
+)
+
+// DefaultKeepRecent is how many heights' state the default pruning
+// strategy keeps: at one block a second, a little over a day of proofs
+// at old heights, and far more than block sync, light clients or a
+// snapshot in progress need.
+const DefaultKeepRecent = 100_000
+
+// Keep returns how many of the latest heights' state the strategy
+// keeps, and false for "nothing" (keep all).
+func (p PruningConfig) Keep() (uint64, bool) {
+	switch p.Strategy {
+	case PruneNothing:
+		return 0, false
+	case PruneEverything:
+		return 2, true
+	case PruneCustom:
+		return p.KeepRecent, true
+	default:
+		return DefaultKeepRecent, true
+	}
+}
+
 // DefaultDoubleSignCheckHeight is the default of
 // consensus.double_sign_check_height.
 const DefaultDoubleSignCheckHeight = 20
@@ -184,6 +226,7 @@ func DefaultConfig(home string) *Config {
 			EmptyBlocksInterval:   Duration{0},
 			DoubleSignCheckHeight: DefaultDoubleSignCheckHeight,
 		},
+		Pruning: PruningConfig{Strategy: PruneDefault, KeepRecent: 0, Interval: 10},
 	}
 }
 
@@ -278,6 +321,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Mempool.MaxTxs <= 0 || c.Mempool.MaxBytes <= 0 || c.Mempool.MaxPerSender <= 0 {
 		errs = append(errs, errors.New("mempool.max_txs, max_bytes and max_per_sender must be positive"))
+	}
+	switch c.Pruning.Strategy {
+	case PruneDefault, PruneNothing, PruneEverything:
+	case PruneCustom:
+		if c.Pruning.KeepRecent < 2 {
+			errs = append(errs, fmt.Errorf("pruning.keep_recent %d: the custom strategy keeps at least the last 2 heights' state", c.Pruning.KeepRecent))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("pruning.strategy %q: want default, nothing, everything or custom", c.Pruning.Strategy))
+	}
+	if c.Pruning.Interval == 0 {
+		errs = append(errs, errors.New("pruning.interval must be positive"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -419,4 +474,19 @@ create_empty_blocks_interval = "{{.Consensus.EmptyBlocksInterval}}"
 # (data/priv_validator_state.json) knows: that state was lost or restored
 # from an old copy, or another node signs with this key. 0 disables it.
 double_sign_check_height = {{.Consensus.DoubleSignCheckHeight}}
+
+[pruning]
+# Which heights' state (the account tree behind the app hash) the node keeps,
+# for proofs at old heights (ledger_getAccount with a height and a proof):
+#   default     the last 100000 heights
+#   nothing     every height (the disk grows with every block)
+#   everything  the last 2 heights only
+#   custom      the last keep_recent heights (at least 2)
+# A height whose state was pruned answers -32014 (pruned). Pruning runs in
+# the background and never removes the state of a snapshot being written.
+# Blocks are kept whatever the strategy.
+strategy = "{{.Pruning.Strategy}}"
+keep_recent = {{.Pruning.KeepRecent}}
+# Prune every this many heights.
+interval = {{.Pruning.Interval}}
 `))

@@ -85,6 +85,7 @@ type Node struct {
 	evpool  *evidence.Pool
 	events  *eventHub
 	metrics *metrics.Metrics
+	pruner  *pruner // nil when the node keeps every height's state
 
 	inbox   chan inbound
 	txReady chan struct{}
@@ -160,6 +161,8 @@ func New(cfg *Config, o Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
+
+	n.pruner = newPruner(cfg.Pruning, n.store, log.With("module", "pruner"))
 
 	mcfg := mempool.DefaultConfig(n.chainID)
 	mcfg.MaxTxs, mcfg.MaxBytes, mcfg.MaxPerSender = cfg.Mempool.MaxTxs, cfg.Mempool.MaxBytes, cfg.Mempool.MaxPerSender
@@ -251,6 +254,12 @@ func (n *Node) Start(ctx context.Context) error {
 	d := newDriver(n)
 	n.goRun(func() error { return d.run(ctx) })
 	n.goRun(func() error { return n.gossipTxs(ctx) })
+	if n.pruner != nil {
+		// A pruning cut short by a kill, or a window narrowed since the
+		// last run, is finished now rather than at the next interval.
+		n.pruner.kick(n.store.Height())
+		n.goRun(func() error { n.pruner.run(ctx); return nil })
+	}
 	go func() {
 		n.wg.Wait()
 		n.shutdown()

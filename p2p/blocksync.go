@@ -27,21 +27,27 @@ import (
 // stopping early at its latest height or once it has sent
 // syncResponseSoftBytes, and then one end frame,
 //
-//	version (1) | kind 2 (1) | latest height (8)
+//	version (1) | kind 2 (1) | latest height (8)              base 1
+//	version (1) | kind 3 (1) | latest height (8) | base (8)   base in [2, latest+1]
 //
-// so every answer also tells the requester how far the responder is.
+// so every answer also tells the requester how far the responder is, and
+// from which height it serves (the status protocol's base; kind 3 only for
+// a base above 1, so a full node's answers are what they always were). A
+// request that starts below the responder's base is answered with the end
+// frame alone.
 const (
 	syncProtocol = "blocksync"
 	syncVersion  = 1
 
-	syncKindBlock = 1
-	syncKindEnd   = 2
+	syncKindBlock   = 1
+	syncKindEnd     = 2
+	syncKindEndBase = 3
 
 	// MaxSyncBatch bounds the heights one request may ask for.
 	MaxSyncBatch = 64
 
 	syncRequestBytes = 1 + 8 + 4
-	syncEndBytes     = 1 + 1 + 8
+	syncEndBytes     = 1 + 1 + 8 // with base 1; kind 3 adds 8
 	// syncResponseSoftBytes: a responder stops adding blocks to an answer
 	// once it has written this much (it always sends at least one).
 	syncResponseSoftBytes = 8 << 20
@@ -93,6 +99,7 @@ func decodeSyncRequest(b []byte) (syncRequest, error) {
 type syncFrame struct {
 	end    bool
 	height uint64 // block height, or the responder's latest height at the end
+	base   uint64 // the responder's base at the end (1 for kind 2)
 	block  []byte // canonical block, aliasing the frame
 	commit []byte // canonical commit, aliasing the frame
 }
@@ -107,11 +114,17 @@ func encodeSyncBlock(height uint64, block, commit []byte) []byte {
 	return w.Bytes()
 }
 
-func encodeSyncEnd(latest uint64) []byte {
-	w := wire.NewWriter(make([]byte, 0, syncEndBytes))
+func encodeSyncEnd(latest, base uint64) []byte {
+	w := wire.NewWriter(make([]byte, 0, syncEndBytes+8))
 	w.U8(syncVersion)
-	w.U8(syncKindEnd)
+	if base <= 1 {
+		w.U8(syncKindEnd)
+		w.U64(latest)
+		return w.Bytes()
+	}
+	w.U8(syncKindEndBase)
 	w.U64(latest)
+	w.U64(base)
 	return w.Bytes()
 }
 
@@ -129,8 +142,15 @@ func decodeSyncFrame(b []byte) (syncFrame, error) {
 		f.block = r.Prefixed("block", ledger.MaxBlockDecodeBytes)
 		f.commit = r.Prefixed("commit", maxCommitBytes)
 	case k == syncKindEnd:
+		f.end, f.base = true, 1
+		f.height = r.U64()
+	case k == syncKindEndBase:
 		f.end = true
 		f.height = r.U64()
+		f.base = r.U64()
+		if r.Err() == nil && !validBase(f.height, f.base) {
+			r.Fail(fmt.Errorf("base %d with latest height %d: want 2 <= base <= latest+1", f.base, f.height))
+		}
 	default:
 		r.Fail(fmt.Errorf("unknown kind %d", k))
 	}
@@ -210,12 +230,13 @@ func isTimeout(err error) bool {
 
 // writeBlocks answers req, drawing every block frame from p's serving
 // budget: when it runs out the answer ends early (possibly with no block),
-// and the requester asks again later or elsewhere.
+// and the requester asks again later or elsewhere. A request from below
+// this node's base gets the end frame alone, which names the base.
 func (n *Node) writeBlocks(s network.Stream, p peer.ID, req syncRequest) error {
-	latest := n.handler.LatestHeight()
+	latest, base := n.servingRange()
 	bw := bufio.NewWriterSize(s, 64<<10)
 	sent := 0
-	for h := req.from; h < req.from+uint64(req.count) && h <= latest && sent < syncResponseSoftBytes; h++ {
+	for h := req.from; req.from >= base && h < req.from+uint64(req.count) && h <= latest && sent < syncResponseSoftBytes; h++ {
 		block, err := n.handler.Block(h)
 		if err != nil {
 			n.log.Debug("block sync: no block", "height", h, "err", err)
@@ -236,7 +257,7 @@ func (n *Node) writeBlocks(s network.Stream, p peer.ID, req syncRequest) error {
 		}
 		sent += len(f)
 	}
-	if err := writeFrame(bw, encodeSyncEnd(latest)); err != nil {
+	if err := writeFrame(bw, encodeSyncEnd(latest, base)); err != nil {
 		return err
 	}
 	return bw.Flush()

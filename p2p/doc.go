@@ -1,7 +1,21 @@
 // Package p2p connects a ledgerd node to its peers: a libp2p host, gossipsub
 // topics for transactions, proposals (with block parts), votes and evidence,
-// and request/response stream protocols for status, block sync and round
-// catch-up.
+// and request/response stream protocols, each /ledgerd/<chain>/<name>/1:
+//
+//   - status: latest height and base, exchanged on connect and periodically;
+//   - blocksync: blocks with their commits, in batches;
+//   - catchup: the current round's proposal, parts and votes;
+//   - snapshots: state-snapshot offers, manifests and chunks (state sync),
+//     spoken by nodes whose Handler is a SnapshotSource;
+//   - lightblock: a header with its commit and validator set, for verifying
+//     heights from the genesis, spoken by nodes whose Handler is a
+//     LightBlockSource.
+//
+// Every stream protocol has one request frame and a bounded answer, a read
+// deadline for the request, a bounded number of streams served at once (2
+// per peer), and answers drawn from the per-peer serving budget; a malformed
+// request is penalised, and an answer that breaks the protocol gets the
+// peer that sent it banned.
 //
 // # Host
 //
@@ -72,8 +86,11 @@
 //
 // # Block sync
 //
-// Peers exchange their latest height over /ledgerd/<chain>/status/1 when they
-// connect and every Config.StatusInterval; a verified vote or proposal also
+// Peers exchange their latest height and base (the lowest height whose
+// block they serve: 1 for a full node, higher for one that pruned or was
+// restored by state sync; Handler's optional BlockBase) over
+// /ledgerd/<chain>/status/1 when they connect and every
+// Config.StatusInterval; a verified vote or proposal also
 // tells us its author has reached the height before it. WaitBehind returns when
 // two peers (or the only one) are ahead by more than Config.SyncLag heights,
 // or one peer has been ahead for longer than Config.SyncStall; the driver
@@ -85,7 +102,36 @@
 // serves a bad block or commit is banned and its heights are fetched from
 // another; a peer that cannot back its claim (no blocks for heights it
 // claims, or stalled answers) is penalised, its claim stops counting, and
-// claiming it again gets it banned.
+// claiming it again gets it banned. A peer is only ever asked for heights
+// from its base up, and lacking heights below its base is no fault; a peer
+// whose base is above the next height does not count as being ahead, so a
+// node whose every peer pruned past it is not sent to block sync (the
+// driver sees it in PeerBases and can go to state sync).
+//
+// # State sync
+//
+// A node joining a long chain restores a state snapshot instead of
+// replaying every block. This package carries it and leaves the snapshot
+// format to the node: manifests and chunks are opaque bytes, bounded by
+// MaxManifestBytes and MaxChunkBytes. DiscoverSnapshots asks every peer
+// what it offers (/ledgerd/<chain>/snapshots/1) and groups the offers by
+// snapshot with the peers offering each; FetchManifest fetches a manifest
+// and checks it against the offer's hash; FetchChunks fetches the chunks
+// from the offering peers in parallel, a few requests per peer, least
+// loaded peer first, and hands each to the node's Verify callback, which
+// checks the chunk's proof against the app hash. A chunk that fails gets
+// its peer banned and is fetched from another; a peer that offered the
+// snapshot and then answers "not found" is penalised; timeouts and busy
+// answers back off; the fetch fails cleanly once no offering peer is left.
+// Chunks restored before a restart are skipped (FetchSpec.Done).
+//
+// The snapshot's height must be checked against a header the node
+// verified itself, from the genesis, by peers' commits. The lightblock
+// protocol serves the header, commit and validator set of a height;
+// FetchLightBlock fetches one from a peer and checks that it holds
+// together, and LightBlocks is a LightBlockProvider that asks several peers
+// and reports a conflict when two serve different ones. Deciding which
+// headers to trust is the light client's job, not this package's.
 //
 // # Driving it
 //

@@ -16,13 +16,16 @@ import (
 
 // Stream protocol names, as passed to ProtocolID.
 const (
-	StatusProtocol  = statusProtocol
-	SyncProtocol    = syncProtocol
-	CatchupProtocol = catchupProtocol
+	StatusProtocol     = statusProtocol
+	SyncProtocol       = syncProtocol
+	CatchupProtocol    = catchupProtocol
+	SnapshotsProtocol  = snapshotProtocol
+	LightBlockProtocol = lightBlockProtocol
 )
 
 // ProtocolID is the stream protocol ID of name (StatusProtocol,
-// SyncProtocol or CatchupProtocol) on chainID.
+// SyncProtocol, CatchupProtocol, SnapshotsProtocol or LightBlockProtocol)
+// on chainID.
 func ProtocolID(chainID, name string) protocol.ID {
 	return protocol.ID("/ledgerd/" + chainID + "/" + name + "/1")
 }
@@ -31,11 +34,25 @@ func ProtocolID(chainID, name string) protocol.ID {
 // block proposed by p.
 func EncodePartMessage(p *ledger.Proposal, part *ledger.Part) []byte { return encodePart(p, part) }
 
-// EncodeStatus is the status frame body announcing latest.
-func EncodeStatus(latest uint64) []byte { return encodeStatus(latest) }
+// EncodeStatus is the status frame body announcing latest, with base 1 (a
+// node that serves every height).
+func EncodeStatus(latest uint64) []byte { return encodeStatus(latest, 1) }
 
-// DecodeStatus decodes a status frame body.
-func DecodeStatus(b []byte) (uint64, error) { return decodeStatus(b) }
+// EncodeStatusBase is the status frame body announcing latest and the
+// lowest height served, base (1 for a full node). It does not check the
+// pair: a peer may send what the node must refuse.
+func EncodeStatusBase(latest, base uint64) []byte { return encodeStatus(latest, base) }
+
+// DecodeStatus decodes a status frame body, returning the latest height
+// it announces (DecodeStatusBase also returns the base).
+func DecodeStatus(b []byte) (uint64, error) {
+	h, _, err := decodeStatus(b)
+	return h, err
+}
+
+// DecodeStatusBase decodes a status frame body: the latest height and
+// the base it announces.
+func DecodeStatusBase(b []byte) (latest, base uint64, err error) { return decodeStatus(b) }
 
 // EncodeSyncRequest is the block-sync request frame body for count heights
 // from from. It does not check the range: a peer may send what the node
@@ -52,8 +69,12 @@ func DecodeSyncRequest(b []byte) (from uint64, count uint32, err error) {
 }
 
 // EncodeSyncEnd is the frame that ends a block-sync answer, announcing the
-// responder's latest height.
-func EncodeSyncEnd(latest uint64) []byte { return encodeSyncEnd(latest) }
+// responder's latest height (and base 1).
+func EncodeSyncEnd(latest uint64) []byte { return encodeSyncEnd(latest, 1) }
+
+// EncodeSyncEndBase is the frame that ends a block-sync answer, announcing
+// the responder's latest height and base.
+func EncodeSyncEndBase(latest, base uint64) []byte { return encodeSyncEnd(latest, base) }
 
 // EncodeCatchupRequest is the catch-up request frame body for (height,
 // round).

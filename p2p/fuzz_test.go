@@ -41,13 +41,21 @@ func FuzzDecodeMessage(f *testing.F) {
 }
 
 func FuzzDecodeStatus(f *testing.F) {
-	f.Add(encodeStatus(0))
-	f.Add(encodeStatus(1 << 40))
+	f.Add(encodeStatus(0, 1))
+	f.Add(encodeStatus(1<<40, 1))
+	f.Add(encodeStatus(1<<40, 77))
+	f.Add(encodeStatus(50, 51))
 	f.Add([]byte{2, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		h, err := decodeStatus(data)
-		if err == nil && !bytes.Equal(encodeStatus(h), data) {
+		h, base, err := decodeStatus(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(encodeStatus(h, base), data) {
 			t.Fatal("status does not re-encode to its input")
+		}
+		if base < 1 || base-1 > h {
+			t.Fatalf("accepted base %d with latest height %d", base, h)
 		}
 	})
 }
@@ -73,7 +81,8 @@ func FuzzDecodeSyncRequest(f *testing.F) {
 func FuzzDecodeSyncFrame(f *testing.F) {
 	tc := getChain(f, 2, 2)
 	f.Add(encodeSyncBlock(2, tc.blocks[1], tc.commits[1].Encode()))
-	f.Add(encodeSyncEnd(77))
+	f.Add(encodeSyncEnd(77, 1))
+	f.Add(encodeSyncEnd(77, 50))
 	f.Add([]byte{syncVersion, syncKindBlock, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x7f})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := decodeSyncFrame(data)
@@ -82,7 +91,10 @@ func FuzzDecodeSyncFrame(f *testing.F) {
 		}
 		var re []byte
 		if fr.end {
-			re = encodeSyncEnd(fr.height)
+			re = encodeSyncEnd(fr.height, fr.base)
+			if fr.base < 1 || fr.base-1 > fr.height {
+				t.Fatalf("accepted base %d with latest height %d", fr.base, fr.height)
+			}
 		} else {
 			re = encodeSyncBlock(fr.height, fr.block, fr.commit)
 			// The syncer decodes the parts next; they must not panic either.

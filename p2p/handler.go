@@ -18,6 +18,11 @@ import (
 // carries, whoever relayed it), for a catch-up answer the peer that
 // answered. What the node finds wrong with a message only after the
 // validator passed it is charged to from with Node.Penalize.
+//
+// A Handler may also implement optional capabilities, each checked once by
+// New: TxChecker (judging relayed transactions against state), BlockBase
+// (a block store that starts above height 1), SnapshotSource (serving
+// state snapshots) and LightBlockSource (serving light blocks).
 type Handler interface {
 	// HandleTxs receives transactions whose chain ID, basic fields and
 	// signature were checked (the mempool need not verify it again; it
@@ -89,5 +94,6 @@ type TxChecker interface {
 var ErrTxStale = errors.New("transaction is stale")
 
 // ErrNotFound is what Handler.Block and Handler.Commit wrap for a height
-// they do not hold.
+// they do not hold, and the state-sync sources for a snapshot, chunk or
+// light block they do not hold.
 var ErrNotFound = errors.New("not found")

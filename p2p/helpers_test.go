@@ -103,8 +103,10 @@ type testHandler struct {
 
 	chain    *testChain
 	latest   atomic.Uint64
-	served   atomic.Int64 // blocks served
-	withhold bool         // claims its latest height but serves nothing
+	base     atomic.Uint64 // lowest height served (0 or 1: every height)
+	served   atomic.Int64  // blocks served
+	below    atomic.Int64  // blocks asked for below base
+	withhold bool          // claims its latest height but serves nothing
 	corrupt  func(height uint64, block []byte, c *ledger.Commit) ([]byte, *ledger.Commit)
 
 	mu     sync.Mutex
@@ -169,7 +171,14 @@ func (h *testHandler) setRound(height uint64, round uint32, rm RoundMessages) {
 
 func (h *testHandler) LatestHeight() uint64 { return h.latest.Load() }
 
+// BaseHeight makes testHandler a BlockBase.
+func (h *testHandler) BaseHeight() uint64 { return max(h.base.Load(), 1) }
+
 func (h *testHandler) Block(height uint64) ([]byte, error) {
+	if height < h.base.Load() {
+		h.below.Add(1)
+		return nil, fmt.Errorf("block %d below base %d: %w", height, h.base.Load(), ErrNotFound)
+	}
 	if h.chain == nil || h.withhold || height == 0 || height > h.latest.Load() {
 		return nil, fmt.Errorf("block %d: %w", height, ErrNotFound)
 	}
@@ -182,7 +191,7 @@ func (h *testHandler) Block(height uint64) ([]byte, error) {
 }
 
 func (h *testHandler) Commit(height uint64) (*ledger.Commit, error) {
-	if h.chain == nil || height == 0 || height > h.latest.Load() {
+	if h.chain == nil || height == 0 || height > h.latest.Load() || height < h.base.Load() {
 		return nil, fmt.Errorf("commit %d: %w", height, ErrNotFound)
 	}
 	c := h.chain.commits[height-1]

@@ -127,6 +127,13 @@ type Node struct {
 	budget     *peerBuckets   // bytes served per peer
 	admits     *admissions    // handshake state of connected peers
 
+	// State sync serving: the Handler's optional capabilities (nil when
+	// it lacks them, and the protocol is then not registered).
+	snapshots  SnapshotSource
+	lights     LightBlockSource
+	snapLimit  *streamLimiter // snapshot streams served at once
+	lightLimit *streamLimiter // light-block streams served at once
+
 	mesh    [numRouters]*meshTracker
 	scoreMu sync.Mutex
 	scores  [numRouters]map[peer.ID]float64
@@ -210,6 +217,8 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 		syncLimit:  newStreamLimiter(maxSyncServers, maxStreamsPerPeer),
 		catchLimit: newStreamLimiter(maxCatchupServers, maxStreamsPerPeer),
 		budget:     newServeBudget(cfg.ServeBytesPerSecond, cfg.ServeBurstBytes),
+		snapLimit:  newStreamLimiter(maxSnapshotServers, maxStreamsPerPeer),
+		lightLimit: newStreamLimiter(maxLightServers, maxStreamsPerPeer),
 		admits:     newAdmissions(),
 		penalties:  newPenaltyBook(penaltyHalfLife, maxPenaltyPeers),
 		txRate:     newPeerBuckets(txRatePerPeer, txBurstPerPeer, maxRatePeers),
@@ -218,6 +227,8 @@ func New(ctx context.Context, cfg Config, key libp2pcrypto.PrivKey, handler Hand
 		n.mesh[i] = newMeshTracker(n.log)
 		n.scores[i] = make(map[peer.ID]float64)
 	}
+	n.snapshots, _ = handler.(SnapshotSource)
+	n.lights, _ = handler.(LightBlockSource)
 	n.check = newChecker(cfg.ChainID, vals, handler.ConsensusPosition)
 	n.check.txs, _ = handler.(TxChecker)
 	n.check.txRate, n.check.penalize = n.txRate, n.Penalize
@@ -337,6 +348,12 @@ func (n *Node) start() error {
 	n.host.SetStreamHandler(n.protocol(statusProtocol), n.admittedOnly(n.serveStatus))
 	n.host.SetStreamHandler(n.protocol(syncProtocol), n.admittedOnly(n.serveSync))
 	n.host.SetStreamHandler(n.protocol(catchupProtocol), n.admittedOnly(n.serveCatchup))
+	if n.snapshots != nil {
+		n.host.SetStreamHandler(n.protocol(snapshotProtocol), n.admittedOnly(n.serveSnapshots))
+	}
+	if n.lights != nil {
+		n.host.SetStreamHandler(n.protocol(lightBlockProtocol), n.admittedOnly(n.serveLightBlock))
+	}
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    n.connected,
 		DisconnectedF: n.disconnected,

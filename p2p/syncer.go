@@ -33,6 +33,13 @@ import (
 // from that height on, across Syncs, until it serves a verified block
 // there. Claiming it again gets it banned (Node.recordHeight).
 //
+// A peer serves heights from its base (BlockBase; the status protocol and
+// every block-sync answer state it) to its height. It is never asked for
+// heights below its base, and an answer with no blocks for a request that
+// turns out to start below its base (it pruned meanwhile) is no fault: the
+// base it states in that answer is recorded and the heights are asked of
+// another peer.
+//
 // A Syncer runs one Sync at a time.
 type Syncer struct {
 	n   *Node
@@ -58,10 +65,11 @@ type fetched struct {
 // fetchResult is the outcome of one request.
 type fetchResult struct {
 	peer    peer.ID
-	claimed uint64 // the peer's credible height when it was asked
+	claimed peerRange // the peer's base and credible height when it was asked
 	req     syncRequest
 	blocks  []fetched // verified, consecutive from req.from
 	latest  uint64    // the peer's latest height, if gotEnd
+	base    uint64    // the peer's base, if gotEnd
 	gotEnd  bool
 	err     error // the request failed (timeout, stream error): not the peer's fault for sure
 	bad     error // the peer served something invalid
@@ -72,7 +80,11 @@ type fetchResult struct {
 // it. It returns the last height applied (from-1 if none) once no peer
 // reports a higher one, or with an error when apply fails or ctx ends. An
 // apply error is returned as is: the block it was given carried a valid
-// commit, so the fault is local (or the validator set's).
+// commit, so the fault is local (or the validator set's). It also returns
+// (without error) when the next height is below the base of every peer
+// that reports it: the blocks were pruned everywhere this node can reach,
+// block sync cannot go on from there (state sync can), and WaitBehind no
+// longer counts those peers. A peer's claim never makes Sync fail.
 func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block, *ledger.Commit) error) (uint64, error) {
 	n := s.n
 	from = max(from, 1)
@@ -125,14 +137,25 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 		}
 
 		changed := n.heightsChanged()
-		all := n.heights.snapshot()
-		heights := make(map[peer.ID]uint64, len(all))
+		all := n.heights.ranges()
+		heights := make(map[peer.ID]peerRange, len(all))
 		var target uint64
-		for p, h := range all {
+		covered, lowestBase := false, uint64(0)
+		for p, r := range all {
 			if !excluded[p] {
-				heights[p] = h
-				target = max(target, h)
+				heights[p] = r
+				target = max(target, r.height)
+				if r.height >= next {
+					covered = covered || r.covers(next)
+					if lowestBase == 0 || r.base < lowestBase {
+						lowestBase = r.base
+					}
+				}
 			}
+		}
+		if next <= target && !covered && len(inflight) == 0 {
+			log.Info("block sync: no peer serves the next height; their blocks start above it", "height", next, "target", target, "lowest_base", lowestBase)
+			return next - 1, nil
 		}
 		if next > target && len(inflight) == 0 {
 			if next > from {
@@ -155,7 +178,7 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 				break
 			}
 			count := uint64(1)
-			for count < uint64(s.cfg.BatchSize) && h+count <= min(limit, heights[p]) && !inflight[h+count] {
+			for count < uint64(s.cfg.BatchSize) && h+count <= min(limit, heights[p].height) && !inflight[h+count] {
 				if _, ok := ready[h+count]; ok {
 					break
 				}
@@ -206,13 +229,19 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 				}
 			}
 			// The answer says the peer lacks heights it claimed: in its
-			// status (claimed) or in this very answer (latest).
-			contradicts := r.bad == nil && r.err == nil && len(r.blocks) == 0 && r.gotEnd &&
-				(r.latest >= r.req.from || r.claimed >= r.req.from)
+			// status (claimed) or in this very answer (latest), from a base
+			// at or below them.
+			empty := r.bad == nil && r.err == nil && len(r.blocks) == 0 && r.gotEnd
+			belowBase := empty && r.req.from < max(r.base, r.claimed.base)
+			contradicts := empty && !belowBase && (r.latest >= r.req.from || r.claimed.height >= r.req.from)
 			switch {
 			case r.bad != nil:
 				excluded[r.peer] = true
 				n.Ban(r.peer, "block sync: "+r.bad.Error())
+			case belowBase:
+				// It pruned those heights since it last said; its new base,
+				// recorded below, keeps them from being asked of it again.
+				log.Debug("block sync: heights below the peer's base", "peer", r.peer, "from", r.req.from, "base", r.base)
 			case contradicts:
 				log.Info("block sync: peer lacks heights it claimed", "peer", r.peer, "from", r.req.from, "claimed", r.claimed, "latest", r.latest)
 				excluded[r.peer] = true
@@ -232,7 +261,7 @@ func (s *Syncer) Sync(ctx context.Context, from uint64, apply func(*ledger.Block
 				n.heights.backed(r.peer, r.blocks[len(r.blocks)-1].block.Height())
 			}
 			if r.gotEnd && r.bad == nil && !(contradicts && r.latest >= r.req.from) {
-				n.recordHeight(r.peer, r.latest)
+				n.recordHeight(r.peer, r.latest, r.base)
 			}
 		}
 	}
@@ -263,13 +292,14 @@ func (n *Node) heightsChanged() <-chan struct{} {
 	return ch
 }
 
-// pickPeer chooses, among peers at height h or above that are not resting
-// and below their request limit, one with the fewest requests in flight.
-func (s *Syncer) pickPeer(heights map[peer.ID]uint64, h uint64, active map[peer.ID]int, rested map[peer.ID]time.Time, now time.Time) peer.ID {
+// pickPeer chooses, among peers that serve height h (at or above their
+// base, at or below their height) and are not resting and below their
+// request limit, one with the fewest requests in flight.
+func (s *Syncer) pickPeer(heights map[peer.ID]peerRange, h uint64, active map[peer.ID]int, rested map[peer.ID]time.Time, now time.Time) peer.ID {
 	var best []peer.ID
 	bestActive := s.cfg.PerPeerRequests
-	for p, ph := range heights {
-		if ph < h || active[p] >= s.cfg.PerPeerRequests || rested[p].After(now) {
+	for p, pr := range heights {
+		if !pr.covers(h) || active[p] >= s.cfg.PerPeerRequests || rested[p].After(now) {
 			continue
 		}
 		switch a := active[p]; {
@@ -334,7 +364,7 @@ func (s *Syncer) fetch(ctx context.Context, p peer.ID, req syncRequest) (r fetch
 			return r
 		}
 		if f.end {
-			r.latest, r.gotEnd = f.height, true
+			r.latest, r.base, r.gotEnd = f.height, f.base, true
 			return r
 		}
 		if i >= uint64(req.count) || f.height != req.from+i {

@@ -73,6 +73,9 @@ type ChainReader interface {
 	// AppHash is the commitment to the state after height, which the
 	// header of block height+1 carries.
 	AppHash(height uint64) (crypto.Hash, error)
+	// OldestState is the lowest height whose state is kept; the state
+	// reads above answer an error wrapping store.ErrPruned below it.
+	OldestState() uint64
 	// TxError is why the committed transaction h failed (its receipt's
 	// error), "" when it succeeded or is not committed.
 	TxError(h crypto.Hash) (string, error)

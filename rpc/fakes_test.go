@@ -82,6 +82,7 @@ type fakeChain struct {
 	txs      map[crypto.Hash]store.TxLocation
 	accounts map[crypto.Address]ledger.Account
 	failure  error
+	oldest   uint64 // lowest height whose state is kept; reads below fail with store.ErrPruned
 }
 
 func newFakeChain() *fakeChain {
@@ -233,6 +234,8 @@ func (c *fakeChain) AccountProof(height uint64, addr crypto.Address) (ledger.Acc
 	}
 	return acc, &statetree.Proof{}, nil
 }
+
+func (c *fakeChain) OldestState() uint64 { return c.oldest }
 
 func (c *fakeChain) AppHash(height uint64) (crypto.Hash, error) {
 	c.mu.Lock()

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"testing"
@@ -167,5 +168,32 @@ func TestAccountTransactionsPagesInsideBlocks(t *testing.T) {
 				t.Fatalf("pages gave %d txs %v,\nwant %d %v", len(got), got, len(want), want)
 			}
 		})
+	}
+}
+
+// TestPrunedHeightAnswersPruned: once the store pruned the state below a
+// height, an account read there (with or without a proof) answers -32014
+// with the lowest height still kept, and the heights kept still answer.
+func TestPrunedHeightAnswersPruned(t *testing.T) {
+	b := newTestBackend(t, 1)
+	ts := startServer(t, b, Config{})
+	a1 := b.addr(1)
+	for i := range 4 {
+		b.commit(t, b.transfer(0, a1, 10, 0, uint64(i)))
+	}
+	if _, err := b.st.PruneState(context.Background(), 3, 100); err != nil {
+		t.Fatal(err)
+	}
+	for _, prove := range []bool{false, true} {
+		r := ts.callRaw(t, api.MethodGetAccount, a1, "2", prove)
+		if r.Error == nil || r.Error.Code != api.CodePruned || r.Error.Data.Reason != "pruned" ||
+			r.Error.Data.OldestHeight == nil || *r.Error.Data.OldestHeight != 3 {
+			t.Fatalf("account at pruned height 2 (prove %v): %+v", prove, r.Error)
+		}
+		var acc api.Account
+		ts.call(t, api.MethodGetAccount, &acc, a1, "3", prove)
+		if acc.Balance != 1_000_000_000+30 {
+			t.Fatalf("account at kept height 3 (prove %v): balance %d", prove, acc.Balance)
+		}
 	}
 }

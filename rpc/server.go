@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger/store"
 	"github.com/ledgerd/ledgerd/metrics"
 	"github.com/ledgerd/ledgerd/rpc/api"
 )
@@ -696,6 +697,11 @@ func codeOf(e *api.Error) int {
 func (s *Server) toAPIError(method string, err error) *api.Error {
 	var e *api.Error
 	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, store.ErrPruned) {
+		e := api.Errorf(api.CodePruned, "%v", err)
+		e.Data.(*api.ErrorData).OldestHeight = api.Uint64(s.b.Chain().OldestState()).Ptr()
 		return e
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -106,6 +106,12 @@ func newStartFlags(fs *flag.FlagSet) *startFlags {
 	dsc := fs.Uint64("consensus.double-sign-check-height", def.Consensus.DoubleSignCheckHeight,
 		"heights whose commits a validator searches for its own signatures before signing (0 = off)")
 	sf.setters["consensus.double-sign-check-height"] = func(c *node.Config) { c.Consensus.DoubleSignCheckHeight = *dsc }
+	ps := fs.String("pruning", def.Pruning.Strategy, "which heights' state to keep: default (the last 100000), nothing (all), everything (the last 2) or custom")
+	sf.setters["pruning"] = func(c *node.Config) { c.Pruning.Strategy = *ps }
+	pk := fs.Uint64("pruning.keep-recent", def.Pruning.KeepRecent, "with --pruning custom: how many of the latest heights' state to keep (at least 2)")
+	sf.setters["pruning.keep-recent"] = func(c *node.Config) { c.Pruning.KeepRecent = *pk }
+	pi := fs.Uint64("pruning.interval", def.Pruning.Interval, "prune every this many heights")
+	sf.setters["pruning.interval"] = func(c *node.Config) { c.Pruning.Interval = *pi }
 	return sf
 }
 

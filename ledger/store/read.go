@@ -126,7 +126,11 @@ func (s *Store) Tx(h crypto.Hash) (*ledger.Tx, TxLocation, error) {
 
 // Account returns addr's account in the state after height.
 func (s *Store) Account(height uint64, addr crypto.Address) (ledger.Account, error) {
-	return s.reader(height).Account(addr)
+	a, err := s.reader(height).Account(addr)
+	if err != nil {
+		return ledger.Account{}, s.stateErr("account "+addr.String(), height, err)
+	}
+	return a, nil
 }
 
 // AccountProof returns addr's account after height (the zero Account when
@@ -135,7 +139,7 @@ func (s *Store) Account(height uint64, addr crypto.Address) (ledger.Account, err
 func (s *Store) AccountProof(height uint64, addr crypto.Address) (ledger.Account, *statetree.Proof, error) {
 	v, p, err := s.tree.Prove(version(height), ledger.AccountKey(addr))
 	if err != nil {
-		return ledger.Account{}, nil, fmt.Errorf("prove account %s at height %d: %w", addr, height, err)
+		return ledger.Account{}, nil, s.stateErr("prove account "+addr.String(), height, err)
 	}
 	if v == nil {
 		return ledger.Account{}, p, nil
@@ -147,7 +151,10 @@ func (s *Store) AccountProof(height uint64, addr crypto.Address) (ledger.Account
 // AppHash returns the state commitment after height.
 func (s *Store) AppHash(height uint64) (crypto.Hash, error) {
 	r, err := s.tree.Root(version(height))
-	return crypto.Hash(r), err
+	if err != nil {
+		return crypto.Hash{}, s.stateErr("app hash", height, err)
+	}
+	return crypto.Hash(r), nil
 }
 
 // Reader returns a ledger.StateReader over the latest committed state.
@@ -296,7 +303,11 @@ func (r stateReader) Account(addr crypto.Address) (ledger.Account, error) {
 // Record returns the state record under the natural key k after height,
 // nil if absent.
 func (s *Store) Record(height uint64, k []byte) ([]byte, error) {
-	return s.tree.Get(version(height), ledger.RecordKey(k))
+	v, err := s.tree.Get(version(height), ledger.RecordKey(k))
+	if err != nil {
+		return nil, s.stateErr(fmt.Sprintf("record %q", k), height, err)
+	}
+	return v, nil
 }
 
 // RecordProof returns the state record under the natural key k after
@@ -305,7 +316,7 @@ func (s *Store) Record(height uint64, k []byte) ([]byte, error) {
 func (s *Store) RecordProof(height uint64, k []byte) ([]byte, *statetree.Proof, error) {
 	v, p, err := s.tree.Prove(version(height), ledger.RecordKey(k))
 	if err != nil {
-		return nil, nil, fmt.Errorf("prove record %q at height %d: %w", k, height, err)
+		return nil, nil, s.stateErr(fmt.Sprintf("prove record %q", k), height, err)
 	}
 	return v, p, nil
 }

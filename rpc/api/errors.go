@@ -52,6 +52,10 @@ const (
 	// rpc.max_websockets_per_client WebSockets, or the node holds
 	// rpc.max_websockets; answered with HTTP 429 or 503.
 	CodeTooManyConnections = -32013
+	// CodePruned: the state at the height asked for was pruned (see the
+	// node's [pruning] configuration); data.oldest_height is the
+	// lowest height whose state the node still keeps.
+	CodePruned = -32014
 )
 
 // Application error codes: why the node refused a transaction. They are
@@ -104,6 +108,7 @@ var codeNames = map[int]string{
 	CodeHostNotAllowed:       "host_not_allowed",
 	CodeOriginNotAllowed:     "origin_not_allowed",
 	CodeTooManyConnections:   "too_many_connections",
+	CodePruned:               "pruned",
 	CodeTxInvalid:            "invalid",
 	CodeTxTooLarge:           "tx_too_large",
 	CodeWrongChain:           "wrong_chain",
@@ -150,6 +155,9 @@ type ErrorData struct {
 	Hash *string `json:"hash,omitempty"`
 	// Status is where the transaction is, for timeout: pending or unknown.
 	Status TxStatus `json:"status,omitempty"`
+	// OldestHeight is the lowest height whose state the node keeps, for
+	// pruned.
+	OldestHeight *Uint64 `json:"oldest_height,omitempty"`
 }
 
 // Errorf returns an *Error with a formatted message and data.reason set

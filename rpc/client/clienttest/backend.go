@@ -142,6 +142,7 @@ func (chainReader) notFound(what string, h uint64) error {
 func (r chainReader) has(h uint64) bool                     { return h >= 1 && h <= r.b.height.Load() }
 func (r chainReader) Height() uint64                        { return r.b.height.Load() }
 func (r chainReader) AppHash(h uint64) (crypto.Hash, error) { return r.b.chain.AppHash(h) }
+func (r chainReader) OldestState() uint64                   { return 0 }
 
 // chainReader is the backend's rpc.ChainReader.
 type chainReader struct{ b *Backend }
