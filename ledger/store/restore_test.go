@@ -231,11 +231,14 @@ func TestRestoredStoreReadsBelowItsBase(t *testing.T) {
 	if err != nil || more || len(page) != 0 {
 		t.Errorf("account history below the base: %v, %v, %v", page, more, err)
 	}
-	if _, err := dst.Account(1, c.Accounts[0].PubKey().Address()); !errors.Is(err, statetree.ErrVersionPruned) {
-		t.Errorf("account below the base: %v, want ErrVersionPruned", err)
+	if _, err := dst.Account(1, c.Accounts[0].PubKey().Address()); !errors.Is(err, ErrPruned) {
+		t.Errorf("account below the base: %v, want ErrPruned", err)
 	}
-	if _, err := dst.AppHash(1); !errors.Is(err, statetree.ErrVersionPruned) {
-		t.Errorf("app hash below the base: %v, want ErrVersionPruned", err)
+	if _, err := dst.AppHash(1); !errors.Is(err, ErrPruned) {
+		t.Errorf("app hash below the base: %v, want ErrPruned", err)
+	}
+	if got := dst.OldestState(); got != st.Height {
+		t.Errorf("OldestState %d, want the base %d", got, st.Height)
 	}
 	for h := st.Height; h <= st.Height+2; h++ {
 		if _, err := dst.ValidatorsAt(h); err != nil {
