@@ -75,13 +75,15 @@ const (
 const (
 	// MaxSnapshotOffers bounds the offers one peer lists.
 	MaxSnapshotOffers = 16
-	// MaxManifestBytes bounds a snapshot manifest.
-	MaxManifestBytes = 4 << 20
+	// MaxManifestBytes bounds a snapshot manifest: a manifest of
+	// MaxSnapshotChunks chunks, each with its prefix, counts and SHA-256,
+	// is under 5 MB (node's TestSnapshotBoundsFitTheWire checks the format
+	// against these bounds).
+	MaxManifestBytes = 8 << 20
 	// MaxChunkBytes bounds one snapshot chunk.
 	MaxChunkBytes = 8 << 20
 	// MaxSnapshotChunks bounds the chunks of one snapshot: 512 GiB of
-	// chunks at MaxChunkBytes, and a manifest naming a SHA-256 per chunk
-	// still fits MaxManifestBytes twice over.
+	// chunks at MaxChunkBytes.
 	MaxSnapshotChunks = 1 << 16
 )
 
