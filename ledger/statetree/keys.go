@@ -12,7 +12,7 @@ const (
 	tagRoot   = 'R' // p || 'R' || version -> root record
 	tagStale  = 'S' // p || 'S' || staleSince || version || depth || path -> nothing
 	tagOldest = 'O' // p || 'O' -> oldest retained version
-	tagLatest = 'L' // p || 'L' -> newest committed version
+	tagLatest = 'V' // p || 'V' -> newest committed version (sorts after N, R and S: see doc.go)
 	tagFloor  = 'F' // p || 'F' -> version below which every node is garbage (set by an import)
 	tagPruned = 'P' // p || 'P' -> version up to which pruning is complete
 
