@@ -62,8 +62,9 @@
 // Latest is absent (0) until the first commit; Oldest is absent (0) until
 // the first Prune or import, version 0 being the empty tree. A store that
 // holds keys of the old hash-keyed layout (p || 'n' || hash, p || 'r' ||
-// version) fails every operation with ErrOldLayout: it cannot be read, the
-// node resyncs its state.
+// version), or a latest record under 'L' (where this layout's first cut
+// kept it), fails every operation with ErrOldLayout: it cannot be read,
+// the node resyncs its state.
 //
 // Commit only adds operations to the caller's batch and never writes to the
 // store, so the tree's writes land atomically with everything else in the

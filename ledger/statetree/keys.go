@@ -19,6 +19,9 @@ const (
 	// The hash-keyed layout this one replaced.
 	tagOldNode = 'n'
 	tagOldRoot = 'r'
+	// The first cut of this layout kept the latest version under 'L',
+	// which sorts before the nodes (see doc.go on why it moved).
+	tagOldLatest = 'L'
 )
 
 // pathBytes is the length of a packed path of depth bits.
