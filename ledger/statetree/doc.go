@@ -33,7 +33,7 @@
 //	p || 'N' || version (8) || depth (2) || path  -> node
 //	p || 'R' || version (8)                       -> root record
 //	p || 'S' || staleSince (8) || version (8) || depth (2) || path -> (empty)
-//	p || 'L'  -> latest version (8)       p || 'O'  -> oldest version (8)
+//	p || 'V'  -> latest version (8)       p || 'O'  -> oldest version (8)
 //	p || 'P'  -> pruned-through version   p || 'F'  -> import floor (8)
 //
 // depth is the node's depth (0 for the root, at most 256) and path the
@@ -44,7 +44,14 @@
 //	inner: 0x01 || left hash (32) || right hash (32) || left ref || right ref
 //	ref:   version (8) || kind (1: 0 empty, 1 leaf, 2 inner) || leaves (8)
 //
-// so an inner node tells where its children are stored (their depth and
+// A commit writes new nodes at the end of the 'N' range, its root record at
+// the end of 'R', its stale entries at the end of 'S' and the latest record
+// 'V', which sorts after all three on purpose: a LevelDB table holding one
+// commit's writes then spans the tails of N, R and S only, and overlaps no
+// older node in the next level (a latest record before 'N' made every
+// table span all of N, and compaction rewrite it; see docs/benchmarks.md).
+//
+// An inner node tells where its children are stored (their depth and
 // path follow from its own) and how many leaves each holds, none of which is
 // hashed. A root record is root hash (32) || ref. Every decoder checks the
 // lengths and bounds (MaxValueSize, MaxMetaSize), and a node read from the
@@ -55,8 +62,9 @@
 // Latest is absent (0) until the first commit; Oldest is absent (0) until
 // the first Prune or import, version 0 being the empty tree. A store that
 // holds keys of the old hash-keyed layout (p || 'n' || hash, p || 'r' ||
-// version) fails every operation with ErrOldLayout: it cannot be read, the
-// node resyncs its state.
+// version), or a latest record under 'L' (where this layout's first cut
+// kept it), fails every operation with ErrOldLayout: it cannot be read,
+// the node resyncs its state.
 //
 // Commit only adds operations to the caller's batch and never writes to the
 // store, so the tree's writes land atomically with everything else in the

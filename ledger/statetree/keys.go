@@ -12,13 +12,16 @@ const (
 	tagRoot   = 'R' // p || 'R' || version -> root record
 	tagStale  = 'S' // p || 'S' || staleSince || version || depth || path -> nothing
 	tagOldest = 'O' // p || 'O' -> oldest retained version
-	tagLatest = 'L' // p || 'L' -> newest committed version
+	tagLatest = 'V' // p || 'V' -> newest committed version (sorts after N, R and S: see doc.go)
 	tagFloor  = 'F' // p || 'F' -> version below which every node is garbage (set by an import)
 	tagPruned = 'P' // p || 'P' -> version up to which pruning is complete
 
 	// The hash-keyed layout this one replaced.
 	tagOldNode = 'n'
 	tagOldRoot = 'r'
+	// The first cut of this layout kept the latest version under 'L',
+	// which sorts before the nodes (see doc.go on why it moved).
+	tagOldLatest = 'L'
 )
 
 // pathBytes is the length of a packed path of depth bits.

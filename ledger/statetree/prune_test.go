@@ -381,14 +381,15 @@ func readVersion(tr *Tree, v uint64, k [32]byte, m model, wide bool) error {
 	return nil
 }
 
-// TestOldLayoutIsRefused: a store holding the hash-keyed layout makes every
-// operation fail with ErrOldLayout, saying what to do.
+// TestOldLayoutIsRefused: a store holding the hash-keyed layout (or the
+// latest record of this layout's first cut, 'L') makes every operation fail
+// with ErrOldLayout, saying what to do.
 func TestOldLayoutIsRefused(t *testing.T) {
-	for _, tag := range []byte{'n', 'r'} {
-		t.Run(string(tag), func(t *testing.T) {
+	for _, key := range []string{"n\x01\x02\x03", "r\x00\x00\x00\x00\x00\x00\x00\x01", "L"} {
+		t.Run(key[:1], func(t *testing.T) {
 			db := kv.NewMem()
 			b := db.NewBatch()
-			b.Put(append([]byte("s/"), tag, 1, 2, 3), []byte{1})
+			b.Put(append([]byte("s/"), key...), []byte{1})
 			if err := db.Write(b, false); err != nil {
 				t.Fatal(err)
 			}

@@ -101,12 +101,13 @@ func New(db kv.Reader, prefix []byte, opts ...Option) *Tree {
 }
 
 // checkLayout fails with ErrOldLayout when the store holds keys of the
-// hash-keyed layout (p || 'n' || hash, p || 'r' || version).
+// hash-keyed layout (p || 'n' || hash, p || 'r' || version), or the latest
+// record of this layout's first cut (p || 'L').
 func (t *Tree) checkLayout() error {
 	if t.layoutOK.Load() {
 		return nil
 	}
-	for _, tag := range []byte{tagOldNode, tagOldRoot} {
+	for _, tag := range []byte{tagOldNode, tagOldRoot, tagOldLatest} {
 		found := false
 		if err := t.db.Iterate(t.recordKey(tag), func(_, _ []byte) bool { found = true; return false }); err != nil {
 			return fmt.Errorf("statetree: check layout: %w", err)

@@ -285,6 +285,9 @@ func BenchmarkWorkload(b *testing.B) {
 					nodes += batch.nodePuts
 				}
 				written := db.ioWrite(b) - io0
+				if stats, err := db.db.GetProperty("leveldb.stats"); err == nil {
+					b.Logf("after the workload:\n%s", stats)
+				}
 				cpu = cpuTime() - cpu
 				if err := db.Close(); err != nil {
 					b.Fatal(err)
