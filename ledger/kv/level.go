@@ -24,8 +24,9 @@ func OpenLevel(dir string) (*Level, error) {
 	db, err := leveldb.OpenFile(dir, &opt.Options{
 		BlockCacheCapacity: 32 * opt.MiB,
 		WriteBuffer:        16 * opt.MiB,
-		// State-tree nodes are keyed by hash, so most point reads miss
-		// most tables; a bloom filter skips those tables without a read.
+		// Point reads (accounts and transactions by hash, tree nodes by
+		// version and path) miss most tables; a bloom filter skips those
+		// tables without a read.
 		Filter: filter.NewBloomFilter(10),
 	})
 	if err != nil {
