@@ -151,7 +151,7 @@ func (r *Reader) Uvarint(what string, limit uint64) uint64 {
 	case n < 0:
 		r.Fail(fmt.Errorf("%s: varint overflows 64 bits", what))
 		return 0
-	case n != uvarintLen(v):
+	case n != UvarintLen(v):
 		r.Fail(fmt.Errorf("%s: non-minimal varint", what))
 		return 0
 	case v > limit:
@@ -211,8 +211,10 @@ func (r *Reader) Finish(what string) error {
 	return nil
 }
 
-// uvarintLen is the length of the minimal uvarint encoding of v.
-func uvarintLen(v uint64) int {
+// UvarintLen is the length of the minimal uvarint encoding of v (what
+// Writer.Uvarint writes), for callers that bound an encoding's size
+// before writing it.
+func UvarintLen(v uint64) int {
 	n := 1
 	for v >= 0x80 {
 		v >>= 7

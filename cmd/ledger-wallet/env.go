@@ -251,7 +251,7 @@ func (e *env) trust(c *client.Client) (*light.Trust, error) {
 // (mode 0600). With -v it reports every header it comes to trust.
 func (e *env) followLight(t *light.Trust) error {
 	path := filepath.Join(e.home, lightFile)
-	b, err := readBounded(path, light.MaxTrustedStateBytes)
+	b, err := durable.ReadBounded(path, light.MaxTrustedStateBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -301,23 +301,6 @@ func (e *env) reportLight(t *light.Trust) {
 	st := t.Stats()
 	fmt.Fprintf(e.stderr, "light client: fetched %d headers and %d validator sets; newest trusted header %d\n",
 		st.HeadersFetched, st.SetsFetched, st.Newest)
-}
-
-// readBounded reads a file of at most limit bytes.
-func readBounded(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 func exists(p string) bool {

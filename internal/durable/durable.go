@@ -6,6 +6,7 @@ package durable
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -116,4 +117,23 @@ func write(path string, data []byte, perm os.FileMode, place func(tmp, path stri
 	}
 	os.Remove(tmp)
 	return SyncDir(dir)
+}
+
+// ReadBounded reads the file at path, refusing one of more than limit
+// bytes without reading past limit+1: what a durable file holds is read
+// back by code that must not trust its size (a damaged or planted file).
+func ReadBounded(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -92,5 +93,20 @@ func TestRemoveTempsDeletesLeftoversOnly(t *testing.T) {
 	}
 	if removed, err := RemoveTemps(p); err != nil || len(removed) != 0 {
 		t.Fatalf("second RemoveTemps: %q, %v", removed, err)
+	}
+}
+
+// TestReadBoundedRefusesALargerFile: a file of exactly limit bytes reads
+// back whole; one byte more is refused.
+func TestReadBoundedRefusesALargerFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := WriteFile(path, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadBounded(path, 5); err != nil || string(b) != "12345" {
+		t.Fatalf("at the limit: %q, %v", b, err)
+	}
+	if _, err := ReadBounded(path, 4); err == nil || !strings.Contains(err.Error(), "larger than 4 bytes") {
+		t.Fatalf("over the limit: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/ledgerd/ledgerd/wire"
 	"slices"
 
 	"github.com/ledgerd/ledgerd/ledger/statetree"
@@ -183,7 +184,7 @@ func (b *builder) collect(depth int, prefix [32]byte) (leaves []Leaf, fits bool,
 		if len(leaves) == MaxChunkLeaves {
 			return errTooBig
 		}
-		if size += leafSize(l); size+uvarintLen(uint64(len(leaves)+1)) > MaxChunkBytes {
+		if size += leafSize(l); size+wire.UvarintLen(uint64(len(leaves)+1)) > MaxChunkBytes {
 			return errTooBig
 		}
 		if prev != nil && bytes.Compare(prev, l.Key[:]) >= 0 {

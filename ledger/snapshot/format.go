@@ -242,7 +242,7 @@ func (c ChunkInfo) validateCounts() error {
 
 // minChunkSize is the least a chunk of n leaves at depth can take.
 func minChunkSize(depth, n int) uint64 {
-	return uint64(chunkHeader + uvarintLen(uint64(n)) + n*minLeafSize + depth*32)
+	return uint64(chunkHeader + wire.UvarintLen(uint64(n)) + n*minLeafSize + depth*32)
 }
 
 // canonicalPrefix reports whether every bit of p from depth on is zero.
@@ -320,7 +320,7 @@ type Chunk struct {
 
 // Size is the length of the chunk's encoding.
 func (c *Chunk) Size() int {
-	n := chunkHeader + uvarintLen(uint64(len(c.Leaves))) + 32*len(c.Siblings)
+	n := chunkHeader + wire.UvarintLen(uint64(len(c.Leaves))) + 32*len(c.Siblings)
 	for _, l := range c.Leaves {
 		n += leafSize(l)
 	}
@@ -329,7 +329,7 @@ func (c *Chunk) Size() int {
 
 // leafSize is the length of l's encoding in a chunk.
 func leafSize(l Leaf) int {
-	return 32 + uvarintLen(uint64(len(l.Value))) + len(l.Value) + uvarintLen(uint64(len(l.Meta))) + len(l.Meta)
+	return 32 + wire.UvarintLen(uint64(len(l.Value))) + len(l.Value) + wire.UvarintLen(uint64(len(l.Meta))) + len(l.Meta)
 }
 
 // Encode returns the chunk's canonical encoding (format 1):
@@ -406,13 +406,3 @@ func DecodeChunk(b []byte) (*Chunk, error) {
 // bitOf returns bit i of key, counting from the most significant bit of
 // key[0]: the branch taken at depth i.
 func bitOf(key [32]byte, i int) byte { return key[i/8] >> (7 - uint(i%8)) & 1 }
-
-// uvarintLen is the length of v's minimal uvarint encoding.
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}

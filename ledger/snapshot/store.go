@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,28 +144,11 @@ func parseHeight(name string) (uint64, bool) {
 // readManifest reads and decodes a manifest file, bounded by
 // MaxManifestBytes.
 func readManifest(path string) (*Manifest, error) {
-	b, err := readBounded(path, MaxManifestBytes)
+	b, err := durable.ReadBounded(path, MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
 	return DecodeManifest(b)
-}
-
-// readBounded reads the file at path, refusing one over limit bytes.
-func readBounded(path string, limit int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("%s: more than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 // List returns the snapshots the store holds, lowest height first.
@@ -220,7 +202,7 @@ func (s *Store) Chunk(height uint64, index int) ([]byte, error) {
 	}
 	e := sn.m.Chunks[index]
 	path := filepath.Join(s.dir, strconv.FormatUint(height, 10), chunkFile(index))
-	b, err := readBounded(path, int(e.Size))
+	b, err := durable.ReadBounded(path, int(e.Size))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("%w: snapshot %d: chunk %d is missing", ErrCorrupt, height, index)
