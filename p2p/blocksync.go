@@ -165,6 +165,24 @@ func decodeSyncFrame(b []byte) (syncFrame, error) {
 // request is in, then syncServeTimeout to write the answer; a peer that
 // sends no request in time or a malformed one is penalised.
 func (n *Node) serveSync(s network.Stream) {
+	serveOne(n, s, n.syncLimit, "block-sync request", syncRequestBytes, decodeSyncRequest, func(p peer.ID, req syncRequest) error {
+		_ = s.SetWriteDeadline(time.Now().Add(syncServeTimeout))
+		if err := n.writeBlocks(s, p, req); err != nil {
+			n.log.Debug("block sync: serve", "peer", p, "err", err)
+			return err
+		}
+		return nil
+	})
+}
+
+// serveOne is what every request/response protocol's server shares: it
+// counts the stream among the node's goroutines, takes one of lim's
+// serving slots (a busy node resets the stream; the requester asks
+// another peer or later), reads and decodes the one request frame within
+// requestReadTimeout (a malformed or missing one is the peer's fault,
+// named what), and calls answer to write the response. An error from
+// answer resets the stream; otherwise it is closed.
+func serveOne[T any](n *Node, s network.Stream, lim *streamLimiter, what string, max int, decode func([]byte) (T, error), answer func(p peer.ID, req T) error) {
 	if !n.track() {
 		s.Reset()
 		return
@@ -172,20 +190,18 @@ func (n *Node) serveSync(s network.Stream) {
 	defer n.wg.Done()
 	p := s.Conn().RemotePeer()
 	priv := n.privileged(p)
-	if !n.syncLimit.acquire(p, priv) {
-		s.Reset() // busy: the requester retries another peer
-		return
-	}
-	defer n.syncLimit.release(p, priv)
-	req, err := readRequest(s, syncRequestBytes, decodeSyncRequest)
-	if err != nil {
-		n.requestFault(p, "block-sync request", err)
+	if !lim.acquire(p, priv) {
 		s.Reset()
 		return
 	}
-	_ = s.SetWriteDeadline(time.Now().Add(syncServeTimeout))
-	if err := n.writeBlocks(s, p, req); err != nil {
-		n.log.Debug("block sync: serve", "peer", p, "err", err)
+	defer lim.release(p, priv)
+	req, err := readRequest(s, max, decode)
+	if err != nil {
+		n.requestFault(p, what, err)
+		s.Reset()
+		return
+	}
+	if err := answer(p, req); err != nil {
 		s.Reset()
 		return
 	}

@@ -179,31 +179,14 @@ func (n *Node) readRound(s network.Stream, p peer.ID, height uint64, round uint3
 // serveCatchup answers a catch-up request from Handler.RoundMessages,
 // with the same read deadline and penalties as serveSync.
 func (n *Node) serveCatchup(s network.Stream) {
-	if !n.track() {
-		s.Reset()
-		return
-	}
-	defer n.wg.Done()
-	p := s.Conn().RemotePeer()
-	priv := n.privileged(p)
-	if !n.catchLimit.acquire(p, priv) {
-		s.Reset() // busy; the requester asks another peer
-		return
-	}
-	defer n.catchLimit.release(p, priv)
-	req, err := readRequest(s, catchupRequestBytes, decodeCatchupRequestFrame)
-	if err != nil {
-		n.requestFault(p, "catch-up request", err)
-		s.Reset()
-		return
-	}
-	_ = s.SetWriteDeadline(time.Now().Add(catchupServeTimeout))
-	if err := n.writeRound(s, p, req.height, req.round); err != nil {
-		n.log.Debug("catch-up: serve", "peer", p, "err", err)
-		s.Reset()
-		return
-	}
-	_ = s.Close()
+	serveOne(n, s, n.catchLimit, "catch-up request", catchupRequestBytes, decodeCatchupRequestFrame, func(p peer.ID, req catchupRequest) error {
+		_ = s.SetWriteDeadline(time.Now().Add(catchupServeTimeout))
+		if err := n.writeRound(s, p, req.height, req.round); err != nil {
+			n.log.Debug("catch-up: serve", "peer", p, "err", err)
+			return err
+		}
+		return nil
+	})
 }
 
 type catchupRequest struct {

@@ -192,51 +192,32 @@ func (a *lightBlockAnswer) parse(chainID string, height uint64, p peer.ID) (*Lig
 // LightBlockSource, with the read deadline, slot limits, serving budget and
 // penalties of block sync.
 func (n *Node) serveLightBlock(s network.Stream) {
-	if !n.track() {
-		s.Reset()
-		return
-	}
-	defer n.wg.Done()
-	p := s.Conn().RemotePeer()
-	priv := n.privileged(p)
-	if !n.lightLimit.acquire(p, priv) {
-		s.Reset()
-		return
-	}
-	defer n.lightLimit.release(p, priv)
-	height, err := readRequest(s, lightBlockRequestBytes, decodeLightBlockRequest)
-	if err != nil {
-		n.requestFault(p, "light block request", err)
-		s.Reset()
-		return
-	}
-	a := &lightBlockAnswer{height: height, status: snapBusy}
-	if n.budget.spend(p, 0) {
-		lb, err := n.lights.LightBlock(height)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			a.status = snapNotFound
-		case err != nil:
-			n.log.Warn("light block: cannot serve", "peer", p, "height", height, "err", err)
-			s.Reset()
-			return
-		case lb == nil || lb.Header == nil || lb.Commit == nil || lb.Validators == nil:
-			n.log.Warn("light block: the handler returned an incomplete light block", "height", height)
-			s.Reset()
-			return
-		default:
-			a.status = snapFound
-			a.header, a.commit, a.validators = lb.Header.Encode(), lb.Commit.Encode(), lb.Validators.Encode()
-			n.budget.spend(p, len(a.header)+len(a.commit)+len(a.validators))
+	serveOne(n, s, n.lightLimit, "light block request", lightBlockRequestBytes, decodeLightBlockRequest, func(p peer.ID, height uint64) error {
+		a := &lightBlockAnswer{height: height, status: snapBusy}
+		if n.budget.spend(p, 0) {
+			lb, err := n.lights.LightBlock(height)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				a.status = snapNotFound
+			case err != nil:
+				n.log.Warn("light block: cannot serve", "peer", p, "height", height, "err", err)
+				return err
+			case lb == nil || lb.Header == nil || lb.Commit == nil || lb.Validators == nil:
+				n.log.Warn("light block: the handler returned an incomplete light block", "height", height)
+				return errors.New("incomplete light block")
+			default:
+				a.status = snapFound
+				a.header, a.commit, a.validators = lb.Header.Encode(), lb.Commit.Encode(), lb.Validators.Encode()
+				n.budget.spend(p, len(a.header)+len(a.commit)+len(a.validators))
+			}
 		}
-	}
-	_ = s.SetWriteDeadline(time.Now().Add(lightServeTimeout))
-	bw := bufio.NewWriterSize(s, 64<<10)
-	if err := writeFrame(bw, a.encode()); err != nil || bw.Flush() != nil {
-		s.Reset()
-		return
-	}
-	_ = s.Close()
+		_ = s.SetWriteDeadline(time.Now().Add(lightServeTimeout))
+		bw := bufio.NewWriterSize(s, 64<<10)
+		if err := writeFrame(bw, a.encode()); err != nil {
+			return err
+		}
+		return bw.Flush()
+	})
 }
 
 // FetchLightBlock asks p for the light block of height and returns it

@@ -329,43 +329,23 @@ func canonicalOffers(in []SnapshotOffer) []SnapshotOffer {
 // SnapshotSource, with the read deadline, slot limits, serving budget and
 // penalties of block sync.
 func (n *Node) serveSnapshots(s network.Stream) {
-	if !n.track() {
-		s.Reset()
-		return
-	}
-	defer n.wg.Done()
-	p := s.Conn().RemotePeer()
-	priv := n.privileged(p)
-	if !n.snapLimit.acquire(p, priv) {
-		s.Reset() // busy: the requester asks another peer or later
-		return
-	}
-	defer n.snapLimit.release(p, priv)
-	req, err := readRequest(s, snapshotRequestBytes, decodeSnapshotRequest)
-	if err != nil {
-		n.requestFault(p, "snapshot request", err)
-		s.Reset()
-		return
-	}
-	a, err := n.answerSnapshot(p, req)
-	if err != nil {
-		n.log.Warn("snapshot: cannot serve", "peer", p, "height", req.height, "index", req.index, "err", err)
-		s.Reset()
-		return
-	}
-	_ = s.SetWriteDeadline(time.Now().Add(snapshotServeTimeout))
-	bw := bufio.NewWriterSize(s, 64<<10)
-	head := a.head()
-	err = writeFrameParts(bw, head, a.body)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		n.log.Debug("snapshot: serve", "peer", p, "err", err)
-		s.Reset()
-		return
-	}
-	_ = s.Close()
+	serveOne(n, s, n.snapLimit, "snapshot request", snapshotRequestBytes, decodeSnapshotRequest, func(p peer.ID, req snapshotRequest) error {
+		a, err := n.answerSnapshot(p, req)
+		if err != nil {
+			n.log.Warn("snapshot: cannot serve", "peer", p, "height", req.height, "index", req.index, "err", err)
+			return err
+		}
+		_ = s.SetWriteDeadline(time.Now().Add(snapshotServeTimeout))
+		bw := bufio.NewWriterSize(s, 64<<10)
+		err = writeFrameParts(bw, a.head(), a.body)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			n.log.Debug("snapshot: serve", "peer", p, "err", err)
+		}
+		return err
+	})
 }
 
 // writeFrameParts writes one frame whose body is the parts one after the
