@@ -1,0 +1,183 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ledgerd/ledgerd/ledger/snapshot"
+	"github.com/ledgerd/ledgerd/ledger/store"
+	"github.com/ledgerd/ledgerd/p2p"
+)
+
+// snapshotter takes the node's state snapshots ([statesync]
+// snapshot_interval) and holds them for serving. After each commit at a
+// multiple of the interval the driver calls committed, which starts the
+// snapshot of that height in a goroutine of its own and returns at once:
+// the driver never waits for a snapshot. At most one runs at a time; a
+// height that comes due while one is still being written is skipped.
+// While it runs, the height's state is pinned (pinned), so the pruner
+// keeps it until the snapshot is written.
+type snapshotter struct {
+	snaps    *snapshot.Store
+	ledger   *store.Store
+	log      *slog.Logger
+	interval uint64 // 0: no snapshots are taken (those held are still served)
+
+	// source wraps the state tree the snapshots read; tests slow it down.
+	source func(snapshot.Source) snapshot.Source
+	// goRun runs the snapshot goroutine as one the node owns, so the node
+	// waits for it before it closes the store.
+	goRun func(func() error)
+
+	mu      sync.Mutex
+	ctx     context.Context // the running node's; nil before start
+	running bool
+	pin     uint64 // the height being written, while running
+	last    snapshotRun
+}
+
+// snapshotRun is what the last snapshot did, for the logs and tests.
+type snapshotRun struct {
+	Height uint64
+	Chunks int
+	Bytes  uint64
+	Took   time.Duration
+	Err    error
+}
+
+// openSnapshotter opens the node's snapshot store (data/snapshots) for
+// cfg. The store is opened even with snapshots off, so that snapshots
+// taken earlier are still served.
+func openSnapshotter(cfg *Config, st *store.Store, log *slog.Logger) (*snapshotter, error) {
+	snaps, err := snapshot.OpenStore(cfg.SnapshotsDir(), cfg.StateSync.SnapshotKeepRecent)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshotter{snaps: snaps, ledger: st, log: log, interval: cfg.StateSync.SnapshotInterval}, nil
+}
+
+// start lets committed take snapshots, in goroutines run by goRun until
+// ctx is done.
+func (s *snapshotter) start(ctx context.Context, goRun func(func() error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ctx, s.goRun = ctx, goRun
+}
+
+// pinned is the pruner's hook: the height whose state a snapshot is
+// reading, and true, while one runs.
+func (s *snapshotter) pinned() (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pin, s.running
+}
+
+// committed starts the snapshot of height h if h is due and none is being
+// written; it never blocks. It must be called before the pruner hears of
+// h, so that the pin is in place before any pruning for h starts.
+func (s *snapshotter) committed(h uint64) {
+	if s == nil || s.interval == 0 || h == 0 || h%s.interval != 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil || s.ctx.Err() != nil {
+		return
+	}
+	if s.running {
+		s.log.Debug("skipping a snapshot: the previous one is still being written", "height", h, "writing", s.pin)
+		return
+	}
+	s.running, s.pin = true, h
+	ctx := s.ctx
+	s.goRun(func() error {
+		run := s.take(ctx, h)
+		s.mu.Lock()
+		s.running, s.pin, s.last = false, 0, run
+		s.mu.Unlock()
+		return nil // a failed snapshot is logged; the node goes on
+	})
+}
+
+// take writes the snapshot of height h and logs what it did.
+func (s *snapshotter) take(ctx context.Context, h uint64) snapshotRun {
+	start := time.Now()
+	run := snapshotRun{Height: h}
+	appHash, err := s.ledger.AppHash(h)
+	if err != nil {
+		run.Err = fmt.Errorf("snapshot of height %d: %w", h, err)
+	} else {
+		var src snapshot.Source = s.ledger.StateTree()
+		if s.source != nil {
+			src = s.source(src)
+		}
+		var m *snapshot.Manifest
+		m, run.Err = s.snaps.Create(ctx, src, store.StateVersion(h), h, appHash)
+		if run.Err == nil {
+			run.Chunks, run.Bytes = len(m.Chunks), m.TotalBytes()
+		}
+	}
+	run.Took = time.Since(start)
+	switch {
+	case run.Err == nil:
+		s.log.Info("snapshot taken", "height", h, "chunks", run.Chunks, "bytes", run.Bytes, "took", run.Took)
+	case errors.Is(run.Err, snapshot.ErrBusy):
+		s.log.Debug("skipping a snapshot: another is being written", "height", h)
+	case ctx.Err() != nil:
+		s.log.Debug("snapshot abandoned: the node is stopping", "height", h)
+	default:
+		s.log.Error("taking a snapshot", "height", h, "err", run.Err)
+	}
+	return run
+}
+
+// lastRun returns what the last finished snapshot did.
+func (s *snapshotter) lastRun() snapshotRun {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// offers lists the snapshots held, newest first, as the snapshot protocol
+// offers them.
+func (s *snapshotter) offers() []p2p.SnapshotOffer {
+	list := s.snaps.List()
+	out := make([]p2p.SnapshotOffer, 0, min(len(list), p2p.MaxSnapshotOffers))
+	for i := len(list) - 1; i >= 0 && len(out) < p2p.MaxSnapshotOffers; i-- {
+		in := list[i]
+		if in.Chunks < 1 || in.Chunks > p2p.MaxSnapshotChunks {
+			continue
+		}
+		out = append(out, p2p.SnapshotOffer{Height: in.Height, Format: snapshot.Format, Chunks: uint32(in.Chunks), ManifestHash: in.ID})
+	}
+	return out
+}
+
+// manifest returns the encoded manifest of the snapshot at height.
+func (s *snapshotter) manifest(height uint64) ([]byte, error) {
+	m, err := s.snaps.Manifest(height)
+	if errors.Is(err, snapshot.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", p2p.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.Encode(), nil
+}
+
+// chunk returns chunk index of the snapshot at height, as stored (the
+// store checks it against its manifest before serving it).
+func (s *snapshotter) chunk(height uint64, index uint32) ([]byte, error) {
+	if index > p2p.MaxSnapshotChunks {
+		return nil, fmt.Errorf("%w: chunk %d", p2p.ErrNotFound, index)
+	}
+	b, err := s.snaps.Chunk(height, int(index))
+	if errors.Is(err, snapshot.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", p2p.ErrNotFound, err)
+	}
+	return b, err
+}
