@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/snapshot"
 	"github.com/ledgerd/ledgerd/ledger/store"
 	"github.com/ledgerd/ledgerd/p2p"
@@ -38,6 +40,10 @@ type snapshotter struct {
 	running bool
 	pin     uint64 // the height being written, while running
 	last    snapshotRun
+	// prios are the proposer priorities of height h+1 for each snapshot
+	// at h this process took (at most those the store holds): state sync
+	// needs them and no hash commits them. Not yet served to peers.
+	prios map[uint64]*ledger.ProposerPriorities
 }
 
 // snapshotRun is what the last snapshot did, for the logs and tests.
@@ -57,7 +63,8 @@ func openSnapshotter(cfg *Config, st *store.Store, log *slog.Logger) (*snapshott
 	if err != nil {
 		return nil, err
 	}
-	return &snapshotter{snaps: snaps, ledger: st, log: log, interval: cfg.StateSync.SnapshotInterval}, nil
+	return &snapshotter{snaps: snaps, ledger: st, log: log, interval: cfg.StateSync.SnapshotInterval,
+		prios: make(map[uint64]*ledger.ProposerPriorities)}, nil
 }
 
 // start lets committed take snapshots, in goroutines run by goRun until
@@ -76,10 +83,12 @@ func (s *snapshotter) pinned() (uint64, bool) {
 	return s.pin, s.running
 }
 
-// committed starts the snapshot of height h if h is due and none is being
-// written; it never blocks. It must be called before the pruner hears of
-// h, so that the pin is in place before any pruning for h starts.
-func (s *snapshotter) committed(h uint64) {
+// committed starts the snapshot of the state st after height h if h is
+// due and none is being written; it never blocks. It must be called
+// before the pruner hears of h, so that the pin is in place before any
+// pruning for h starts.
+func (s *snapshotter) committed(st *ledger.State) {
+	h := st.Height
 	if s == nil || s.interval == 0 || h == 0 || h%s.interval != 0 {
 		return
 	}
@@ -93,11 +102,20 @@ func (s *snapshotter) committed(h uint64) {
 		return
 	}
 	s.running, s.pin = true, h
-	ctx := s.ctx
+	ctx, prio := s.ctx, st.Priorities
 	s.goRun(func() error {
 		run := s.take(ctx, h)
+		held := s.snaps.List()
 		s.mu.Lock()
 		s.running, s.pin, s.last = false, 0, run
+		if run.Err == nil {
+			s.prios[h] = prio
+		}
+		for k := range s.prios {
+			if !slices.ContainsFunc(held, func(in snapshot.Info) bool { return in.Height == k }) {
+				delete(s.prios, k)
+			}
+		}
 		s.mu.Unlock()
 		return nil // a failed snapshot is logged; the node goes on
 	})
@@ -133,6 +151,15 @@ func (s *snapshotter) take(ctx context.Context, h uint64) snapshotRun {
 		s.log.Error("taking a snapshot", "height", h, "err", run.Err)
 	}
 	return run
+}
+
+// priorities returns the proposer priorities of height h+1 recorded with
+// the snapshot at h, if this process took it.
+func (s *snapshotter) priorities(h uint64) (*ledger.ProposerPriorities, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.prios[h]
+	return p, ok
 }
 
 // lastRun returns what the last finished snapshot did.

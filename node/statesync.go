@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/genesis"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/snapshot"
 	"github.com/ledgerd/ledgerd/light"
@@ -193,4 +194,78 @@ func (s *stateSyncer) fetchProgress() (p2p.FetchProgress, bool) {
 		return p2p.FetchProgress{}, false
 	}
 	return *s.progress, true
+}
+
+// restoredState builds the ledger.State after the snapshot's height H
+// for FinishRestore: the chain's identity, parameters, staking parameters,
+// total supply and genesis time from the genesis doc; Height H, the last
+// block's hash and time from the verified header H; the app hash from
+// header H+1; the validator sets of H, H+1 and H+2, each checked against
+// the hash a verified header names (H's ValidatorsHash, H+1's and H+2's
+// as header H+1 names them); and prio, the proposer priorities of H+1,
+// with those of H+2 carried one height on. The priorities are committed
+// in no hash, so they are cross-checked: at the round of the commit that
+// decided header H+1, they must name the proposer header H+1 carries.
+func restoredState(doc *genesis.Doc, vs *verifiedSnapshot, sets [3]*ledger.ValidatorSet, prio *ledger.ProposerPriorities, commitNext *ledger.Commit) (*ledger.State, error) {
+	h := vs.header.Height
+	gst, _, err := doc.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("restored state: %w", err)
+	}
+	for i, want := range []crypto.Hash{vs.header.ValidatorsHash, vs.next.ValidatorsHash, vs.next.NextValidatorsHash} {
+		if sets[i] == nil || sets[i].Hash() != want {
+			return nil, fmt.Errorf("restored state: validator set of height %d does not match its verified header", h+uint64(i))
+		}
+	}
+	if vs.header.NextValidatorsHash != vs.next.ValidatorsHash {
+		return nil, fmt.Errorf("restored state: headers %d and %d name different sets for height %d", h, h+1, h+1)
+	}
+	if prio == nil || prio.Validators().Hash() != sets[1].Hash() {
+		return nil, fmt.Errorf("restored state: proposer priorities not of the set of height %d", h+1)
+	}
+	if commitNext == nil || commitNext.Height != h+1 || commitNext.BlockID != vs.next.Hash() {
+		return nil, fmt.Errorf("restored state: no commit of header %d to check the priorities by", h+1)
+	}
+	if i := prio.Proposer(commitNext.Round); sets[1].Get(i).PubKey.Address() != vs.next.Proposer {
+		return nil, fmt.Errorf("restored state: the priorities name %s the proposer of height %d round %d, header %d says %s",
+			sets[1].Get(i).PubKey.Address(), h+1, commitNext.Round, h+1, vs.next.Proposer)
+	}
+	st := gst.Copy()
+	st.Height = h
+	st.LastBlockHash = vs.header.Hash()
+	st.LastBlockTime = vs.header.Time
+	st.AppHash = vs.next.AppHash
+	st.LastValidators, st.Validators, st.NextValidators = sets[0], sets[1], sets[2]
+	st.Priorities = prio
+	st.NextPriorities = prio.Next(sets[2])
+	return st, nil
+}
+
+// errGotBlock stops the block sync that fetches the snapshot's block.
+var errGotBlock = errors.New("got the block")
+
+// fetchBlock fetches block H and its commit from the peers (block sync
+// from H, stopped after the first block) and checks them against the
+// verified header H and its validator set.
+func (s *stateSyncer) fetchBlock(ctx context.Context, chainID string, hdr *ledger.Header, vals *ledger.ValidatorSet) (*ledger.Block, *ledger.Commit, error) {
+	var (
+		b *ledger.Block
+		c *ledger.Commit
+	)
+	_, err := s.net.NewSyncer().Sync(ctx, hdr.Height, func(gb *ledger.Block, gc *ledger.Commit) error {
+		b, c = gb, gc
+		return errGotBlock
+	})
+	switch {
+	case b == nil && err == nil:
+		return nil, nil, fmt.Errorf("block %d: no peer serves it", hdr.Height)
+	case b == nil:
+		return nil, nil, fmt.Errorf("block %d: %w", hdr.Height, err)
+	case b.Hash() != hdr.Hash():
+		return nil, nil, fmt.Errorf("block %d: served %s, the verified header is %s", hdr.Height, b.Hash(), hdr.Hash())
+	}
+	if err := c.Verify(chainID, vals, hdr.Height, hdr.Hash()); err != nil {
+		return nil, nil, fmt.Errorf("block %d: commit: %w", hdr.Height, err)
+	}
+	return b, c, nil
 }

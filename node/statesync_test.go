@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ledgerd/ledgerd/crypto"
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/kv"
 	"github.com/ledgerd/ledgerd/ledger/snapshot"
 	"github.com/ledgerd/ledgerd/ledger/store"
@@ -115,5 +116,56 @@ func TestStateSyncerRestoresFromPeers(t *testing.T) {
 	}
 	if fp, ok := s.fetchProgress(); !ok || fp.Done != fp.Total {
 		t.Fatalf("progress after the restore: %+v", fp)
+	}
+
+	// Step 4: the state at H from the genesis, the verified headers and
+	// the sets they name, the priorities node 0 recorded with its snapshot
+	// (cross-checked against header H+1's proposer), and block H fetched
+	// from a peer; FinishRestore accepts it and the store is at H with
+	// node 0's app hash.
+	dst, err := restore(n0.net.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sets [3]*ledger.ValidatorSet
+	for i := range sets {
+		// The peers' stated heights reach node 2 with their status
+		// updates: a height just committed may not be asked for yet.
+		for try := 0; ; try++ {
+			if sets[i], err = s.prov.ValidatorSet(ctx, h+uint64(i)); err == nil {
+				break
+			}
+			if try == 20 {
+				t.Fatal(err)
+			}
+			w.waitHeight(n0.Store().Height()+1, time.Minute, 0)
+		}
+	}
+	_, commitNext, err := s.prov.SignedHeader(ctx, h+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prio, ok := n0.snapshots.priorities(h)
+	if !ok {
+		t.Fatalf("node 0 recorded no priorities with its snapshot of height %d", h)
+	}
+	if _, err := restoredState(n2.doc, vs, sets, prio.Next(sets[2]), commitNext); err == nil {
+		t.Fatal("priorities of the wrong height passed the proposer cross-check")
+	}
+	st, err := restoredState(n2.doc, vs, sets, prio, commitNext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c, err := s.fetchBlock(ctx, n2.doc.ChainID, vs.header, sets[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.FinishRestore(st, b, c); err != nil {
+		t.Fatalf("finish restore: %v", err)
+	}
+	wantApp, _ := n0.Store().AppHash(h)
+	if dst.Height() != h || dst.Base() != h || dst.State().AppHash != wantApp {
+		t.Fatalf("restored store at height %d base %d app hash %s; want height %d, app hash %s",
+			dst.Height(), dst.Base(), dst.State().AppHash, h, wantApp)
 	}
 }
