@@ -2,13 +2,20 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/ledgerd/ledgerd/internal/durable"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/snapshot"
 	"github.com/ledgerd/ledgerd/ledger/store"
@@ -28,6 +35,7 @@ type snapshotter struct {
 	ledger   *store.Store
 	log      *slog.Logger
 	interval uint64 // 0: no snapshots are taken (those held are still served)
+	dir      string // the snapshot directory
 
 	// source wraps the state tree the snapshots read; tests slow it down.
 	source func(snapshot.Source) snapshot.Source
@@ -42,7 +50,8 @@ type snapshotter struct {
 	last    snapshotRun
 	// prios are the proposer priorities of height h+1 for each snapshot
 	// at h this process took (at most those the store holds): state sync
-	// needs them and no hash commits them. Not yet served to peers.
+	// needs them and no hash commits them. Kept on disk beside the
+	// snapshot (prioritiesFile). Not yet served to peers.
 	prios map[uint64]*ledger.ProposerPriorities
 }
 
@@ -63,8 +72,83 @@ func openSnapshotter(cfg *Config, st *store.Store, log *slog.Logger) (*snapshott
 	if err != nil {
 		return nil, err
 	}
-	return &snapshotter{snaps: snaps, ledger: st, log: log, interval: cfg.StateSync.SnapshotInterval,
-		prios: make(map[uint64]*ledger.ProposerPriorities)}, nil
+	s := &snapshotter{snaps: snaps, ledger: st, log: log, interval: cfg.StateSync.SnapshotInterval,
+		dir: cfg.SnapshotsDir(), prios: make(map[uint64]*ledger.ProposerPriorities)}
+	s.loadPriorities()
+	return s, nil
+}
+
+// The proposer priorities of height h+1 recorded with the snapshot at h
+// are kept beside it, in <h>.priorities in the snapshot directory (which
+// the snapshot store leaves alone), so that a restarted node still has
+// them: no hash commits them and the ledger store keeps only the newest.
+const prioritiesSuffix = ".priorities"
+
+// maxPrioritiesFileBytes bounds a priorities file: the encoding's
+// version, set hash and count, and MaxValidators priorities.
+const maxPrioritiesFileBytes = 1 + 32 + binary.MaxVarintLen64 + ledger.MaxValidators*8
+
+func (s *snapshotter) prioritiesFile(h uint64) string {
+	return filepath.Join(s.dir, strconv.FormatUint(h, 10)+prioritiesSuffix)
+}
+
+// decodeSnapshotPriorities decodes a priorities file of at most
+// maxPrioritiesFileBytes against vals, the validator set of the height
+// they are of.
+func decodeSnapshotPriorities(b []byte, vals *ledger.ValidatorSet) (*ledger.ProposerPriorities, error) {
+	if len(b) > maxPrioritiesFileBytes {
+		return nil, fmt.Errorf("proposer priorities: %d bytes, at most %d", len(b), maxPrioritiesFileBytes)
+	}
+	return ledger.DecodeProposerPriorities(vals, b)
+}
+
+// loadPriorities reads the priorities files of the snapshots held and
+// removes those of snapshots no longer held. A file that does not read or
+// decode is logged and left out: that snapshot is served without them.
+func (s *snapshotter) loadPriorities() {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.log.Warn("reading the snapshot directory", "err", err)
+		return
+	}
+	held := s.snaps.List()
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), prioritiesSuffix)
+		if !ok {
+			continue
+		}
+		h, err := strconv.ParseUint(name, 10, 64)
+		if err != nil || e.IsDir() {
+			continue
+		}
+		if !slices.ContainsFunc(held, func(in snapshot.Info) bool { return in.Height == h }) {
+			_ = os.Remove(s.prioritiesFile(h))
+			continue
+		}
+		p, err := s.readPriorities(h)
+		if err != nil {
+			s.log.Warn("proposer priorities of a snapshot", "height", h, "err", err)
+			continue
+		}
+		s.prios[h] = p
+	}
+}
+
+func (s *snapshotter) readPriorities(h uint64) (*ledger.ProposerPriorities, error) {
+	f, err := os.Open(s.prioritiesFile(h))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPrioritiesFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	vals, err := s.ledger.ValidatorsAt(h + 1)
+	if err != nil {
+		return nil, err
+	}
+	return decodeSnapshotPriorities(b, vals)
 }
 
 // start lets committed take snapshots, in goroutines run by goRun until
@@ -108,15 +192,27 @@ func (s *snapshotter) committed(st *ledger.State) {
 		held := s.snaps.List()
 		s.mu.Lock()
 		s.running, s.pin, s.last = false, 0, run
-		if run.Err == nil {
+		if run.Err == nil && prio != nil {
 			s.prios[h] = prio
 		}
+		var dropped []uint64
 		for k := range s.prios {
 			if !slices.ContainsFunc(held, func(in snapshot.Info) bool { return in.Height == k }) {
 				delete(s.prios, k)
+				dropped = append(dropped, k)
 			}
 		}
 		s.mu.Unlock()
+		if run.Err == nil && prio != nil {
+			if err := durable.WriteFile(s.prioritiesFile(h), prio.Encode(), 0o600); err != nil {
+				s.log.Warn("writing the proposer priorities of a snapshot", "height", h, "err", err)
+			}
+		}
+		for _, k := range dropped {
+			if err := os.Remove(s.prioritiesFile(k)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("removing the proposer priorities of a dropped snapshot", "height", k, "err", err)
+			}
+		}
 		return nil // a failed snapshot is logged; the node goes on
 	})
 }
