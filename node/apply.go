@@ -54,6 +54,7 @@ func (a *applier) apply(b *ledger.Block, c *ledger.Commit) error {
 func (d *driver) applied(st *ledger.State) {
 	n := d.n
 	n.setStatus(st)
+	n.snapshots.committed(st) // before the pruner: it pins the height
 	n.pruner.committed(st.Height)
 	n.refusal.Store(nil)
 	n.lastProgress.Store(n.clock.Now().UnixNano())

@@ -49,6 +49,7 @@ type Config struct {
 	Mempool   MempoolConfig   `toml:"mempool"`
 	Consensus ConsensusConfig `toml:"consensus"`
 	Pruning   PruningConfig   `toml:"pruning"`
+	StateSync StateSyncConfig `toml:"statesync"`
 }
 
 // RPCConfig configures the JSON-RPC server.
@@ -164,6 +165,27 @@ func (p PruningConfig) Keep() (uint64, bool) {
 	}
 }
 
+// StateSyncConfig configures the state snapshots the node takes and
+// serves to peers that join by state sync, and whether it joins that way
+// itself. Every SnapshotInterval heights (0: never) the node writes a
+// snapshot of the state after that height into data/snapshots, in the
+// background, and keeps the last SnapshotKeepRecent of them.
+type StateSyncConfig struct {
+	SnapshotInterval   uint64 `toml:"snapshot_interval"`
+	SnapshotKeepRecent int    `toml:"snapshot_keep_recent"`
+}
+
+// Defaults of [statesync].
+const (
+	// DefaultSnapshotInterval is a snapshot every 1000 heights: at one
+	// block a second a joining node replays at most about 17 minutes of
+	// blocks after the newest snapshot.
+	DefaultSnapshotInterval = 1000
+	// DefaultSnapshotKeepRecent keeps two snapshots, so a peer restoring
+	// the older one when a newer one appears can still finish.
+	DefaultSnapshotKeepRecent = 2
+)
+
 // DefaultDoubleSignCheckHeight is the default of
 // consensus.double_sign_check_height.
 const DefaultDoubleSignCheckHeight = 20
@@ -227,6 +249,10 @@ func DefaultConfig(home string) *Config {
 			DoubleSignCheckHeight: DefaultDoubleSignCheckHeight,
 		},
 		Pruning: PruningConfig{Strategy: PruneDefault, KeepRecent: 0, Interval: 10},
+		StateSync: StateSyncConfig{
+			SnapshotInterval:   DefaultSnapshotInterval,
+			SnapshotKeepRecent: DefaultSnapshotKeepRecent,
+		},
 	}
 }
 
@@ -251,6 +277,9 @@ func (c *Config) ValidatorStateFile() string {
 }
 func (c *Config) LedgerDBDir() string { return filepath.Join(c.DataDir(), "ledger.db") }
 func (c *Config) WALDir() string      { return filepath.Join(c.DataDir(), "cs.wal") }
+
+// SnapshotsDir is where the node keeps its state snapshots.
+func (c *Config) SnapshotsDir() string { return filepath.Join(c.DataDir(), "snapshots") }
 
 // LoadConfig reads home/config/config.toml over the defaults. A missing
 // file yields the defaults; unknown keys are an error, so a typo in an
@@ -333,6 +362,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pruning.Interval == 0 {
 		errs = append(errs, errors.New("pruning.interval must be positive"))
+	}
+	if c.StateSync.SnapshotKeepRecent < 1 {
+		errs = append(errs, fmt.Errorf("statesync.snapshot_keep_recent %d: keep at least 1 snapshot", c.StateSync.SnapshotKeepRecent))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -489,4 +521,12 @@ strategy = "{{.Pruning.Strategy}}"
 keep_recent = {{.Pruning.KeepRecent}}
 # Prune every this many heights.
 interval = {{.Pruning.Interval}}
+
+[statesync]
+# Take a snapshot of the state every this many heights (0 = never), in the
+# background, into data/snapshots, and serve it to peers that join by state
+# sync. While a snapshot is written, pruning keeps the state of its height.
+snapshot_interval = {{.StateSync.SnapshotInterval}}
+# How many of the latest snapshots to keep (at least 1).
+snapshot_keep_recent = {{.StateSync.SnapshotKeepRecent}}
 `))

@@ -158,3 +158,75 @@ func (h *handler) Commit(height uint64) (*ledger.Commit, error) {
 }
 
 func (h *handler) LatestHeight() uint64 { return h.store.Height() }
+
+var (
+	_ p2p.SnapshotSource   = (*handler)(nil)
+	_ p2p.LightBlockSource = (*handler)(nil)
+	_ p2p.BlockBase        = (*handler)(nil)
+)
+
+// Snapshots lists the state snapshots this node serves, newest first
+// (p2p.SnapshotSource).
+func (h *handler) Snapshots() []p2p.SnapshotOffer {
+	if h.snapshots == nil {
+		return nil
+	}
+	return h.snapshots.offers()
+}
+
+// SnapshotManifest returns the encoded manifest of the snapshot at height
+// (p2p.SnapshotSource); its SHA-256 is the offer's ManifestHash.
+func (h *handler) SnapshotManifest(height uint64) ([]byte, error) {
+	if h.snapshots == nil {
+		return nil, fmt.Errorf("snapshot %d: %w", height, p2p.ErrNotFound)
+	}
+	return h.snapshots.manifest(height)
+}
+
+// SnapshotChunk returns chunk index of the snapshot at height
+// (p2p.SnapshotSource).
+func (h *handler) SnapshotChunk(height uint64, index uint32) ([]byte, error) {
+	if h.snapshots == nil {
+		return nil, fmt.Errorf("snapshot %d: %w", height, p2p.ErrNotFound)
+	}
+	b, err := h.snapshots.chunk(height, index)
+	if err == nil && h.corruptChunk != nil {
+		b = h.corruptChunk(height, index, b)
+	}
+	return b, err
+}
+
+// LightBlock returns the header of the block at height, the commit stored
+// with it and the validator set of that height (p2p.LightBlockSource),
+// for heights from the store's base to its latest.
+func (h *handler) LightBlock(height uint64) (*p2p.LightBlock, error) {
+	st := h.store
+	if height == 0 || height < st.Base() || height > st.Height() {
+		return nil, fmt.Errorf("light block %d: %w (the node holds heights %d to %d)", height, p2p.ErrNotFound, st.Base(), st.Height())
+	}
+	b, err := st.Block(height)
+	if err != nil {
+		return nil, notFound(fmt.Sprintf("light block %d", height), err)
+	}
+	c, err := st.Commit(height)
+	if err != nil {
+		return nil, notFound(fmt.Sprintf("light block %d", height), err)
+	}
+	vals, err := st.ValidatorsAt(height)
+	if err != nil {
+		return nil, notFound(fmt.Sprintf("light block %d", height), err)
+	}
+	return &p2p.LightBlock{Header: &b.Header, Commit: c, Validators: vals}, nil
+}
+
+// notFound wraps err with what, mapping the store's ErrNotFound to p2p's.
+func notFound(what string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s: %w: %w", what, p2p.ErrNotFound, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// BaseHeight is the lowest height whose block and commit this node serves
+// (p2p.BlockBase): the snapshot height on a node restored by state sync.
+func (h *handler) BaseHeight() uint64 { return h.store.Base() }

@@ -86,6 +86,11 @@ type Node struct {
 	events  *eventHub
 	metrics *metrics.Metrics
 	pruner  *pruner // nil when the node keeps every height's state
+	// snapshots takes the state snapshots and serves them to peers.
+	snapshots *snapshotter
+	// corruptChunk, set by tests before Start, alters the snapshot chunks
+	// this node serves (a peer serving bad chunks).
+	corruptChunk func(height uint64, index uint32, chunk []byte) []byte
 
 	inbox   chan inbound
 	txReady chan struct{}
@@ -163,6 +168,12 @@ func New(cfg *Config, o Options) (*Node, error) {
 	}
 
 	n.pruner = newPruner(cfg.Pruning, n.store, log.With("module", "pruner"))
+	if n.snapshots, err = openSnapshotter(cfg, n.store, log.With("module", "snapshots")); err != nil {
+		return nil, err
+	}
+	if n.pruner != nil {
+		n.pruner.pinned = n.snapshots.pinned
+	}
 
 	mcfg := mempool.DefaultConfig(n.chainID)
 	mcfg.MaxTxs, mcfg.MaxBytes, mcfg.MaxPerSender = cfg.Mempool.MaxTxs, cfg.Mempool.MaxBytes, cfg.Mempool.MaxPerSender
@@ -251,6 +262,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.log.Info("node started", "chain_id", n.chainID, "node_id", n.net.ID(), "height", n.store.Height(),
 		"validator", n.signer != nil, "addrs", n.net.Addrs())
 
+	n.snapshots.start(ctx, n.goRun)
 	d := newDriver(n)
 	n.goRun(func() error { return d.run(ctx) })
 	n.goRun(func() error { return n.gossipTxs(ctx) })

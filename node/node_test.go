@@ -33,10 +33,18 @@ type testNet struct {
 	tn       *Testnet
 	nodes    []*Node
 	accounts []crypto.PrivKey
+	prestart func(i int, nd *Node) // see startTestnetHooked
 }
 
 // startTestnet writes and starts an n-validator network in this process.
 func startTestnet(t *testing.T, n int, mutate func(*Config)) *testNet {
+	t.Helper()
+	return startTestnetHooked(t, n, mutate, nil)
+}
+
+// startTestnetHooked is startTestnet with prestart, if not nil, called on
+// each node between New and Start (to set test hooks).
+func startTestnetHooked(t *testing.T, n int, mutate func(*Config), prestart func(i int, nd *Node)) *testNet {
 	t.Helper()
 	dir := t.TempDir()
 	params := ledger.DefaultConsensusParams()
@@ -46,7 +54,7 @@ func startTestnet(t *testing.T, n int, mutate func(*Config)) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &testNet{t: t, tn: tn}
+	w := &testNet{t: t, tn: tn, prestart: prestart}
 	for i := range tn.Accounts {
 		k, err := privval.LoadKeyFile(filepath.Join(dir, "accounts", fmt.Sprintf("account%d.json", i)))
 		if err != nil {
@@ -80,6 +88,9 @@ func (w *testNet) start(i int, mutate func(*Config)) {
 	nd, err := New(cfg, Options{Logger: testLogger(i)})
 	if err != nil {
 		w.t.Fatal(err)
+	}
+	if w.prestart != nil {
+		w.prestart(i, nd)
 	}
 	if err := nd.Start(context.Background()); err != nil {
 		w.t.Fatal(err)

@@ -112,6 +112,10 @@ func newStartFlags(fs *flag.FlagSet) *startFlags {
 	sf.setters["pruning.keep-recent"] = func(c *node.Config) { c.Pruning.KeepRecent = *pk }
 	pi := fs.Uint64("pruning.interval", def.Pruning.Interval, "prune every this many heights")
 	sf.setters["pruning.interval"] = func(c *node.Config) { c.Pruning.Interval = *pi }
+	si := fs.Uint64("statesync.snapshot-interval", def.StateSync.SnapshotInterval, "take a state snapshot every this many heights (0 = never)")
+	sf.setters["statesync.snapshot-interval"] = func(c *node.Config) { c.StateSync.SnapshotInterval = *si }
+	num("statesync.snapshot-keep-recent", "how many of the latest state snapshots to keep", def.StateSync.SnapshotKeepRecent,
+		func(c *node.Config, v int) { c.StateSync.SnapshotKeepRecent = v })
 	return sf
 }
 
