@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/wire"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -22,12 +23,14 @@ import (
 //	version (1) | kind 1 (1)                                  list the offers
 //	version (1) | kind 2 (1) | height (8)                     the manifest of height
 //	version (1) | kind 3 (1) | height (8) | index (4)         chunk index of height
+//	version (1) | kind 4 (1) | height (8)                     the priorities of height
 //
 // and the responder answers with one frame and closes:
 //
 //	version (1) | kind 1 (1) | status (1) [| count (uvarint) | offers]
 //	version (1) | kind 2 (1) | height (8) | status (1) [| manifest (uvarint length + bytes)]
 //	version (1) | kind 3 (1) | height (8) | index (4) | status (1) [| chunk (uvarint length + bytes)]
+//	version (1) | kind 4 (1) | height (8) | status (1) [| priorities (uvarint length + bytes)]
 //
 // where status is 0 (found: the body follows), 1 (not found) or 2 (busy:
 // this peer's serving budget is spent; ask later). An offer is
@@ -38,7 +41,13 @@ import (
 // no (height, format) twice. The answer repeats the height and index it
 // answers, so a peer cannot pass off one snapshot's chunk as another's.
 //
-// Manifests and chunks are opaque here: the Handler's SnapshotSource
+// The priorities of height H are the proposer priorities of height H+1
+// that a node recorded when it took the snapshot of H (they are committed
+// in no hash, so the manifest cannot carry them): a SnapshotPriorities
+// capability serves them, and the joining node checks them against the
+// verified headers.
+//
+// Manifests, chunks and priorities are opaque here: the Handler's SnapshotSource
 // serves them and the node verifies them (FetchSpec.Verify); this package
 // only bounds their sizes and checks a manifest against the hash its offer
 // named.
@@ -49,6 +58,7 @@ const (
 	snapKindOffers   = 1
 	snapKindManifest = 2
 	snapKindChunk    = 3
+	snapKindPrio     = 4
 
 	snapFound    = 0
 	snapNotFound = 1
@@ -60,6 +70,7 @@ const (
 	maxOffersFrameBytes   = 1 + 1 + 1 + 1 + MaxSnapshotOffers*snapOfferBytes
 	maxManifestFrameBytes = 1 + 1 + 8 + 1 + binary.MaxVarintLen32 + MaxManifestBytes
 	maxChunkFrameBytes    = 1 + 1 + 8 + 4 + 1 + binary.MaxVarintLen32 + MaxChunkBytes
+	maxPrioFrameBytes     = 1 + 1 + 8 + 1 + binary.MaxVarintLen32 + MaxSnapshotPrioritiesBytes
 
 	// maxSnapshotServers bounds the snapshot streams served at once (2 per
 	// peer, half reserved for validators and persistent peers, as for
@@ -85,6 +96,10 @@ const (
 	// MaxSnapshotChunks bounds the chunks of one snapshot: 512 GiB of
 	// chunks at MaxChunkBytes.
 	MaxSnapshotChunks = 1 << 16
+	// MaxSnapshotPrioritiesBytes bounds the proposer priorities of one
+	// snapshot: their encoding (version, set hash, count and 8 bytes per
+	// validator) for ledger.MaxValidators validators, with room to spare.
+	MaxSnapshotPrioritiesBytes = 64 + ledger.MaxValidators*8
 )
 
 // SnapshotOffer describes one snapshot a peer serves.
@@ -120,6 +135,18 @@ type SnapshotSource interface {
 	SnapshotChunk(height uint64, index uint32) ([]byte, error)
 }
 
+// SnapshotPriorities is an optional capability of a SnapshotSource: a node
+// that recorded the proposer priorities of height H+1 with its snapshot of
+// H serves them to joining peers (kind 4). Without it, such requests are
+// answered not found. Its method is called from several goroutines at
+// once and must not block for long.
+type SnapshotPriorities interface {
+	// SnapshotPriorities returns the encoded proposer priorities recorded
+	// with the snapshot at height (at most MaxSnapshotPrioritiesBytes), or
+	// an error wrapping ErrNotFound.
+	SnapshotPriorities(height uint64) ([]byte, error)
+}
+
 // snapshotRequest is one decoded request.
 type snapshotRequest struct {
 	kind   uint8
@@ -147,7 +174,7 @@ func decodeSnapshotRequest(b []byte) (snapshotRequest, error) {
 	switch {
 	case r.Err() != nil:
 	case q.kind == snapKindOffers:
-	case q.kind == snapKindManifest:
+	case q.kind == snapKindManifest, q.kind == snapKindPrio:
 		q.height = r.U64()
 	case q.kind == snapKindChunk:
 		q.height = r.U64()
@@ -216,6 +243,8 @@ func maxSnapshotFrame(kind uint8) int {
 		return maxOffersFrameBytes
 	case snapKindManifest:
 		return maxManifestFrameBytes
+	case snapKindPrio:
+		return maxPrioFrameBytes
 	default:
 		return maxChunkFrameBytes
 	}
@@ -231,7 +260,7 @@ func decodeSnapshotResponse(b []byte) (snapshotResponse, error) {
 	switch {
 	case r.Err() != nil:
 	case a.kind == snapKindOffers:
-	case a.kind == snapKindManifest:
+	case a.kind == snapKindManifest, a.kind == snapKindPrio:
 		a.height = r.U64()
 	case a.kind == snapKindChunk:
 		a.height = r.U64()
@@ -249,6 +278,8 @@ func decodeSnapshotResponse(b []byte) (snapshotResponse, error) {
 		a.offers = decodeOffers(r)
 	case a.kind == snapKindManifest:
 		a.body = r.Prefixed("manifest", MaxManifestBytes)
+	case a.kind == snapKindPrio:
+		a.body = r.Prefixed("priorities", MaxSnapshotPrioritiesBytes)
 	default:
 		a.body = r.Prefixed("chunk", MaxChunkBytes)
 	}
@@ -386,6 +417,16 @@ func (n *Node) answerSnapshot(p peer.ID, req snapshotRequest) (*snapshotResponse
 		a.body, err = n.snapshots.SnapshotManifest(req.height)
 		if err == nil && len(a.body) > MaxManifestBytes {
 			err = fmt.Errorf("manifest of height %d is %d bytes, above the protocol's %d", req.height, len(a.body), MaxManifestBytes)
+		}
+	case snapKindPrio:
+		src, ok := n.snapshots.(SnapshotPriorities)
+		if !ok {
+			err = fmt.Errorf("priorities of height %d: %w", req.height, ErrNotFound)
+			break
+		}
+		a.body, err = src.SnapshotPriorities(req.height)
+		if err == nil && len(a.body) > MaxSnapshotPrioritiesBytes {
+			err = fmt.Errorf("priorities of height %d are %d bytes, above the protocol's %d", req.height, len(a.body), MaxSnapshotPrioritiesBytes)
 		}
 	default:
 		a.body, err = n.snapshots.SnapshotChunk(req.height, req.index)

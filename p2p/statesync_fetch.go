@@ -262,6 +262,56 @@ func (n *Node) FetchManifest(ctx context.Context, offer SnapshotOffer, peers []p
 	return nil, fmt.Errorf("fetch manifest of height %d: %w: %w", offer.Height, ErrNoSnapshotPeers, errors.Join(errs...))
 }
 
+// PeerPriorities is one peer's answer to a request for the proposer
+// priorities recorded with a snapshot: their bytes, opaque here.
+type PeerPriorities struct {
+	Peer       peer.ID
+	Priorities []byte
+}
+
+// FetchSnapshotPriorities asks each of peers (at most discoverWorkers at
+// once) for the proposer priorities recorded with its snapshot at height
+// and returns the answers of those that had them, sorted by peer. The
+// bytes are not interpreted: the caller decodes them and decides whether
+// the peers agree. A peer whose answer breaks the protocol is banned;
+// peers that answer not found, busy, or not at all are left out. It waits
+// for every peer's answer or snapshotCallTimeout, whichever ends first.
+func (n *Node) FetchSnapshotPriorities(ctx context.Context, height uint64, peers []peer.ID) []PeerPriorities {
+	answers := make(chan PeerPriorities, len(peers))
+	sem := make(chan struct{}, discoverWorkers)
+	var wg sync.WaitGroup
+	for _, p := range slices.Compact(slices.Sorted(slices.Values(peers))) {
+		if n.IsBanned(p) {
+			continue
+		}
+		wg.Go(func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			a, err := n.snapshotCall(ctx, p, snapshotRequest{kind: snapKindPrio, height: height}, snapshotCallTimeout, snapshotFirstByte)
+			switch {
+			case isPeerFault(err):
+				n.Ban(p, fmt.Sprintf("snapshot priorities of height %d: %v", height, err))
+			case err != nil:
+				n.log.Debug("snapshot priorities: no answer", "peer", p, "height", height, "err", err)
+			case a.status == snapFound:
+				answers <- PeerPriorities{Peer: p, Priorities: a.body}
+			}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	var out []PeerPriorities
+	for a := range answers {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b PeerPriorities) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
+}
+
 // FetchSpec says which snapshot's chunks FetchChunks fetches, from whom,
 // and what it does with them. Zero tuning fields mean their defaults.
 type FetchSpec struct {

@@ -14,6 +14,7 @@ func FuzzDecodeSnapshotRequest(f *testing.F) {
 	f.Add(snapshotRequest{kind: snapKindManifest, height: 100}.encode())
 	f.Add(snapshotRequest{kind: snapKindChunk, height: 100, index: 7}.encode())
 	f.Add(snapshotRequest{kind: snapKindChunk, height: 1, index: MaxSnapshotChunks}.encode())
+	f.Add(snapshotRequest{kind: snapKindPrio, height: 100}.encode())
 	f.Add([]byte{snapshotVersion, 9})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		q, err := decodeSnapshotRequest(data)
@@ -40,6 +41,8 @@ func FuzzDecodeSnapshotResponse(f *testing.F) {
 		{kind: snapKindManifest, height: 100, status: snapNotFound},
 		{kind: snapKindChunk, height: 100, index: 2, status: snapFound, body: s.chunks[2]},
 		{kind: snapKindChunk, height: 100, index: 2, status: snapBusy},
+		{kind: snapKindPrio, height: 100, status: snapFound, body: bytes.Repeat([]byte{5}, 80)},
+		{kind: snapKindPrio, height: 100, status: snapNotFound},
 	} {
 		f.Add(a.encode())
 	}
@@ -52,7 +55,8 @@ func FuzzDecodeSnapshotResponse(f *testing.F) {
 		if !bytes.Equal(a.encode(), data) {
 			t.Fatal("snapshot answer does not re-encode to its input")
 		}
-		if len(a.offers) > MaxSnapshotOffers || len(a.body) > MaxChunkBytes || (a.kind == snapKindManifest && len(a.body) > MaxManifestBytes) {
+		if len(a.offers) > MaxSnapshotOffers || len(a.body) > MaxChunkBytes || (a.kind == snapKindManifest && len(a.body) > MaxManifestBytes) ||
+			(a.kind == snapKindPrio && len(a.body) > MaxSnapshotPrioritiesBytes) {
 			t.Fatalf("accepted an answer over the bounds: %d offers, %d bytes", len(a.offers), len(a.body))
 		}
 		for i, o := range a.offers {

@@ -641,3 +641,61 @@ func BenchmarkFetchChunks(b *testing.B) {
 		}
 	}
 }
+
+// prioHandler serves snapshots and the priorities recorded with them.
+type prioHandler struct {
+	*snapHandler
+	prios map[uint64][]byte
+}
+
+func (h *prioHandler) SnapshotPriorities(height uint64) ([]byte, error) {
+	if b, ok := h.prios[height]; ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("priorities %d: %w", height, ErrNotFound)
+}
+
+// TestFetchSnapshotPriorities: every peer that has the priorities of a
+// snapshot answers with its bytes, as served (one of them with other
+// bytes: the caller, not p2p, decides who agrees); a peer without the
+// capability, and one asked for a height it lacks, are left out; a peer
+// that answers with a frame over the bound is banned.
+func TestFetchSnapshotPriorities(t *testing.T) {
+	s := makeSnapshot(100, 1, 2, 64, 0)
+	good := bytes.Repeat([]byte{1, 2, 3}, 100)
+	other := bytes.Repeat([]byte{9}, 300)
+	handlers := []Handler{
+		&prioHandler{snapHandler: newSnapHandler(s), prios: map[uint64][]byte{100: good}},
+		&prioHandler{snapHandler: newSnapHandler(s), prios: map[uint64][]byte{100: good}},
+		&prioHandler{snapHandler: newSnapHandler(s), prios: map[uint64][]byte{100: other}},
+		newSnapHandler(s), // serves snapshots, not priorities
+		&prioHandler{snapHandler: newSnapHandler(s), prios: map[uint64][]byte{90: good}},
+	}
+	sn := startSnapNet(t, handlers)
+	ctx := waitCtx(t, 60*time.Second)
+	rogue := rogueSnapshots(t, ctx, sn.fresh, func(req snapshotRequest, w *bufio.Writer) {
+		a := &snapshotResponse{kind: req.kind, height: req.height, status: snapFound, body: make([]byte, MaxSnapshotPrioritiesBytes+1)}
+		_ = writeFrame(w, a.encode())
+	})
+	got := sn.fresh.FetchSnapshotPriorities(ctx, 100, append(sn.ids(0, 1, 2, 3, 4), rogue))
+	want := map[peer.ID][]byte{sn.servers[0].ID(): good, sn.servers[1].ID(): good, sn.servers[2].ID(): other}
+	if len(got) != len(want) {
+		t.Fatalf("%d answers, want %d: %v", len(got), len(want), got)
+	}
+	for i, a := range got {
+		if i > 0 && got[i-1].Peer >= a.Peer {
+			t.Fatal("answers not sorted by peer")
+		}
+		if !bytes.Equal(want[a.Peer], a.Priorities) {
+			t.Fatalf("peer %s answered %d bytes, it serves %d", a.Peer, len(a.Priorities), len(want[a.Peer]))
+		}
+	}
+	if !sn.fresh.IsBanned(rogue) {
+		t.Fatal("a peer answering with priorities over the bound is not banned")
+	}
+	for _, i := range []int{3, 4} {
+		if sn.fresh.IsBanned(sn.servers[i].ID()) {
+			t.Fatalf("server %d, which has no priorities of the height, is banned", i)
+		}
+	}
+}
