@@ -160,9 +160,10 @@ func (h *handler) Commit(height uint64) (*ledger.Commit, error) {
 func (h *handler) LatestHeight() uint64 { return h.store.Height() }
 
 var (
-	_ p2p.SnapshotSource   = (*handler)(nil)
-	_ p2p.LightBlockSource = (*handler)(nil)
-	_ p2p.BlockBase        = (*handler)(nil)
+	_ p2p.SnapshotSource     = (*handler)(nil)
+	_ p2p.SnapshotPriorities = (*handler)(nil)
+	_ p2p.LightBlockSource   = (*handler)(nil)
+	_ p2p.BlockBase          = (*handler)(nil)
 )
 
 // Snapshots lists the state snapshots this node serves, newest first
@@ -194,6 +195,17 @@ func (h *handler) SnapshotChunk(height uint64, index uint32) ([]byte, error) {
 		b = h.corruptChunk(height, index, b)
 	}
 	return b, err
+}
+
+// SnapshotPriorities returns the encoded proposer priorities of height
+// height+1 this node recorded with its snapshot at height
+// (p2p.SnapshotPriorities): a joining node needs them to propose in turn,
+// and no header commits to them.
+func (h *handler) SnapshotPriorities(height uint64) ([]byte, error) {
+	if h.snapshots == nil {
+		return nil, fmt.Errorf("snapshot %d: %w", height, p2p.ErrNotFound)
+	}
+	return h.snapshots.encodedPriorities(height)
 }
 
 // LightBlock returns the header of the block at height, the commit stored

@@ -258,6 +258,17 @@ func (s *snapshotter) priorities(h uint64) (*ledger.ProposerPriorities, bool) {
 	return p, ok
 }
 
+// encodedPriorities returns the encoded proposer priorities of height
+// h+1 recorded with the snapshot at h, as the snapshot protocol serves
+// them, or an error wrapping p2p.ErrNotFound.
+func (s *snapshotter) encodedPriorities(h uint64) ([]byte, error) {
+	p, ok := s.priorities(h)
+	if !ok {
+		return nil, fmt.Errorf("proposer priorities of the snapshot at %d: %w", h, p2p.ErrNotFound)
+	}
+	return p.Encode(), nil
+}
+
 // lastRun returns what the last finished snapshot did.
 func (s *snapshotter) lastRun() snapshotRun {
 	s.mu.Lock()

@@ -241,6 +241,62 @@ func restoredState(doc *genesis.Doc, vs *verifiedSnapshot, sets [3]*ledger.Valid
 	return st, nil
 }
 
+// errPrioritiesDisagree is wrapped when the peers that offered a snapshot
+// answer with different proposer priorities for it: the snapshot is
+// refused, since nothing says which answer is right.
+var errPrioritiesDisagree = errors.New("peers disagree on the proposer priorities")
+
+// fetchPriorities asks every peer that offered vs for the proposer
+// priorities of height H+1 recorded with it and decodes each answer
+// against vals, the verified set of H+1 (bounded by p2p's
+// MaxSnapshotPrioritiesBytes and by maxPrioritiesFileBytes here). A peer
+// whose bytes do not decode against the set is charged
+// PenaltyUnbackedClaim and left out. They are accepted only if at least
+// one peer answers and every peer whose answer decodes agrees;
+// restoredState then checks them against header H+1's proposer.
+func (s *stateSyncer) fetchPriorities(ctx context.Context, vs *verifiedSnapshot, vals *ledger.ValidatorSet) (*ledger.ProposerPriorities, error) {
+	h := vs.header.Height
+	answers := s.net.FetchSnapshotPriorities(ctx, h, vs.offer.Peers)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := agreePriorities(h, answers, vals, func(p peer.ID, reason string) {
+		s.net.Penalize(p, p2p.PenaltyUnbackedClaim, reason)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot of height %d (%d peers offered it): %w", h, len(vs.offer.Peers), err)
+	}
+	return p, nil
+}
+
+// agreePriorities decodes the peers' answers for the priorities of the
+// snapshot at h against vals and returns them if at least one decodes and
+// all that decode are equal. penalize is told of each peer whose answer
+// does not decode, with the reason.
+func agreePriorities(h uint64, answers []p2p.PeerPriorities, vals *ledger.ValidatorSet, penalize func(peer.ID, string)) (*ledger.ProposerPriorities, error) {
+	var (
+		agreed *ledger.ProposerPriorities
+		from   peer.ID
+	)
+	for _, a := range answers {
+		p, err := decodeSnapshotPriorities(a.Priorities, vals)
+		if err != nil {
+			penalize(a.Peer, fmt.Sprintf("proposer priorities of its snapshot at %d do not fit the verified set of %d: %v", h, h+1, err))
+			continue
+		}
+		switch {
+		case agreed == nil:
+			agreed, from = p, a.Peer
+		case !agreed.Equal(p):
+			return nil, fmt.Errorf("%w: %s and %s", errPrioritiesDisagree, from, a.Peer)
+		}
+	}
+	if agreed == nil {
+		return nil, fmt.Errorf("proposer priorities: no peer served ones that decode (%d answered)", len(answers))
+	}
+	return agreed, nil
+}
+
 // errGotBlock stops the block sync that fetches the snapshot's block.
 var errGotBlock = errors.New("got the block")
 

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ledgerd/ledgerd/crypto"
 	"github.com/ledgerd/ledgerd/ledger"
 	"github.com/ledgerd/ledgerd/ledger/kv"
+	"github.com/ledgerd/ledgerd/ledger/ledgertest"
 	"github.com/ledgerd/ledgerd/ledger/snapshot"
 	"github.com/ledgerd/ledgerd/ledger/store"
 	"github.com/ledgerd/ledgerd/light"
@@ -145,9 +147,14 @@ func TestStateSyncerRestoresFromPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prio, ok := n0.snapshots.priorities(h)
-	if !ok {
-		t.Fatalf("node 0 recorded no priorities with its snapshot of height %d", h)
+	// The priorities travel from the peers that offered the snapshot,
+	// which agree (both are honest about them), and equal node 0's.
+	prio, err := s.fetchPriorities(ctx, vs, sets[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, ok := n0.snapshots.priorities(h); !ok || !own.Equal(prio) {
+		t.Fatalf("fetched priorities of height %d differ from node 0's (recorded: %v)", h+1, ok)
 	}
 	if _, err := restoredState(n2.doc, vs, sets, prio.Next(sets[2]), commitNext); err == nil {
 		t.Fatal("priorities of the wrong height passed the proposer cross-check")
@@ -167,5 +174,43 @@ func TestStateSyncerRestoresFromPeers(t *testing.T) {
 	if dst.Height() != h || dst.Base() != h || dst.State().AppHash != wantApp {
 		t.Fatalf("restored store at height %d base %d app hash %s; want height %d, app hash %s",
 			dst.Height(), dst.Base(), dst.State().AppHash, h, wantApp)
+	}
+}
+
+// TestAgreePriorities: the peers' answers are accepted only when every
+// one that decodes against the verified set agrees; an answer that does
+// not decode gets its peer penalised and is left out; none left fails.
+func TestAgreePriorities(t *testing.T) {
+	var vals []ledger.Validator
+	for i := range 3 {
+		vals = append(vals, ledger.Validator{PubKey: ledgertest.GoldenPub(byte(i * 40)), Power: uint64(10 + i)})
+	}
+	set, err := ledger.NewValidatorSet(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := ledger.GenesisPriorities(set).Next(set)
+	p2 := p1.Next(set)
+	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	var penalised []peer.ID
+	penalize := func(p peer.ID, _ string) { penalised = append(penalised, p) }
+	ans := func(p peer.ID, pr []byte) p2p.PeerPriorities { return p2p.PeerPriorities{Peer: p, Priorities: pr} }
+
+	got, err := agreePriorities(10, []p2p.PeerPriorities{ans(a, p1.Encode()), ans(b, []byte{1, 2, 3}), ans(c, p1.Encode())}, set, penalize)
+	if err != nil || !got.Equal(p1) {
+		t.Fatalf("agreeing peers and one garbled answer: %v", err)
+	}
+	if !slices.Equal(penalised, []peer.ID{b}) {
+		t.Fatalf("penalised %v, want the garbled answer's peer only", penalised)
+	}
+	if _, err := agreePriorities(10, []p2p.PeerPriorities{ans(a, p1.Encode()), ans(c, p2.Encode())}, set, penalize); !errors.Is(err, errPrioritiesDisagree) {
+		t.Fatalf("peers that disagree: %v", err)
+	}
+	penalised = nil
+	if _, err := agreePriorities(10, []p2p.PeerPriorities{ans(b, nil)}, set, penalize); err == nil || len(penalised) != 1 {
+		t.Fatalf("no answer decodes: err %v, penalised %v", err, penalised)
+	}
+	if _, err := agreePriorities(10, nil, set, penalize); err == nil {
+		t.Fatal("no answers accepted")
 	}
 }
