@@ -28,8 +28,9 @@ type driver struct {
 	build  *blockBuilder
 	apply  *applier
 
-	lostUntil uint64    // the store lost committed heights up to this one (see checkStore)
-	started   time.Time // when run began
+	pacer     consensus.Pacer // timeout growth carried across heights
+	lostUntil uint64          // the store lost committed heights up to this one (see checkStore)
+	started   time.Time       // when run began
 
 	// waitingTxs: the next height is due but no transaction waits and the
 	// node does not create empty blocks; it starts when one arrives, when a
@@ -230,7 +231,7 @@ func (d *driver) receive(in inbound) {
 
 // ScheduleTimeout implements cdriver.Timers with the wall clock.
 func (d *driver) ScheduleTimeout(t consensus.EventTimeout) {
-	dur := consensus.TimeoutDuration(d.n.store.State().Params, t.Kind, t.Round)
+	dur := d.pacer.Duration(d.n.store.State().Params, t.Kind, t.Round)
 	d.timers.add(d.n.clock.Now().Add(dur), &timerEntry{ev: t})
 }
 
@@ -318,6 +319,7 @@ func (o observer) SignerRefused(h uint64, r uint32, err error) {
 
 func (o observer) Decided(e consensus.EffectDecide, stored bool) {
 	n := o.d.n
+	o.d.pacer.Decided(e.Round)
 	if stored {
 		n.log.Info("committed block", "height", e.Height, "round", e.Round, "hash", e.Block.Hash(),
 			"txs", len(e.Block.Txs), "signers", len(e.Commit.Sigs))

@@ -49,6 +49,7 @@ type node struct {
 	inc    uint64 // incarnation; timers of an older one are void
 	core   *driver.Driver
 	rounds *catchup.Cache[*ledger.Block] // what it answers catch-up requests from
+	pacer  consensus.Pacer               // timeout growth carried across heights
 	armed  *crashPlan
 	strike int            // the effect the armed crash strikes in the current step
 	cut    bool           // the armed crash strikes in the middle of the next send
@@ -108,6 +109,7 @@ func (n *node) start() {
 func (n *node) begin() {
 	s := n.s
 	n.rounds = catchup.New[*ledger.Block](0)
+	n.pacer = consensus.Pacer{}
 	if err := n.core.Start(); err != nil {
 		if !s.stopped {
 			s.check.fail(InvRestart, n, "start: %v", err)
@@ -197,7 +199,7 @@ type simTimers struct{ n *node }
 
 func (t simTimers) ScheduleTimeout(ev consensus.EventTimeout) {
 	n, s := t.n, t.n.s
-	d := consensus.TimeoutDuration(s.params, ev.Kind, ev.Round)
+	d := n.pacer.Duration(s.params, ev.Kind, ev.Round)
 	s.schedule(s.now+d, &simEvent{kind: evTimer, node: n.idx, inc: n.inc, ev: ev})
 }
 
@@ -340,6 +342,7 @@ func (o simObserver) SignerRefused(h uint64, r uint32, err error) {
 }
 
 func (o simObserver) Decided(d consensus.EffectDecide, _ bool) {
+	o.n.pacer.Decided(d.Round)
 	if vals, err := (nodeSets{o.n}).ValidatorsAt(d.Height); err == nil {
 		o.n.rounds.Decided(d.Block.Hash(), d.Commit, vals)
 	}
